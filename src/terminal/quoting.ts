@@ -16,11 +16,15 @@ export function shellJoin(words: readonly string[]): string {
 }
 
 /**
- * Wraps a POSIX sh script so that any login shell (bash, zsh, fish, csh) runs it unchanged: the login
- * shell sees only `echo <base64> | base64 -d | sh` (DESIGN §7). The script's stdin is the pipe, so a
- * script that needs the terminal reattaches stdin to stderr, which is the same pty.
+ * Wraps a POSIX sh script so that any login shell (bash, zsh, fish, csh) runs it unchanged: the
+ * login shell sees one simple command with a single-quoted argument (DESIGN §7). The script is
+ * decoded inside sh, so stdin stays the channel's stdin (the pty, when there is one) and nothing
+ * reopens /dev/tty. base64 text holds no character that is special inside the quotes.
  */
 export function wrapScript(script: string): string {
   const encoded = Buffer.from(script, 'utf8').toString('base64');
-  return `echo ${encoded} | base64 -d | sh`;
+  return `sh -c 'eval "$(echo ${encoded} | base64 -d)"'`;
 }
+
+/** Remote command payloads stay well under the ~9 KB that some small servers accept (DESIGN §7). */
+export const MAX_REMOTE_COMMAND_BYTES = 8192;

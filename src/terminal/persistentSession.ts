@@ -1,0 +1,406 @@
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type { Logger } from './logger';
+import {
+  HostCapabilities, KillOutcome, MultiplexerKind, MultiplexerPreference, MultiplexerScripts, SessionStatus,
+  chooseMultiplexer, detectScript, parseDetectOutput, parseKillOutput, parseStatusOutput,
+} from './multiplexer';
+import { OutputBatcher } from './outputBatcher';
+import { DEFAULT_RECONNECT_POLICY, ReconnectPolicy, ReconnectPolicyOptions } from './reconnectPolicy';
+import { ScreenScripts } from './screenCommands';
+import { AttachDriver, SessionDriver, TerminalSize } from './sessionDriver';
+import { assertSessionId, sessionName } from './sessionId';
+import { ConnectError, ConnectionPool, SshConnection } from './sshConnection';
+import type { ResolvedHost } from './sshConfig';
+import { TmuxScripts } from './tmuxCommands';
+import { boundReplay } from './scrollback';
+
+export type SessionState = 'connecting' | 'attached' | 'reconnecting' | 'waiting-for-user' | 'ended';
+
+export interface PersistentSessionOptions {
+  id: string;
+  host: ResolvedHost;
+  pool: ConnectionPool;
+  log: Logger;
+  /** create: a new session; attach: an existing one (restore, join). Attach never creates. */
+  mode: 'create' | 'attach';
+  /** For create: what the user wants. For attach: ignored in favour of `multiplexer`. */
+  preference?: MultiplexerPreference;
+  /** For attach: the multiplexer the session lives in. */
+  multiplexer?: MultiplexerKind;
+  cwd?: string;
+  historyLimit?: number;
+  /** Lines of scrollback to replay before the first attach (restore and join); 0 for none. */
+  replayLines?: number;
+  replayMaxBytes?: number;
+  reconnect?: ReconnectPolicyOptions;
+  probeTimeoutMs?: number;
+}
+
+export interface SessionEvents {
+  data: [text: string];
+  state: [state: SessionState];
+  exit: [code: number];
+  multiplexer: [kind: MultiplexerKind];
+}
+
+const DIM = '\x1b[2m';
+const RESET = '\x1b[0m';
+
+const capabilityCache = new WeakMap<SshConnection, Promise<HostCapabilities>>();
+
+/** What the host offers, asked once per connection. */
+export function hostCapabilities(connection: SshConnection, timeoutMs?: number): Promise<HostCapabilities> {
+  let cached = capabilityCache.get(connection);
+  if (!cached) {
+    cached = connection.runScript(detectScript(), timeoutMs).then((result) => parseDetectOutput(result.output));
+    cached.catch(() => capabilityCache.delete(connection));
+    capabilityCache.set(connection, cached);
+  }
+  return cached;
+}
+
+export function scriptsFor(kind: 'tmux' | 'screen', capabilities: HostCapabilities): MultiplexerScripts {
+  if (kind === 'tmux') return new TmuxScripts(capabilities.tmux ?? { major: 3, minor: 0, suffix: '' });
+  return new ScreenScripts();
+}
+
+/**
+ * One tab's session on a host: creates or attaches, streams output, and survives connection drops
+ * by re-attaching. The Pseudoterminal adapter and the integration tests both drive this class, so
+ * the tests exercise the same code path as the editor.
+ */
+export class PersistentSession extends EventEmitter<SessionEvents> {
+  readonly id: string;
+  private kind: MultiplexerKind | undefined;
+  private scripts: MultiplexerScripts | undefined;
+  private driver: SessionDriver | undefined;
+  private size: TerminalSize = { cols: 80, rows: 24 };
+  private currentState: SessionState = 'connecting';
+  private readonly policy: ReconnectPolicy;
+  private readonly batcher: OutputBatcher;
+  private ending = false;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private userInputWaiter: (() => void) | undefined;
+
+  constructor(private readonly options: PersistentSessionOptions) {
+    super();
+    this.id = assertSessionId(options.id);
+    this.kind = options.mode === 'attach' ? options.multiplexer : undefined;
+    this.policy = new ReconnectPolicy(options.reconnect ?? DEFAULT_RECONNECT_POLICY);
+    this.batcher = new OutputBatcher({
+      write: (text) => this.emit('data', text),
+      pause: () => this.driver?.pause(),
+      resume: () => this.driver?.resume(),
+    });
+  }
+
+  get state(): SessionState {
+    return this.currentState;
+  }
+
+  get multiplexer(): MultiplexerKind | undefined {
+    return this.kind;
+  }
+
+  get host(): ResolvedHost {
+    return this.options.host;
+  }
+
+  get name(): string {
+    return sessionName(this.id);
+  }
+
+  /** Starts the session; failures end the tab with a message rather than rejecting. */
+  async start(size: TerminalSize): Promise<void> {
+    this.size = usableSize(size) ?? this.size;
+    try {
+      const connection = await this.connect();
+      if (this.options.mode === 'create') await this.create(connection);
+      else {
+        const status = await this.probe(connection);
+        if (status.state !== 'alive') return this.endGone(status);
+        if (this.options.replayLines) await this.replay(connection);
+      }
+      await this.attach(connection);
+    } catch (error) {
+      this.handleFailure(error, 'start');
+    }
+  }
+
+  write(data: string): void {
+    if (this.currentState === 'waiting-for-user' && /[\r\n]/.test(data)) {
+      this.userInputWaiter?.();
+      return;
+    }
+    this.driver?.write(data);
+  }
+
+  resize(size: TerminalSize): void {
+    // A hidden or zero-sized tab must never shrink a window that other devices share.
+    const usable = usableSize(size);
+    if (!usable) return;
+    this.size = usable;
+    this.driver?.resize(usable);
+  }
+
+  /** Closes the tab's channel and leaves the session running on the host. */
+  detach(): void {
+    this.finish(undefined);
+  }
+
+  /**
+   * Kills the session if no more than our own client uses it, confirmed by a sentinel the host
+   * echoes. Returns what happened; the tab's channel is closed either way.
+   */
+  async kill(): Promise<KillOutcome> {
+    const sentinel = `tether-killed-${randomBytes(12).toString('hex')}`;
+    try {
+      if (this.kind === 'none') {
+        this.finish(undefined);
+        return { killed: true };
+      }
+      const connection = await this.options.pool.acquire(this.options.host);
+      const scripts = this.scripts ?? scriptsFor(this.kind ?? 'tmux', await hostCapabilities(connection));
+      let maxClients = 0;
+      if (scripts.kind === 'tmux' && this.driver?.isOpen) {
+        maxClients = 1; // Our own client is still attached; it leaves right after the kill.
+      } else if (this.driver?.isOpen) {
+        // screen cannot count clients: detach our display first, then "Attached" means someone else.
+        this.finish(undefined);
+        await delay(300);
+      }
+      const result = await connection.runScript(scripts.kill(this.id, maxClients, sentinel), this.options.probeTimeoutMs);
+      const outcome = parseKillOutput(result.output, sentinel);
+      this.options.log.info(`session ${this.name}: kill ${outcome.killed ? 'confirmed by sentinel' : `not done (${outcome.reason})`}`);
+      return outcome;
+    } catch (error) {
+      this.options.log.warn(`session ${this.name}: kill failed: ${(error as Error).message}`);
+      return { killed: false, reason: 'unconfirmed' };
+    } finally {
+      this.finish(undefined);
+    }
+  }
+
+  dispose(): void {
+    this.finish(undefined);
+  }
+
+  private async connect(): Promise<SshConnection> {
+    this.setState(this.currentState === 'reconnecting' ? 'reconnecting' : 'connecting');
+    const connection = await this.options.pool.acquire(this.options.host);
+
+    return connection;
+  }
+
+  private async create(connection: SshConnection): Promise<void> {
+    const capabilities = await hostCapabilities(connection, this.options.probeTimeoutMs);
+    const choice = chooseMultiplexer(this.options.preference ?? 'auto', capabilities);
+    this.kind = choice.kind;
+    this.emit('multiplexer', choice.kind);
+    this.options.log.info(`session ${this.name} on ${this.options.host.label}: ${choice.kind}${choice.reason ? ` (${choice.reason})` : ''}`);
+    if (choice.kind === 'none') {
+      this.status(`${choice.reason ?? 'no multiplexer'}: this terminal is a plain shell and will not survive a disconnect`);
+      return;
+    }
+    this.scripts = scriptsFor(choice.kind, capabilities);
+    const result = await connection.runScript(
+      this.scripts.create({
+        id: this.id,
+        cwd: this.options.cwd,
+        cols: this.size.cols,
+        rows: this.size.rows,
+        historyLimit: this.options.historyLimit ?? 50_000,
+      }),
+      this.options.probeTimeoutMs,
+    );
+    if (!/^created$/m.test(result.output)) {
+      throw new SessionError('create-failed', `could not create ${choice.kind} session ${this.name} on ${this.options.host.label}: ${result.output.trim().slice(0, 300) || `exit ${result.exitCode}`}`);
+    }
+  }
+
+  private async probe(connection: SshConnection): Promise<SessionStatus> {
+    const capabilities = await hostCapabilities(connection, this.options.probeTimeoutMs);
+    if (this.kind === 'none') return { state: 'alive' };
+    this.scripts ??= scriptsFor(this.kind ?? 'tmux', capabilities);
+    const result = await connection.runScript(this.scripts.status(this.id), this.options.probeTimeoutMs);
+    return parseStatusOutput(result.output);
+  }
+
+  private async replay(connection: SshConnection): Promise<void> {
+    if (!this.scripts) return;
+    const result = await connection.runScript(this.scripts.capture(this.id, this.options.replayLines ?? 0), this.options.probeTimeoutMs);
+    const text = boundReplay(result.output, this.options.replayLines ?? 0, this.options.replayMaxBytes ?? 512 * 1024);
+    // Replayed history, then a cleared screen that the multiplexer redraws on attach: the
+    // visible rows are neither duplicated nor missing.
+    if (text) this.emit('data', text + '\x1b[0m\r\n\x1b[H\x1b[2J');
+  }
+
+  private async attach(connection: SshConnection): Promise<void> {
+    if (this.ending) return;
+    const pty = { term: 'xterm-256color', cols: this.size.cols, rows: this.size.rows, width: 0, height: 0, modes: {} };
+    const channel =
+      this.kind === 'none'
+        ? await new Promise<import('ssh2').ClientChannel>((resolve, reject) =>
+            connection.client.shell({ term: pty.term, cols: pty.cols, rows: pty.rows }, (error, stream) => (error ? reject(error) : resolve(stream))),
+          )
+        : await connection.openTerminal(this.scripts!.attach(this.id), pty);
+    if (this.ending) {
+      channel.close();
+      return;
+    }
+    const driver = new AttachDriver(channel);
+    this.driver = driver;
+    this.batcher.reset();
+    driver.onOutput((chunk) => this.batcher.push(chunk));
+    driver.onClose((info) => {
+      if (this.driver !== driver) return;
+      this.batcher.flush();
+      this.driver = undefined;
+      void this.onChannelClosed(connection, info.exitCode);
+    });
+    this.policy.reset();
+    this.setState('attached');
+  }
+
+  /** The channel ended: tell a shell that exited from a dropped connection and a killed session. */
+  private async onChannelClosed(connection: SshConnection, exitCode: number | null): Promise<void> {
+    if (this.ending) return;
+    // ssh2 closes channels before it reports the connection closed; let that news arrive first.
+    await delay(20);
+    if (this.ending) return;
+    if (!connection.isOpen) return this.startReconnect('connection lost');
+    if (this.kind === 'none') return this.finish(exitCode ?? 0);
+    try {
+      const status = await this.probe(connection);
+      if (status.state === 'alive') return this.startReconnect('detached from the session');
+      return this.endGone(status);
+    } catch (error) {
+      this.handleFailure(error, 'probe');
+    }
+  }
+
+  private startReconnect(why: string): void {
+    if (this.ending || this.currentState === 'reconnecting') return;
+    this.batcher.reset();
+    if (this.kind === 'none') {
+      this.setState('waiting-for-user');
+      this.status(`${why} to ${this.options.host.label}. This terminal was not persistent, so its shell is gone. Press Enter to start a fresh shell, or close the tab.`);
+      this.userInputWaiter = () => {
+        this.userInputWaiter = undefined;
+        this.setState('reconnecting');
+        this.scheduleReconnect();
+      };
+      return;
+    }
+    this.setState('reconnecting');
+    this.status(`${why} to ${this.options.host.label}; reconnecting…`);
+    this.scheduleReconnect();
+  }
+
+  private scheduleReconnect(): void {
+    if (this.ending) return;
+    const wait = this.policy.nextDelay();
+    this.options.log.info(`session ${this.name}: reconnect attempt ${this.policy.attempts} in ${wait} ms`);
+    this.reconnectTimer = setTimeout(() => void this.reconnectOnce(), wait);
+  }
+
+  private async reconnectOnce(): Promise<void> {
+    this.reconnectTimer = undefined;
+    if (this.ending) return;
+    try {
+      const connection = await this.connect();
+      if (this.kind !== 'none') {
+        // Attach-only: a session that is gone is reported, never recreated (DESIGN §2).
+        const status = await this.probe(connection);
+        if (status.state !== 'alive') return this.endGone(status);
+      }
+      await this.attach(connection);
+      this.options.log.info(`session ${this.name}: re-attached`);
+    } catch (error) {
+      if (ConnectError.is(error) && error.permanent) return this.handleFailure(error, 'reconnect');
+      this.options.log.info(`session ${this.name}: reconnect failed: ${(error as Error).message}`);
+      this.scheduleReconnect();
+    }
+  }
+
+  private endGone(status: SessionStatus): void {
+    if (status.state === 'exited') {
+      this.options.log.info(`session ${this.name}: shell exited with ${status.exitCode}`);
+      return this.finish(status.exitCode);
+    }
+    this.status(`session ${this.name} no longer exists on host ${this.options.host.label}: the session ended on the host (host rebooted or the session was killed)`);
+    this.options.log.warn(`session ${this.name}: gone from ${this.options.host.label}`);
+    this.finish(1);
+  }
+
+  private handleFailure(error: unknown, during: string): void {
+    if (this.ending) return;
+    const message = error instanceof Error ? error.message : String(error);
+    if (ConnectError.is(error) && !error.permanent && during !== 'probe') {
+      // An unreachable host keeps its tab waiting, not closed (restore keeps it in its snapshot).
+      if (this.currentState !== 'reconnecting') {
+        this.setState('reconnecting');
+        this.status(`${message}; retrying…`);
+      }
+      this.scheduleReconnect();
+      return;
+    }
+    if (during === 'probe') {
+      this.options.log.info(`session ${this.name}: probe failed (${message}); reconnecting`);
+      this.startReconnect('connection lost');
+      return;
+    }
+    this.options.log.error(`session ${this.name}: ${message}`);
+    this.status(message);
+    this.finish(1);
+  }
+
+  private status(text: string): void {
+    this.batcher.flush();
+    this.emit('data', `\r\n${DIM}[tether] ${text.replace(/[\x00-\x1f\x7f]/g, ' ')}${RESET}\r\n`);
+  }
+
+  private setState(state: SessionState): void {
+    if (this.currentState === state) return;
+    this.currentState = state;
+    this.emit('state', state);
+  }
+
+  /** Ends the tab: closes our channel (never the session) and reports the exit code, if given. */
+  private finish(exitCode: number | undefined): void {
+    if (this.ending) return;
+    this.ending = true;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.userInputWaiter = undefined;
+    const driver = this.driver;
+    this.driver = undefined;
+    driver?.detach();
+    this.batcher.dispose();
+    this.setState('ended');
+    if (exitCode !== undefined) this.emit('exit', exitCode);
+  }
+}
+
+export class SessionError extends Error {
+  constructor(
+    readonly reason: 'create-failed',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'SessionError';
+  }
+  static is(error: unknown): error is SessionError {
+    return error instanceof SessionError;
+  }
+}
+
+function usableSize(size: TerminalSize | undefined): TerminalSize | undefined {
+  if (!size || !Number.isFinite(size.cols) || !Number.isFinite(size.rows)) return undefined;
+  if (size.cols < 2 || size.rows < 2) return undefined;
+  return { cols: Math.min(1000, Math.trunc(size.cols)), rows: Math.min(1000, Math.trunc(size.rows)) };
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,76 @@
+import { randomBytes } from 'node:crypto';
+import type { Client, ClientChannel, PseudoTtyOptions } from 'ssh2';
+import { MAX_REMOTE_COMMAND_BYTES, wrapScript } from './quoting';
+
+export class RemoteCommandError extends Error {
+  constructor(
+    readonly reason: 'too-large' | 'channel' | 'timeout' | 'no-marker',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'RemoteCommandError';
+  }
+  static is(error: unknown): error is RemoteCommandError {
+    return error instanceof RemoteCommandError;
+  }
+}
+
+export interface ScriptResult {
+  /** What the script printed after our start marker: banners and rc-file noise are cut off. */
+  output: string;
+  exitCode: number | null;
+}
+
+const MAX_OUTPUT_BYTES = 16 * 1024 * 1024;
+
+/** Opens an exec channel for a wrapped script; with `pty`, the channel is a terminal. */
+export function openScriptChannel(client: Client, script: string, pty?: PseudoTtyOptions): Promise<ClientChannel> {
+  const command = wrapScript(script);
+  if (Buffer.byteLength(command) > MAX_REMOTE_COMMAND_BYTES) {
+    return Promise.reject(new RemoteCommandError('too-large', `remote command of ${command.length} bytes exceeds ${MAX_REMOTE_COMMAND_BYTES}`));
+  }
+  return new Promise((resolve, reject) => {
+    const callback = (error: Error | undefined, channel: ClientChannel): void => {
+      if (error) reject(new RemoteCommandError('channel', `could not open a channel: ${error.message}`));
+      else resolve(channel);
+    };
+    if (pty) client.exec(command, { pty }, callback);
+    else client.exec(command, callback);
+  });
+}
+
+/**
+ * Runs a short sh script without a pty and returns what it printed after a one-time marker, so a
+ * banner or a noisy .bashrc never reaches a parser.
+ */
+export async function runScript(client: Client, script: string, timeoutMs = 15_000): Promise<ScriptResult> {
+  const marker = `__tether_${randomBytes(8).toString('hex')}__`;
+  const channel = await openScriptChannel(client, `echo ${marker}\n${script}`);
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let exitCode: number | null = null;
+    const timer = setTimeout(() => {
+      channel.close();
+      reject(new RemoteCommandError('timeout', `remote command did not finish within ${timeoutMs} ms`));
+    }, timeoutMs);
+    channel.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= MAX_OUTPUT_BYTES) chunks.push(chunk);
+    });
+    channel.stderr.resume();
+    channel.on('exit', (code: number | null) => {
+      exitCode = code;
+    });
+    channel.on('close', () => {
+      clearTimeout(timer);
+      const text = Buffer.concat(chunks).toString('utf8');
+      const start = text.indexOf(`${marker}\n`);
+      if (start < 0) {
+        reject(new RemoteCommandError('no-marker', `remote shell did not run our command (exit ${exitCode}); output: ${JSON.stringify(text.slice(0, 200))}`));
+        return;
+      }
+      resolve({ output: text.slice(start + marker.length + 1), exitCode });
+    });
+  });
+}

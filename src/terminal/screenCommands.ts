@@ -1,0 +1,102 @@
+import { shellQuote } from './quoting';
+import { assertSessionId, sessionName } from './sessionId';
+import { CreateOptions, MultiplexerScripts, cwdLines, exitFileLines, innerShellCommand } from './multiplexer';
+import { clampInt } from './tmuxCommands';
+
+/** A dedicated socket directory keeps our sessions out of the user's `screen -ls` (DESIGN §2). */
+const SCREENDIR_LINES = [
+  'SCREENDIR="$HOME/.tether/screen"; export SCREENDIR',
+  'mkdir -p "$SCREENDIR" && chmod 700 "$SCREENDIR"',
+];
+
+/** Prints the `screen -ls` line of our session, if it exists and is not dead. */
+function findLine(id: string): string {
+  const pattern = shellQuote(`[0-9]\\.${sessionName(id)}[[:space:]]`);
+  return `line=$(screen -ls 2>/dev/null | grep ${pattern} | grep -v Dead | head -n 1)`;
+}
+
+export class ScreenScripts implements MultiplexerScripts {
+  readonly kind = 'screen' as const;
+
+  create(options: CreateOptions): string {
+    const id = assertSessionId(options.id);
+    const history = clampInt(options.historyLimit, 100, 1_000_000);
+    return [
+      ...SCREENDIR_LINES,
+      ...cwdLines(options.cwd === undefined ? undefined : shellQuote(options.cwd)),
+      ...exitFileLines(id),
+      'rm -f "$exitfile"',
+      'cd "$dir" || cd',
+      `screen -U -dmS ${shellQuote(sessionName(id))} -h ${history} sh -c ${shellQuote(innerShellCommand())} tether ${id} || exit 1`,
+      // Ctrl-A is readline's start-of-line; the user's keys must reach the shell.
+      `screen -S ${shellQuote(sessionName(id))} -X escape '' >/dev/null 2>&1`,
+      'echo created',
+    ].join('\n');
+  }
+
+  attach(id: string): string {
+    return [...SCREENDIR_LINES, 'unset STY WINDOW', `exec screen -U -x ${shellQuote(sessionName(id))}`].join('\n');
+  }
+
+  status(id: string): string {
+    return [
+      ...SCREENDIR_LINES,
+      ...exitFileLines(assertSessionId(id)),
+      findLine(id),
+      'if [ -n "$line" ]; then echo alive',
+      'elif [ -f "$exitfile" ]; then echo "exited $(head -c 4 "$exitfile")"',
+      'else echo gone; fi',
+    ].join('\n');
+  }
+
+  /** screen cannot count clients, so the caller detaches its own display first and passes 0. */
+  kill(id: string, _maxClients: number, sentinel: string): string {
+    const name = shellQuote(sessionName(id));
+    return [
+      ...SCREENDIR_LINES,
+      'command -v screen >/dev/null 2>&1 || { echo no-screen; exit 0; }',
+      findLine(id),
+      'case $line in',
+      '  "") ;;',
+      '  *etached*) screen -S ' + name + ' -X quit >/dev/null 2>&1; sleep 0.2 ;;',
+      '  *) echo "in-use 1"; exit 0 ;;',
+      'esac',
+      findLine(id),
+      `if [ -z "$line" ]; then echo ${shellQuote(sentinel)}; else echo "in-use 1"; fi`,
+    ].join('\n');
+  }
+
+  /** hardcopy -h writes asynchronously: wait until the file stops growing, print it, remove it. */
+  capture(id: string, lines: number): string {
+    const count = clampInt(lines, 0, 1_000_000);
+    return [
+      ...SCREENDIR_LINES,
+      'f=$(mktemp "${TMPDIR:-/tmp}/tether-hc.XXXXXX") || exit 1',
+      `screen -S ${shellQuote(sessionName(id))} -X hardcopy -h "$f" >/dev/null 2>&1 || { rm -f "$f"; exit 1; }`,
+      'prev=-1; i=0',
+      'while [ $i -lt 50 ]; do size=$(wc -c < "$f" 2>/dev/null || echo 0)',
+      '  [ "$size" -gt 0 ] && [ "$size" = "$prev" ] && break',
+      '  prev=$size; i=$((i+1)); sleep 0.05; done',
+      // hardcopy pads the screen with blank rows: trim trailing blank lines, keep the tail.
+      `sed -e :a -e '/^[[:space:]]*$/{$d;N;ba' -e '}' "$f" | tail -n ${count}`,
+      'rm -f "$f"',
+    ].join('\n');
+  }
+
+  currentDirectories(ids: readonly string[]): string {
+    ids.forEach(assertSessionId);
+    // screen has no query for a window's directory; read the shell's cwd from /proc where it exists.
+    return [
+      ...SCREENDIR_LINES,
+      'for s in "$SCREENDIR"/*.tether_*; do [ -e "$s" ] || continue',
+      '  pid=${s##*/}; pid=${pid%%.*}; name=${s##*.}',
+      '  child=$(pgrep -P "$pid" 2>/dev/null | head -n 1); sh=$(pgrep -P "$child" 2>/dev/null | head -n 1)',
+      '  [ -n "$sh" ] && cwd=$(readlink "/proc/$sh/cwd" 2>/dev/null) && echo "$name $cwd"',
+      'done',
+    ].join('\n');
+  }
+
+  listSessions(): string {
+    return [...SCREENDIR_LINES, `screen -ls 2>/dev/null | sed -n 's/^[[:space:]]*[0-9]*\\.\\(tether_[a-z2-7]*\\)[[:space:]].*(\\([A-Za-z, ]*\\)).*$/\\1 \\2/p'`].join('\n');
+  }
+}

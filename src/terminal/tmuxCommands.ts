@@ -1,0 +1,118 @@
+import { shellQuote } from './quoting';
+import { assertSessionId, sessionName } from './sessionId';
+import {
+  CreateOptions, MultiplexerScripts, Version, cwdLines, exitFileLines, innerShellCommand, versionAtLeast,
+} from './multiplexer';
+
+/** Our own tmux server, so the user's sessions and ours never mix (DESIGN §2). */
+export const TMUX_SOCKET = 'tether';
+
+/** Targets are always exact (`=name`): a bare name matches by prefix. Options take a pane target. */
+function sessionTarget(id: string): string {
+  return shellQuote(`=${sessionName(id)}`);
+}
+function paneTarget(id: string): string {
+  return shellQuote(`=${sessionName(id)}:`);
+}
+
+const TMUX_FN = `t() { tmux -L ${TMUX_SOCKET} "$@"; }`;
+
+export class TmuxScripts implements MultiplexerScripts {
+  readonly kind = 'tmux' as const;
+
+  constructor(private readonly version: Version) {}
+
+  create(options: CreateOptions): string {
+    const id = assertSessionId(options.id);
+    const name = sessionName(id);
+    const cols = clampInt(options.cols, 10, 1000);
+    const rows = clampInt(options.rows, 5, 1000);
+    const history = clampInt(options.historyLimit, 100, 10_000_000);
+    const inner = shellQuote(`sh -c ${shellQuote(innerShellCommand())} tether ${id}`);
+    const steps = [
+      'start-server',
+      // history-limit only affects panes created after it is set, so it goes before new-session.
+      `set-option -g history-limit ${history}`,
+      // A long escape-time makes Esc in vim feel stuck; 10 ms is what tmux itself now recommends.
+      'set-option -s escape-time 10',
+      `new-session -d -s ${shellQuote(name)} -x ${cols} -y ${rows} -c "$dir" ${inner}`,
+      `set-option -t ${paneTarget(id)} status off`,
+    ];
+    if (versionAtLeast(this.version, 2, 1)) steps.push(`set-option -t ${paneTarget(id)} prefix None`);
+    if (versionAtLeast(this.version, 2, 2)) steps.push(`set-option -as terminal-overrides ${shellQuote(',xterm-256color:Tc')}`);
+    steps.push(
+      versionAtLeast(this.version, 3, 1)
+        ? `set-window-option -t ${paneTarget(id)} window-size latest`
+        : `set-window-option -t ${paneTarget(id)} aggressive-resize on`,
+    );
+    return [
+      TMUX_FN,
+      ...cwdLines(options.cwd === undefined ? undefined : shellQuote(options.cwd)),
+      ...exitFileLines(id),
+      'rm -f "$exitfile"',
+      `t ${steps.join(' \\; ')} && echo created`,
+    ].join('\n');
+  }
+
+  attach(id: string): string {
+    return [
+      'unset TMUX TMUX_PANE',
+      `exec tmux -L ${TMUX_SOCKET} attach-session -t ${sessionTarget(id)}`,
+    ].join('\n');
+  }
+
+  status(id: string): string {
+    return [
+      TMUX_FN,
+      ...exitFileLines(assertSessionId(id)),
+      `if command -v tmux >/dev/null 2>&1 && t has-session -t ${sessionTarget(id)} 2>/dev/null; then echo alive`,
+      'elif [ -f "$exitfile" ]; then echo "exited $(head -c 4 "$exitfile")"',
+      'else echo gone; fi',
+    ].join('\n');
+  }
+
+  kill(id: string, maxClients: number, sentinel: string): string {
+    const max = clampInt(maxClients, 0, 1000);
+    const killOnlyIfUnused = versionAtLeast(this.version, 3, 1)
+      // Count and kill inside the tmux server in one command: nothing can attach in between.
+      ? `t if-shell -F -t ${paneTarget(id)} ${shellQuote(`#{<=:#{session_attached},${max}}`)} ${shellQuote(`kill-session -t =${sessionName(id)}`)} 2>/dev/null`
+      // Older tmux has no comparison formats: count, then kill (a narrow race, documented).
+      : `n=$(t list-clients -t ${sessionTarget(id)} 2>/dev/null | wc -l); [ "$n" -le ${max} ] && t kill-session -t ${sessionTarget(id)} 2>/dev/null`;
+    return [
+      TMUX_FN,
+      'command -v tmux >/dev/null 2>&1 || { echo no-tmux; exit 0; }',
+      killOnlyIfUnused,
+      `if t has-session -t ${sessionTarget(id)} 2>/dev/null; then echo "in-use $(t list-clients -t ${sessionTarget(id)} 2>/dev/null | wc -l | tr -d ' ')"`,
+      `else echo ${shellQuote(sentinel)}; fi`,
+    ].join('\n');
+  }
+
+  capture(id: string, lines: number): string {
+    const count = clampInt(lines, 0, 1_000_000);
+    return [TMUX_FN, `t capture-pane -p -e -J -t ${paneTarget(id)} -S -${count} 2>/dev/null`].join('\n');
+  }
+
+  currentDirectories(ids: readonly string[]): string {
+    ids.forEach(assertSessionId);
+    return [TMUX_FN, `t list-panes -a -F '#{session_name} #{pane_current_path}' 2>/dev/null`].join('\n');
+  }
+
+  listSessions(): string {
+    return [TMUX_FN, `t list-sessions -F '#{session_name} #{session_attached} #{session_created}' 2>/dev/null`].join('\n');
+  }
+}
+
+/** Parses `<session name> <rest>` lines, keeping only well-formed Tether sessions. */
+export function parseSessionLines(output: string): Map<string, string> {
+  const result = new Map<string, string>();
+  for (const line of output.split('\n')) {
+    const match = /^tether_([a-z2-7]{26}) (.*)$/.exec(line);
+    if (match && !result.has(match[1])) result.set(match[1], match[2]);
+  }
+  return result;
+}
+
+export function clampInt(value: number, min: number, max: number): number {
+  if (!Number.isFinite(value)) return min;
+  return Math.min(max, Math.max(min, Math.trunc(value)));
+}
