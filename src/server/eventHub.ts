@@ -1,0 +1,226 @@
+import type { PresenceRecord, StoreChange } from './blobStore';
+import { EventLog } from './eventLog';
+import { formatComment, formatEvent } from './sse';
+
+/** Where a stream's bytes go; the HTTP layer adapts a ServerResponse to this. */
+export interface StreamSink {
+  send(chunk: string): void;
+  end(): void;
+}
+
+export type ResumeFrom = { kind: 'none' } | { kind: 'invalid' } | { kind: 'id'; id: number };
+
+export interface EventHubOptions {
+  eventLogSize: number;
+  /** The first event id this process can vouch for (see BlobStore.initialEventId). */
+  initialEventId: number;
+  /** Accounts whose logs are kept while nobody streams; the least recently used beyond this are dropped. */
+  maxIdleAccounts?: number;
+  now?: () => Date;
+  loadLastSeen(account: string): Promise<PresenceRecord[]>;
+  saveLastSeen(account: string, records: PresenceRecord[]): Promise<void>;
+  onError?(error: unknown, account: string): void;
+}
+
+interface PresenceEntry {
+  streams: number;
+  lastSeen: string;
+}
+
+interface AccountState {
+  log: EventLog;
+  streams: Set<StreamHandle>;
+  presence: Map<string, PresenceEntry>;
+  presenceLoaded?: Promise<void>;
+}
+
+export class StreamHandle {
+  closed = false;
+  online = false;
+  constructor(
+    readonly account: string,
+    readonly slotId: string | undefined,
+    readonly sink: StreamSink,
+  ) {}
+}
+
+/**
+ * Fans committed changes out to every open stream of an account, keeps each account's bounded event
+ * log for Last-Event-ID resume, and tracks presence (which slots hold a stream). No sockets here.
+ *
+ * Ids: `blob` and `delete` events carry the store's rising event id. `presence` and `reset` carry the
+ * id of the latest change the stream has been sent, so a client always holds a valid resume point.
+ */
+export class EventHub {
+  private readonly accounts = new Map<string, AccountState>();
+  private lastObservedId: number;
+  private readonly now: () => Date;
+  private readonly maxIdleAccounts: number;
+
+  constructor(private readonly options: EventHubOptions) {
+    this.lastObservedId = options.initialEventId;
+    this.now = options.now ?? (() => new Date());
+    this.maxIdleAccounts = options.maxIdleAccounts ?? 10_000;
+  }
+
+  streamCount(account: string): number {
+    return this.accounts.get(account)?.streams.size ?? 0;
+  }
+
+  get totalStreams(): number {
+    let total = 0;
+    for (const state of this.accounts.values()) total += state.streams.size;
+    return total;
+  }
+
+  /** A committed change from the store. */
+  publish(change: StoreChange): void {
+    const state = this.state(change.account, change.eventId - 1);
+    this.lastObservedId = Math.max(this.lastObservedId, change.eventId);
+    const payload =
+      change.kind === 'put'
+        ? { event: 'blob' as const, data: JSON.stringify(change.blob) }
+        : { event: 'delete' as const, data: JSON.stringify({ slotId: change.slotId }) };
+    if (!state.log.append({ id: change.eventId, ...payload })) {
+      // Out of order (possible across accounts under PostgreSQL): we can no longer vouch for the
+      // past of this log, so anyone resuming from before now gets a reset instead of a gap.
+      state.log.truncate(Math.max(state.log.latestId, change.eventId));
+    }
+    const frame = formatEvent({ id: change.eventId, ...payload });
+    for (const stream of state.streams) stream.sink.send(frame);
+    if (change.kind === 'delete') {
+      const entry = state.presence.get(change.slotId);
+      if (entry && entry.streams === 0 && state.presence.delete(change.slotId)) this.broadcastPresence(change.account, state);
+    }
+  }
+
+  /** The change feed had a gap: no log can vouch for its past, and every stream must refetch. */
+  gap(resumableFrom: number): void {
+    this.lastObservedId = Math.max(this.lastObservedId, resumableFrom);
+    for (const state of this.accounts.values()) {
+      state.log.truncate(this.lastObservedId);
+      const frame = formatEvent({ id: state.log.latestId, event: 'reset', data: '{}' });
+      for (const stream of state.streams) stream.sink.send(frame);
+    }
+  }
+
+  /**
+   * Opens a stream: replays what the client missed (or sends `reset`), then joins the live fan-out in
+   * the same tick so nothing falls between the two. Presence follows once last-seen times are loaded.
+   */
+  open(account: string, slotId: string | undefined, resume: ResumeFrom, sink: StreamSink): StreamHandle {
+    const state = this.state(account, this.lastObservedId);
+    const handle = new StreamHandle(account, slotId, sink);
+    if (resume.kind === 'invalid') {
+      sink.send(formatEvent({ id: state.log.latestId, event: 'reset', data: '{}' }));
+    } else if (resume.kind === 'id') {
+      const result = state.log.since(resume.id);
+      if (result.kind === 'reset') sink.send(formatEvent({ id: state.log.latestId, event: 'reset', data: '{}' }));
+      else for (const event of result.events) sink.send(formatEvent(event));
+    }
+    state.streams.add(handle);
+    void this.comeOnline(state, handle);
+    return handle;
+  }
+
+  close(handle: StreamHandle): void {
+    if (handle.closed) return;
+    handle.closed = true;
+    const state = this.accounts.get(handle.account);
+    if (!state) return;
+    state.streams.delete(handle);
+    if (!handle.online || handle.slotId === undefined) return;
+    const entry = state.presence.get(handle.slotId);
+    if (!entry) return;
+    entry.streams -= 1;
+    entry.lastSeen = this.now().toISOString();
+    if (entry.streams === 0) {
+      this.broadcastPresence(handle.account, state);
+      this.options
+        .saveLastSeen(handle.account, [{ slotId: handle.slotId, lastSeen: entry.lastSeen }])
+        .catch((error: unknown) => this.options.onError?.(error, handle.account));
+    }
+    this.evictIdle();
+  }
+
+  heartbeat(): void {
+    const frame = formatComment('heartbeat');
+    for (const state of this.accounts.values()) for (const stream of state.streams) stream.sink.send(frame);
+  }
+
+  /** Shutdown: record when every online slot was last seen, then end every stream. */
+  async endAll(): Promise<void> {
+    const saves: Promise<void>[] = [];
+    const at = this.now().toISOString();
+    for (const [account, state] of this.accounts) {
+      const online = [...state.presence].filter(([, entry]) => entry.streams > 0).map(([slotId]) => ({ slotId, lastSeen: at }));
+      for (const stream of state.streams) {
+        stream.closed = true;
+        stream.sink.end();
+      }
+      state.streams.clear();
+      if (online.length > 0) saves.push(this.options.saveLastSeen(account, online).catch((error: unknown) => this.options.onError?.(error, account)));
+    }
+    await Promise.all(saves);
+  }
+
+  /** The presence payload for an account, as sent on the stream. */
+  presenceSnapshot(account: string): { slots: { slotId: string; online: boolean; lastSeen: string }[] } {
+    const state = this.accounts.get(account);
+    const now = this.now().toISOString();
+    const slots = [...(state?.presence ?? new Map<string, PresenceEntry>())]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([slotId, entry]) => ({ slotId, online: entry.streams > 0, lastSeen: entry.streams > 0 ? now : entry.lastSeen }));
+    return { slots };
+  }
+
+  private async comeOnline(state: AccountState, handle: StreamHandle): Promise<void> {
+    state.presenceLoaded ??= this.options
+      .loadLastSeen(handle.account)
+      .then((records) => {
+        for (const record of records) if (!state.presence.has(record.slotId)) state.presence.set(record.slotId, { streams: 0, lastSeen: record.lastSeen });
+      })
+      .catch((error: unknown) => this.options.onError?.(error, handle.account));
+    await state.presenceLoaded;
+    if (handle.closed) return;
+    if (handle.slotId !== undefined) {
+      const entry = state.presence.get(handle.slotId) ?? { streams: 0, lastSeen: this.now().toISOString() };
+      entry.streams += 1;
+      state.presence.set(handle.slotId, entry);
+      handle.online = true;
+      this.broadcastPresence(handle.account, state);
+    } else {
+      handle.sink.send(this.presenceFrame(handle.account, state));
+    }
+  }
+
+  private presenceFrame(account: string, state: AccountState): string {
+    return formatEvent({ id: state.log.latestId, event: 'presence', data: JSON.stringify(this.presenceSnapshot(account)) });
+  }
+
+  private broadcastPresence(account: string, state: AccountState): void {
+    const frame = this.presenceFrame(account, state);
+    for (const stream of state.streams) stream.sink.send(frame);
+  }
+
+  private state(account: string, floor: number): AccountState {
+    let state = this.accounts.get(account);
+    if (state) {
+      // Refresh recency for eviction.
+      this.accounts.delete(account);
+    } else {
+      state = { log: new EventLog(floor, this.options.eventLogSize), streams: new Set(), presence: new Map() };
+    }
+    this.accounts.set(account, state);
+    this.evictIdle(account);
+    return state;
+  }
+
+  private evictIdle(keep?: string): void {
+    if (this.accounts.size <= this.maxIdleAccounts) return;
+    for (const [account, state] of this.accounts) {
+      if (this.accounts.size <= this.maxIdleAccounts) break;
+      if (state.streams.size === 0 && account !== keep) this.accounts.delete(account);
+    }
+  }
+}

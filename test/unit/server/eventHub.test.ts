@@ -1,0 +1,175 @@
+import * as assert from 'node:assert/strict';
+import type { PresenceRecord, StoreChange } from '../../../src/server/blobStore';
+import { EventHub, type StreamSink } from '../../../src/server/eventHub';
+
+const ACCOUNT = 'a'.repeat(64);
+const OTHER = 'b'.repeat(64);
+const SLOT_A = 'aaaaaaaaaaaaaaaaaaaaaaaaaa';
+const SLOT_B = 'bbbbbbbbbbbbbbbbbbbbbbbbbb';
+
+interface Parsed {
+  id?: string;
+  event?: string;
+  data: string;
+}
+
+class MemorySink implements StreamSink {
+  text = '';
+  ended = false;
+  send(chunk: string): void {
+    this.text += chunk;
+  }
+  end(): void {
+    this.ended = true;
+  }
+  events(): Parsed[] {
+    return this.text
+      .split('\n\n')
+      .filter((block) => block.trim() !== '' && !block.startsWith(':'))
+      .map((block) => {
+        const event: Parsed = { data: '' };
+        for (const line of block.split('\n')) {
+          const [field, ...rest] = line.split(': ');
+          const value = rest.join(': ');
+          if (field === 'id') event.id = value;
+          else if (field === 'event') event.event = value;
+          else if (field === 'data') event.data += value;
+        }
+        return event;
+      });
+  }
+}
+
+function put(eventId: number, slotId: string, version: number, account = ACCOUNT): StoreChange {
+  return { eventId, account, kind: 'put', blob: { slotId, version, data: 'AAAA', updatedAt: '2026-01-01T00:00:00.000Z' } };
+}
+
+const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+describe('server/eventHub', () => {
+  let saved: { account: string; records: PresenceRecord[] }[];
+  let stored: PresenceRecord[];
+  let hub: EventHub;
+  beforeEach(() => {
+    saved = [];
+    stored = [];
+    hub = new EventHub({
+      eventLogSize: 3,
+      initialEventId: 100,
+      now: () => new Date('2026-02-02T00:00:00.000Z'),
+      loadLastSeen: async () => stored,
+      saveLastSeen: async (account, records) => {
+        saved.push({ account, records });
+      },
+    });
+  });
+
+  it('fans a change out to every stream of the account, blob inline, and to no other account', async () => {
+    const one = new MemorySink();
+    const two = new MemorySink();
+    const other = new MemorySink();
+    hub.open(ACCOUNT, undefined, { kind: 'none' }, one);
+    hub.open(ACCOUNT, undefined, { kind: 'none' }, two);
+    hub.open(OTHER, undefined, { kind: 'none' }, other);
+    await tick();
+    hub.publish(put(101, SLOT_A, 1));
+    for (const sink of [one, two]) {
+      const blob = sink.events().find((event) => event.event === 'blob');
+      assert.ok(blob);
+      assert.equal(blob.id, '101');
+      assert.deepEqual(JSON.parse(blob.data), { slotId: SLOT_A, version: 1, data: 'AAAA', updatedAt: '2026-01-01T00:00:00.000Z' });
+    }
+    assert.equal(other.events().filter((event) => event.event === 'blob').length, 0);
+  });
+
+  it('replays what a reconnecting client missed, and resets one that is too far behind or unknown', async () => {
+    hub.open(ACCOUNT, undefined, { kind: 'none' }, new MemorySink());
+    for (let id = 101; id <= 105; id++) hub.publish(put(id, SLOT_A, id - 100));
+    const resumed = new MemorySink();
+    hub.open(ACCOUNT, undefined, { kind: 'id', id: 103 }, resumed);
+    assert.deepEqual(resumed.events().map((event) => [event.event, event.id]), [['blob', '104'], ['blob', '105']]);
+
+    for (const resume of [{ kind: 'id' as const, id: 101 }, { kind: 'id' as const, id: 999 }, { kind: 'invalid' as const }]) {
+      const sink = new MemorySink();
+      hub.open(ACCOUNT, undefined, resume, sink);
+      const events = sink.events();
+      assert.equal(events[0].event, 'reset', JSON.stringify(resume));
+      assert.equal(events[0].id, '105', 'a reset carries the newest id as the next resume point');
+      assert.equal(events.filter((event) => event.event === 'blob').length, 0);
+    }
+  });
+
+  it('treats an id from before this process started as too old', () => {
+    const sink = new MemorySink();
+    hub.open(ACCOUNT, undefined, { kind: 'id', id: 50 }, sink);
+    assert.equal(sink.events()[0].event, 'reset');
+  });
+
+  it('reports presence on connect and when a slot stream opens or closes, and saves lastSeen', async () => {
+    stored = [{ slotId: SLOT_B, lastSeen: '2025-12-31T00:00:00.000Z' }];
+    const watcher = new MemorySink();
+    hub.open(ACCOUNT, undefined, { kind: 'none' }, watcher);
+    await tick();
+    const first = watcher.events().filter((event) => event.event === 'presence');
+    assert.equal(first.length, 1);
+    assert.deepEqual(JSON.parse(first[0].data), { slots: [{ slotId: SLOT_B, online: false, lastSeen: '2025-12-31T00:00:00.000Z' }] });
+
+    const device = hub.open(ACCOUNT, SLOT_A, { kind: 'none' }, new MemorySink());
+    await tick();
+    let last = watcher.events().filter((event) => event.event === 'presence').at(-1);
+    assert.deepEqual(JSON.parse(last?.data ?? '{}').slots, [
+      { slotId: SLOT_A, online: true, lastSeen: '2026-02-02T00:00:00.000Z' },
+      { slotId: SLOT_B, online: false, lastSeen: '2025-12-31T00:00:00.000Z' },
+    ]);
+
+    hub.close(device);
+    last = watcher.events().filter((event) => event.event === 'presence').at(-1);
+    assert.equal(JSON.parse(last?.data ?? '{}').slots[0].online, false);
+    await tick();
+    assert.deepEqual(saved, [{ account: ACCOUNT, records: [{ slotId: SLOT_A, lastSeen: '2026-02-02T00:00:00.000Z' }] }]);
+  });
+
+  it('stays online while a second stream of the same slot is open', async () => {
+    const watcher = new MemorySink();
+    hub.open(ACCOUNT, undefined, { kind: 'none' }, watcher);
+    const first = hub.open(ACCOUNT, SLOT_A, { kind: 'none' }, new MemorySink());
+    hub.open(ACCOUNT, SLOT_A, { kind: 'none' }, new MemorySink());
+    await tick();
+    hub.close(first);
+    assert.equal(hub.presenceSnapshot(ACCOUNT).slots[0].online, true);
+    assert.equal(saved.length, 0);
+  });
+
+  it('sends reset to every stream after a gap in the change feed', () => {
+    const sink = new MemorySink();
+    hub.open(ACCOUNT, undefined, { kind: 'none' }, sink);
+    hub.publish(put(101, SLOT_A, 1));
+    hub.gap(200);
+    const events = sink.events();
+    assert.equal(events.at(-1)?.event, 'reset');
+    const late = new MemorySink();
+    hub.open(ACCOUNT, undefined, { kind: 'id', id: 101 }, late);
+    assert.equal(late.events()[0].event, 'reset');
+  });
+
+  it('still delivers an out-of-order change live, but no longer vouches for the past', () => {
+    const sink = new MemorySink();
+    hub.open(ACCOUNT, undefined, { kind: 'none' }, sink);
+    hub.publish(put(110, SLOT_A, 1));
+    hub.publish(put(108, SLOT_B, 1));
+    assert.deepEqual(sink.events().filter((event) => event.event === 'blob').map((event) => event.id), ['110', '108']);
+    const late = new MemorySink();
+    hub.open(ACCOUNT, undefined, { kind: 'id', id: 109 }, late);
+    assert.equal(late.events()[0].event, 'reset');
+  });
+
+  it('ends every stream on shutdown and records online slots', async () => {
+    const sink = new MemorySink();
+    hub.open(ACCOUNT, SLOT_A, { kind: 'none' }, sink);
+    await tick();
+    await hub.endAll();
+    assert.equal(sink.ended, true);
+    assert.equal(hub.totalStreams, 0);
+    assert.deepEqual(saved, [{ account: ACCOUNT, records: [{ slotId: SLOT_A, lastSeen: '2026-02-02T00:00:00.000Z' }] }]);
+  });
+});
