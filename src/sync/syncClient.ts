@@ -1,0 +1,739 @@
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { EventSource, type FetchLike, type FetchLikeResponse } from 'eventsource';
+import { isValidSessionId } from '../terminal/sessionId';
+import { writeFileAtomic } from './atomicFile';
+import { Backoff } from './backoff';
+import { BLOB_FORMAT, BlobError, cleanDisplayString, LIMITS, pruneTombstones, type SessionEntry, type SyncBlob, type Tombstone, validateBlob } from './blob';
+import { Emitter, type Event } from './emitter';
+import { EnvelopeError, openEnvelope, sealEnvelope, SeqGuard } from './envelope';
+import { deriveSyncKeys } from './syncKey';
+import { type PresenceEntry, parsePresence, parseStoredBlob, type StoredBlob, SyncHttpError, SyncServerApi } from './syncHttp';
+
+/**
+ * The sync client for one slot (DESIGN §4, §5; docs/protocol.md). It keeps the latest valid blob
+ * of every other slot in memory and on disk, follows the server's event stream (polling while the
+ * stream is down), and writes this slot's blob when the local sessions change. It never imports
+ * vscode; src/sync/syncController.ts adapts it to the editor.
+ */
+
+export type SyncState = 'off' | 'connecting' | 'live' | 'offline' | 'error';
+
+/** Structurally satisfied by vscode.LogOutputChannel. Never given the key or the token. */
+export interface SyncLog {
+  debug(message: string): void;
+  info(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
+}
+
+export interface RemoteSlot {
+  readonly slotId: string;
+  readonly deviceName: string;
+  readonly blob: SyncBlob;
+  /** The server's version of the slot. */
+  readonly version: number;
+  /** From presence events: undefined until the server has said. */
+  readonly online?: boolean;
+  /** Epoch milliseconds. */
+  readonly lastSeen?: number;
+}
+
+export interface RemoteState {
+  /** Every other slot's latest valid blob, sorted by device name. */
+  readonly slots: readonly RemoteSlot[];
+}
+
+export interface SyncStateChange {
+  readonly state: SyncState;
+  /** Why, for the log and the status bar tooltip. */
+  readonly detail?: string;
+}
+
+export interface SyncClientOptions {
+  readonly serverUrl: string;
+  /** The 32-byte account sync key. */
+  readonly syncKey: Uint8Array;
+  readonly slotId: string;
+  readonly deviceName: string;
+  /** Where the cache and the slot's own counters live; one file per slot. */
+  readonly stateDir: string;
+  readonly log?: SyncLog;
+  readonly fetch?: typeof fetch;
+  readonly writeDebounceMs?: number;
+  /** How often to poll GET /v1/blobs while the stream is down. */
+  readonly pollIntervalMs?: number;
+  readonly reconnectInitialMs?: number;
+  readonly reconnectMaxMs?: number;
+  /** The stream is treated as dead after this long without a byte (the server sends heartbeats). */
+  readonly streamIdleTimeoutMs?: number;
+  /** Cap on one SSE event, so an endless event cannot exhaust memory. */
+  readonly maxEventBytes?: number;
+  readonly maxResponseBytes?: number;
+  readonly requestTimeoutMs?: number;
+  readonly now?: () => number;
+}
+
+export type SyncClientErrorReason = 'bad-slot-id' | 'stopped';
+
+export class SyncClientError extends Error {
+  constructor(readonly reason: SyncClientErrorReason, message: string) {
+    super(message);
+    this.name = 'SyncClientError';
+  }
+  static is(error: unknown): error is SyncClientError {
+    return error instanceof SyncClientError;
+  }
+}
+
+const STATE_FORMAT = 1;
+const MAX_CONFLICT_RETRIES = 3;
+const MAX_LAST_EVENT_ID = 128;
+
+interface CachedSlot {
+  readonly stored: StoredBlob;
+  readonly blob: SyncBlob;
+}
+
+interface PersistedState {
+  format: typeof STATE_FORMAT;
+  ownSeq: number;
+  ownVersion?: number;
+  tombstones: Tombstone[];
+  seqFloor: Record<string, number>;
+  remote: Array<{ slotId: string; version: number; updatedAt?: string; data: string }>;
+}
+
+const silentLog: SyncLog = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * Wraps an SSE body so that no single event can grow beyond `maxEventBytes` (counted from the
+ * last blank line), and reports every chunk so a silent connection can be detected.
+ */
+function limitEvents(body: ReadableStream<Uint8Array>, maxEventBytes: number, onActivity: () => void): ReadableStream<Uint8Array> {
+  let eventBytes = 0;
+  let lineBytes = 0;
+  let lastWasCr = false;
+  return body.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        onActivity();
+        for (const byte of chunk) {
+          if (byte === 0x0a && lastWasCr) {
+            lastWasCr = false; // the LF of a CRLF ends nothing new
+            continue;
+          }
+          lastWasCr = byte === 0x0d;
+          if (byte === 0x0a || byte === 0x0d) {
+            if (lineBytes === 0) eventBytes = 0;
+            lineBytes = 0;
+          } else {
+            lineBytes++;
+            eventBytes++;
+          }
+          if (eventBytes > maxEventBytes) {
+            controller.error(new SyncHttpError('too-large', `sync server sent an event over ${maxEventBytes} bytes`));
+            return;
+          }
+        }
+        controller.enqueue(chunk);
+      },
+    }),
+  );
+}
+
+export class SyncClient {
+  private readonly log: SyncLog;
+  private readonly api: SyncServerApi;
+  private readonly encryptionKey: Uint8Array;
+  private readonly guard = new SeqGuard();
+  private readonly statePath: string;
+  private readonly now: () => number;
+  private readonly deviceName: string;
+
+  private readonly remote = new Map<string, CachedSlot>();
+  private readonly presence = new Map<string, PresenceEntry>();
+  private ownSeq = 0;
+  private ownVersion: number | undefined;
+  private tombstones: Tombstone[] = [];
+
+  private localSessions: readonly SessionEntry[] | undefined;
+  private localRevision = 0;
+  private writtenRevision = 0;
+  private writeInFlight: Promise<void> | undefined;
+  private writeTimer: NodeJS.Timeout | undefined;
+  private readonly writeBackoff: Backoff;
+
+  private source: EventSource | undefined;
+  private streamOpen = false;
+  private streamGeneration = 0;
+  private lastEventId: string | undefined;
+  private lastActivity = 0;
+  private readonly streamBackoff: Backoff;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private pollTimer: NodeJS.Timeout | undefined;
+  private watchdogTimer: NodeJS.Timeout | undefined;
+  private etag: string | undefined;
+  private refreshing: Promise<boolean> | undefined;
+
+  private persistChain: Promise<void> = Promise.resolve();
+  private persistQueued = false;
+
+  private started = false;
+  private stopped = false;
+  private currentState: SyncStateChange = { state: 'off' };
+
+  private readonly remoteEmitter: Emitter<RemoteState>;
+  private readonly stateEmitter: Emitter<SyncStateChange>;
+  /** Fires with every other slot's validated blob and presence whenever any of it changes. */
+  readonly onDidChangeRemote: Event<RemoteState>;
+  readonly onDidChangeState: Event<SyncStateChange>;
+
+  constructor(private readonly options: SyncClientOptions) {
+    if (!isValidSessionId(options.slotId)) throw new SyncClientError('bad-slot-id', `slot ID ${JSON.stringify(String(options.slotId).slice(0, 40))} is not a valid ID`);
+    this.log = options.log ?? silentLog;
+    const keys = deriveSyncKeys(options.syncKey);
+    this.encryptionKey = keys.encryptionKey;
+    this.api = new SyncServerApi({
+      serverUrl: options.serverUrl,
+      token: keys.token,
+      fetch: options.fetch,
+      requestTimeoutMs: options.requestTimeoutMs,
+      maxResponseBytes: options.maxResponseBytes,
+    });
+    this.statePath = path.join(options.stateDir, `sync-${options.slotId}.json`);
+    this.now = options.now ?? Date.now;
+    this.deviceName = cleanDisplayString(String(options.deviceName).slice(0, LIMITS.deviceName), LIMITS.deviceName) ?? 'unnamed device';
+    this.writeBackoff = new Backoff({ initialMs: options.reconnectInitialMs ?? 1000, maxMs: options.reconnectMaxMs ?? 60_000 });
+    this.streamBackoff = new Backoff({ initialMs: options.reconnectInitialMs ?? 1000, maxMs: options.reconnectMaxMs ?? 60_000 });
+    const onListenerError = (error: unknown): void => this.log.error(`sync listener failed: ${errorText(error)}`);
+    this.remoteEmitter = new Emitter(onListenerError);
+    this.stateEmitter = new Emitter(onListenerError);
+    this.onDidChangeRemote = this.remoteEmitter.event;
+    this.onDidChangeState = this.stateEmitter.event;
+  }
+
+  get slotId(): string {
+    return this.options.slotId;
+  }
+
+  get state(): SyncStateChange {
+    return this.currentState;
+  }
+
+  getRemoteState(): RemoteState {
+    const slots: RemoteSlot[] = [];
+    for (const [slotId, cached] of this.remote) {
+      const presence = this.presence.get(slotId);
+      slots.push({
+        slotId,
+        deviceName: cached.blob.deviceName,
+        blob: cached.blob,
+        version: cached.stored.version,
+        ...(presence ? { online: presence.online } : {}),
+        ...(presence?.lastSeen !== undefined ? { lastSeen: presence.lastSeen } : {}),
+      });
+    }
+    slots.sort((a, b) => a.deviceName.localeCompare(b.deviceName) || a.slotId.localeCompare(b.slotId));
+    return { slots };
+  }
+
+  /** Loads the on-disk cache (emitting it at once, so the list works with the server down), then connects. */
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    await this.loadState();
+    if (this.stopped) return;
+    if (this.remote.size > 0) this.emitRemote();
+    this.setState('connecting');
+    this.connect();
+    if (this.localRevision !== this.writtenRevision) this.scheduleWrite(0);
+  }
+
+  /** Replaces this slot's published sessions; the write is debounced. */
+  publish(sessions: readonly SessionEntry[]): void {
+    if (this.stopped) return;
+    this.localSessions = sessions.slice();
+    this.localRevision++;
+    if (this.started) this.scheduleWrite(this.options.writeDebounceMs ?? 750);
+  }
+
+  /** Records that this device killed a session, so every device drops it from its list (DESIGN §2, Kill). */
+  publishTombstone(id: string, killedAt: number = this.now()): void {
+    if (this.stopped || !isValidSessionId(id)) return;
+    this.tombstones = pruneTombstones([...this.tombstones.filter((t) => t.id !== id), { id, killedAt }], this.now());
+    this.localSessions = this.localSessions?.filter((s) => s.id !== id);
+    this.localRevision++;
+    void this.persist();
+    if (this.started) this.scheduleWrite(this.options.writeDebounceMs ?? 750);
+  }
+
+  /** Writes any pending change now and waits for it; true if nothing is left unwritten. */
+  async flush(): Promise<boolean> {
+    if (this.writeTimer) clearTimeout(this.writeTimer);
+    this.writeTimer = undefined;
+    await this.writeInFlight;
+    await this.writeNow();
+    await this.persistChain;
+    return this.localRevision === this.writtenRevision;
+  }
+
+  /** Removes this slot from the server (sign-out, or cross-device sessions turned off). */
+  async deleteOwnSlot(): Promise<void> {
+    await this.api.deleteBlob(this.options.slotId);
+    this.ownVersion = undefined;
+    this.writtenRevision = this.localRevision;
+    await this.persist();
+  }
+
+  /** Closes the stream and timers. The cache stays on disk for the next start. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (const timer of [this.writeTimer, this.reconnectTimer]) if (timer) clearTimeout(timer);
+    for (const timer of [this.pollTimer, this.watchdogTimer]) if (timer) clearInterval(timer);
+    this.writeTimer = this.reconnectTimer = this.pollTimer = this.watchdogTimer = undefined;
+    this.closeStream();
+    this.setState('off');
+    await this.persistChain;
+    this.remoteEmitter.dispose();
+    this.stateEmitter.dispose();
+  }
+
+  private setState(state: SyncState, detail?: string): void {
+    if (this.stopped && state !== 'off') return;
+    if (this.currentState.state === state && this.currentState.detail === detail) return;
+    this.currentState = detail === undefined ? { state } : { state, detail };
+    this.log.info(`sync: ${state}${detail ? ` (${detail})` : ''}`);
+    this.stateEmitter.fire(this.currentState);
+  }
+
+  private emitRemote(): void {
+    if (!this.stopped) this.remoteEmitter.fire(this.getRemoteState());
+  }
+
+  // ---- the on-disk state -------------------------------------------------------------------
+
+  private async loadState(): Promise<void> {
+    let text: string;
+    try {
+      text = await fs.readFile(this.statePath, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn(`sync: cannot read ${this.statePath}: ${errorText(error)}`);
+      return;
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      this.log.warn(`sync: ${this.statePath} is corrupt; starting with an empty cache`);
+      return;
+    }
+    if (typeof parsed !== 'object' || parsed === null || (parsed as { format?: unknown }).format !== STATE_FORMAT) return;
+    const state = parsed as Partial<PersistedState>;
+    if (typeof state.ownSeq === 'number' && Number.isSafeInteger(state.ownSeq) && state.ownSeq >= 0) this.ownSeq = state.ownSeq;
+    if (typeof state.ownVersion === 'number' && Number.isSafeInteger(state.ownVersion) && state.ownVersion >= 0) this.ownVersion = state.ownVersion;
+    if (Array.isArray(state.tombstones)) {
+      // Our own tombstones go through the same validator as anyone else's.
+      try {
+        const { blob } = validateBlob(
+          { format: BLOB_FORMAT, slotId: this.options.slotId, deviceName: 'x', seq: 0, writtenAt: this.now(), sessions: [], tombstones: state.tombstones },
+          { now: this.now() },
+        );
+        this.tombstones = [...blob.tombstones];
+      } catch {
+        // Unusable tombstones are simply forgotten; they only shorten a listing.
+      }
+    }
+    if (state.seqFloor && typeof state.seqFloor === 'object') {
+      this.guard.restore(Object.fromEntries(Object.entries(state.seqFloor).filter(([slotId]) => isValidSessionId(slotId))));
+    }
+    if (Array.isArray(state.remote)) {
+      for (const entry of state.remote) {
+        const stored = parseStoredBlob(entry);
+        if (!stored || stored.slotId === this.options.slotId) continue;
+        // The cache holds ciphertext, so it is checked exactly like a blob from the server.
+        const blob = this.openStored(stored, true);
+        if (blob) this.remote.set(stored.slotId, { stored, blob });
+      }
+    }
+    this.log.debug(`sync: loaded ${this.remote.size} cached slot(s)`);
+  }
+
+  private snapshot(): PersistedState {
+    const state: PersistedState = {
+      format: STATE_FORMAT,
+      ownSeq: this.ownSeq,
+      tombstones: this.tombstones,
+      seqFloor: this.guard.snapshot(),
+      remote: [...this.remote.values()].map(({ stored }) => ({
+        slotId: stored.slotId,
+        version: stored.version,
+        ...(stored.updatedAt ? { updatedAt: stored.updatedAt } : {}),
+        data: Buffer.from(stored.data).toString('base64'),
+      })),
+    };
+    if (this.ownVersion !== undefined) state.ownVersion = this.ownVersion;
+    return state;
+  }
+
+  /** Saves the latest state; calls made while a save is queued share it. */
+  private persist(): Promise<void> {
+    if (!this.persistQueued) {
+      this.persistQueued = true;
+      this.persistChain = this.persistChain
+        .then(async () => {
+          this.persistQueued = false;
+          await writeFileAtomic(this.statePath, JSON.stringify(this.snapshot()));
+        })
+        .catch((error: unknown) => {
+          this.persistQueued = false;
+          this.log.warn(`sync: cannot save ${this.statePath}: ${errorText(error)}`);
+        });
+    }
+    return this.persistChain;
+  }
+
+  // ---- reading other slots -----------------------------------------------------------------
+
+  /** Decrypts and validates a stored blob; undefined (and a log line) if anything is off. */
+  private openStored(stored: StoredBlob, fromCache = false): SyncBlob | undefined {
+    try {
+      const plaintext = openEnvelope(this.encryptionKey, stored.data, stored.slotId);
+      if (!fromCache) this.guard.check(stored.slotId, plaintext.seq);
+      else if ((this.guard.highestSeen(stored.slotId) ?? -1) > plaintext.seq) return undefined;
+      const { blob, dropped } = validateBlob(plaintext, { expectedSlotId: stored.slotId, now: this.now() });
+      if (dropped > 0) this.log.warn(`sync: dropped ${dropped} malformed entr${dropped === 1 ? 'y' : 'ies'} from slot ${stored.slotId}`);
+      this.guard.accept(stored.slotId, blob.seq);
+      return blob;
+    } catch (error) {
+      if (EnvelopeError.is(error) && error.reason === 'replay') {
+        this.log.debug(`sync: slot ${stored.slotId} unchanged`);
+      } else if (EnvelopeError.is(error) || BlobError.is(error)) {
+        this.log.warn(`sync: ignored the blob of slot ${stored.slotId}: ${error.message}`);
+      } else {
+        this.log.error(`sync: unexpected error reading slot ${stored.slotId}: ${errorText(error)}`);
+      }
+      return undefined;
+    }
+  }
+
+  /** Takes a blob from the server into the cache; true if it changed anything. */
+  private acceptStored(stored: StoredBlob): boolean {
+    if (stored.slotId === this.options.slotId) return false;
+    const blob = this.openStored(stored);
+    if (!blob) {
+      // Same content under a new server version (the server rewrote it): remember the version only.
+      const cached = this.remote.get(stored.slotId);
+      if (cached && stored.version > cached.stored.version && Buffer.compare(Buffer.from(stored.data), Buffer.from(cached.stored.data)) === 0) {
+        this.remote.set(stored.slotId, { stored, blob: cached.blob });
+      }
+      return false;
+    }
+    this.remote.set(stored.slotId, { stored, blob });
+    return true;
+  }
+
+  /** Full refetch of GET /v1/blobs (with ETag). Concurrent calls share one request. */
+  private refresh(): Promise<boolean> {
+    if (!this.refreshing) {
+      this.refreshing = this.doRefresh().finally(() => {
+        this.refreshing = undefined;
+      });
+    }
+    return this.refreshing;
+  }
+
+  private async doRefresh(): Promise<boolean> {
+    let result;
+    try {
+      result = await this.api.listBlobs(this.etag);
+    } catch (error) {
+      this.noteServerError('refresh', error);
+      return false;
+    }
+    if (this.stopped) return false;
+    if (result.notModified) return true;
+    let changed = false;
+    for (const stored of result.blobs) {
+      if (stored.slotId === this.options.slotId) this.adoptOwnSlot(stored);
+      else if (this.acceptStored(stored)) changed = true;
+    }
+    // A slot missing from a clean, complete list was deleted. With any unparseable entry, the
+    // list is not trusted to say what is missing, so nothing is removed.
+    if (result.skipped === 0) {
+      for (const slotId of [...this.remote.keys()]) {
+        if (!result.listedSlotIds.has(slotId)) {
+          this.remote.delete(slotId);
+          this.presence.delete(slotId);
+          changed = true;
+        }
+      }
+      if (!result.listedSlotIds.has(this.options.slotId) && this.ownVersion !== undefined) {
+        // The server lost our slot (or it was deleted): write it again.
+        this.log.info('sync: this slot is missing on the server; writing it again');
+        this.ownVersion = undefined;
+        if (this.localSessions) this.localRevision++;
+        this.scheduleWrite(0);
+      }
+    } else {
+      this.log.warn(`sync: the server's blob list had ${result.skipped} malformed entr${result.skipped === 1 ? 'y' : 'ies'}`);
+    }
+    // Keep the ETag only for a list we fully took in, so a bad answer is fetched again.
+    if (result.skipped === 0) this.etag = result.etag;
+    await this.persist();
+    if (changed) this.emitRemote();
+    return true;
+  }
+
+  /** Our own slot as the server has it: learn its version and make sure our seq stays above it. */
+  private adoptOwnSlot(stored: StoredBlob): void {
+    try {
+      const plaintext = openEnvelope(this.encryptionKey, stored.data, stored.slotId);
+      if (plaintext.seq > this.ownSeq) this.ownSeq = plaintext.seq;
+      if (this.ownVersion === undefined || stored.version > this.ownVersion) this.ownVersion = stored.version;
+    } catch (error) {
+      this.log.warn(`sync: this slot's blob on the server does not open (${errorText(error)}); it will be overwritten`);
+      this.ownVersion = stored.version;
+    }
+  }
+
+  private noteServerError(what: string, error: unknown): void {
+    if (SyncHttpError.is(error) && error.transient) {
+      this.log.info(`sync: ${what} failed: ${error.message}`);
+      if (!this.streamOpen) this.setState('offline', error.message);
+    } else {
+      this.log.warn(`sync: ${what} failed: ${errorText(error)}`);
+      this.setState('error', errorText(error));
+    }
+  }
+
+  // ---- the event stream --------------------------------------------------------------------
+
+  private readonly streamFetch: FetchLike = async (url, init) => {
+    const headers: Record<string, string> = { ...init.headers, Authorization: this.api.authorization };
+    if (this.lastEventId !== undefined && !('Last-Event-ID' in headers)) headers['Last-Event-ID'] = this.lastEventId;
+    const response = await (this.options.fetch ?? fetch)(url, { ...init, headers, redirect: 'error' } as RequestInit);
+    this.lastActivity = this.now();
+    const wrapped: FetchLikeResponse = {
+      body: response.body ? limitEvents(response.body, this.options.maxEventBytes ?? 2 * 1024 * 1024, () => (this.lastActivity = this.now())) : null,
+      url: response.url,
+      status: response.status,
+      redirected: response.redirected,
+      headers: response.headers,
+    };
+    return wrapped;
+  };
+
+  private connect(): void {
+    if (this.stopped) return;
+    this.closeStream();
+    const generation = ++this.streamGeneration;
+    const source = new EventSource(this.api.eventsUrl(this.options.slotId), { fetch: this.streamFetch });
+    this.source = source;
+    const current = (): boolean => generation === this.streamGeneration && !this.stopped;
+    const track = (event: MessageEvent): void => {
+      if (typeof event.lastEventId === 'string' && event.lastEventId.length > 0 && event.lastEventId.length <= MAX_LAST_EVENT_ID && /^[\x21-\x7e]+$/.test(event.lastEventId)) {
+        this.lastEventId = event.lastEventId;
+      }
+      this.lastActivity = this.now();
+    };
+    source.addEventListener('open', () => {
+      if (!current()) return;
+      this.streamOpen = true;
+      this.streamBackoff.reset();
+      this.stopPolling();
+      this.startWatchdog();
+      this.log.info('sync: event stream open');
+      // Close the gap between the last thing we saw and the stream, then we are live.
+      void this.refresh().then((ok) => {
+        if (ok && current() && this.streamOpen) this.setState('live');
+      });
+      // The server is back: a write that was waiting on backoff can go now.
+      if (this.localRevision !== this.writtenRevision) {
+        this.writeBackoff.reset();
+        this.scheduleWrite(0);
+      }
+    });
+    source.addEventListener('blob', (event) => {
+      if (!current()) return;
+      track(event);
+      const stored = parseStoredBlob(this.parseEventData(event.data, 'blob'));
+      if (!stored) return;
+      if (stored.slotId === this.options.slotId) return;
+      if (this.acceptStored(stored)) {
+        void this.persist();
+        this.emitRemote();
+      }
+    });
+    source.addEventListener('delete', (event) => {
+      if (!current()) return;
+      track(event);
+      const data = this.parseEventData(event.data, 'delete') as { slotId?: unknown } | undefined;
+      const slotId = data && typeof data === 'object' && Object.prototype.hasOwnProperty.call(data, 'slotId') ? data.slotId : undefined;
+      if (!isValidSessionId(slotId) || !this.remote.has(slotId)) return;
+      this.remote.delete(slotId);
+      void this.persist();
+      this.emitRemote();
+    });
+    source.addEventListener('presence', (event) => {
+      if (!current()) return;
+      track(event);
+      const entries = parsePresence(this.parseEventData(event.data, 'presence'));
+      if (!entries) return;
+      this.presence.clear();
+      for (const entry of entries) if (entry.slotId !== this.options.slotId) this.presence.set(entry.slotId, entry);
+      this.emitRemote();
+    });
+    source.addEventListener('reset', (event) => {
+      if (!current()) return;
+      track(event);
+      this.etag = undefined;
+      void this.refresh();
+    });
+    source.addEventListener('error', (event) => {
+      if (!current()) return;
+      this.streamDown(event.code, event.message);
+    });
+  }
+
+  private parseEventData(data: unknown, what: string): unknown {
+    try {
+      return typeof data === 'string' ? JSON.parse(data) : undefined;
+    } catch {
+      this.log.warn(`sync: ignored a malformed ${what} event`);
+      return undefined;
+    }
+  }
+
+  private streamDown(code: number | undefined, message: string | undefined): void {
+    const wasOpen = this.streamOpen;
+    this.closeStream();
+    const detail = code !== undefined ? `event stream answered ${code}` : `event stream: ${message ?? 'connection lost'}`;
+    if (code !== undefined && code >= 400 && code < 500 && code !== 408 && code !== 429) this.setState('error', detail);
+    else this.setState('offline', detail);
+    const delay = this.streamBackoff.next();
+    this.log.info(`sync: ${detail}${wasOpen ? '' : ' (not connected)'}; reconnecting in ${delay} ms`);
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      this.connect();
+    }, delay);
+    this.startPolling();
+  }
+
+  private closeStream(): void {
+    this.streamGeneration++;
+    this.streamOpen = false;
+    this.source?.close();
+    this.source = undefined;
+    if (this.watchdogTimer) clearInterval(this.watchdogTimer);
+    this.watchdogTimer = undefined;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
+  }
+
+  private startWatchdog(): void {
+    const idle = this.options.streamIdleTimeoutMs ?? 45_000;
+    this.lastActivity = this.now();
+    if (this.watchdogTimer) clearInterval(this.watchdogTimer);
+    this.watchdogTimer = setInterval(() => {
+      if (this.streamOpen && this.now() - this.lastActivity > idle) this.streamDown(undefined, `silent for over ${idle} ms`);
+    }, Math.max(250, Math.floor(idle / 3)));
+    this.watchdogTimer.unref();
+  }
+
+  private startPolling(): void {
+    if (this.pollTimer || this.stopped) return;
+    const poll = (): void => {
+      if (this.streamOpen || this.stopped) return;
+      void this.refresh().then((ok) => {
+        // The server answers again: try the stream now rather than after the backoff.
+        if (ok && !this.streamOpen && !this.stopped && this.reconnectTimer) this.connect();
+      });
+    };
+    this.pollTimer = setInterval(poll, this.options.pollIntervalMs ?? 30_000);
+    poll();
+  }
+
+  private stopPolling(): void {
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    this.pollTimer = undefined;
+  }
+
+  // ---- writing our own slot ----------------------------------------------------------------
+
+  private scheduleWrite(delayMs: number): void {
+    if (this.stopped || !this.started) return;
+    if (this.writeTimer) clearTimeout(this.writeTimer);
+    this.writeTimer = setTimeout(() => {
+      this.writeTimer = undefined;
+      void this.writeNow();
+    }, delayMs);
+  }
+
+  private buildBlob(seq: number): SyncBlob {
+    const now = this.now();
+    const { blob, dropped } = validateBlob(
+      {
+        format: BLOB_FORMAT,
+        slotId: this.options.slotId,
+        deviceName: this.deviceName,
+        seq,
+        writtenAt: now,
+        sessions: this.localSessions ?? [],
+        tombstones: pruneTombstones(this.tombstones, now),
+      },
+      { now },
+    );
+    // Our own data passes the same validator a reader will apply, so we never publish what they'd drop.
+    if (dropped > 0) this.log.warn(`sync: ${dropped} local entr${dropped === 1 ? 'y was' : 'ies were'} not publishable and left out`);
+    return blob;
+  }
+
+  /** One write at a time; a change made during a write is picked up when it ends. */
+  private writeNow(): Promise<void> {
+    if (!this.writeInFlight) {
+      this.writeInFlight = this.doWrite().finally(() => {
+        this.writeInFlight = undefined;
+      });
+    }
+    return this.writeInFlight;
+  }
+
+  private async doWrite(): Promise<void> {
+    if (this.stopped || !this.started || this.localRevision === this.writtenRevision) return;
+    try {
+      for (let conflicts = 0; ; conflicts++) {
+        const revision = this.localRevision;
+        // A clock-based floor keeps seq rising even if this state file is lost.
+        this.ownSeq = Math.max(this.ownSeq + 1, this.now());
+        await this.persist(); // the seq is on disk before any reader can see it
+        const envelope = sealEnvelope(this.encryptionKey, this.buildBlob(this.ownSeq));
+        const result = await this.api.putBlob(this.options.slotId, envelope, this.ownVersion);
+        if (result.ok) {
+          this.ownVersion = result.version;
+          this.writtenRevision = revision;
+          this.writeBackoff.reset();
+          await this.persist();
+          this.log.debug(`sync: wrote slot version ${result.version}, seq ${this.ownSeq}`);
+          if (this.localRevision !== this.writtenRevision) this.scheduleWrite(this.options.writeDebounceMs ?? 750);
+          return;
+        }
+        if (conflicts >= MAX_CONFLICT_RETRIES) throw new SyncHttpError('status', 'the server kept refusing our slot version (412)', 412);
+        // Someone else's version is current: learn it, keep our seq above it, write again.
+        const current = await this.api.getBlob(this.options.slotId);
+        if (current) this.adoptOwnSlot(current);
+        this.ownVersion = current?.version;
+        this.log.info(`sync: slot version conflict; retrying over version ${this.ownVersion ?? 'none'}`);
+      }
+    } catch (error) {
+      this.noteServerError('write', error);
+      const retryAfter = SyncHttpError.is(error) ? error.retryAfterMs ?? 0 : 0;
+      this.scheduleWrite(Math.max(retryAfter, this.writeBackoff.next()));
+    }
+  }
+}

@@ -1,0 +1,277 @@
+import { isValidSessionId } from '../terminal/sessionId';
+import { MAX_ENVELOPE_BYTES } from './envelope';
+
+/**
+ * The client side of the sync server's HTTP API (docs/protocol.md). Every answer is untrusted:
+ * bodies are capped while they stream in, and JSON is checked field by field.
+ */
+
+export type SyncHttpErrorReason =
+  /** The server could not be reached, or the connection broke. */
+  | 'network'
+  | 'timeout'
+  /** The body exceeded the cap. */
+  | 'too-large'
+  /** A 2xx answer whose body is not what the protocol says. */
+  | 'bad-response'
+  /** A non-2xx status that the caller did not expect. */
+  | 'status';
+
+export class SyncHttpError extends Error {
+  constructor(
+    readonly reason: SyncHttpErrorReason,
+    message: string,
+    readonly status?: number,
+    /** From Retry-After on 429/503, in milliseconds. */
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+    this.name = 'SyncHttpError';
+  }
+  static is(error: unknown): error is SyncHttpError {
+    return error instanceof SyncHttpError;
+  }
+  /** Worth retrying later without any change on our side. */
+  get transient(): boolean {
+    if (this.reason === 'network' || this.reason === 'timeout') return true;
+    return this.reason === 'status' && (this.status === 429 || (this.status !== undefined && this.status >= 500));
+  }
+}
+
+/** A slot's stored blob as the server reports it (list, get, and `blob` events). */
+export interface StoredBlob {
+  readonly slotId: string;
+  readonly version: number;
+  /** The envelope bytes, already decoded from base64. */
+  readonly data: Uint8Array;
+  readonly updatedAt?: string;
+}
+
+export interface PresenceEntry {
+  readonly slotId: string;
+  readonly online: boolean;
+  /** Epoch milliseconds, when the server gave a parseable time. */
+  readonly lastSeen?: number;
+}
+
+/** base64 of the largest envelope we accept, plus padding. */
+const MAX_BASE64_CHARS = Math.ceil(MAX_ENVELOPE_BYTES / 3) * 4;
+const BASE64_PATTERN = /^[A-Za-z0-9+/]*={0,2}$/;
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function own(record: Record<string, unknown>, key: string): unknown {
+  return Object.prototype.hasOwnProperty.call(record, key) ? record[key] : undefined;
+}
+
+/** Parses one `{slotId, version, data, updatedAt}` object; undefined if any field is off. */
+export function parseStoredBlob(value: unknown): StoredBlob | undefined {
+  if (!isRecord(value)) return undefined;
+  const slotId = own(value, 'slotId');
+  const version = own(value, 'version');
+  const data = own(value, 'data');
+  const updatedAt = own(value, 'updatedAt');
+  if (!isValidSessionId(slotId)) return undefined;
+  if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 0) return undefined;
+  if (typeof data !== 'string' || data.length > MAX_BASE64_CHARS || data.length % 4 !== 0 || !BASE64_PATTERN.test(data)) return undefined;
+  const bytes = new Uint8Array(Buffer.from(data, 'base64'));
+  return typeof updatedAt === 'string' && updatedAt.length <= 64
+    ? { slotId, version, data: bytes, updatedAt }
+    : { slotId, version, data: bytes };
+}
+
+export function parsePresence(value: unknown): PresenceEntry[] | undefined {
+  if (!isRecord(value)) return undefined;
+  const slots = own(value, 'slots');
+  if (!Array.isArray(slots)) return undefined;
+  const out: PresenceEntry[] = [];
+  for (const entry of slots.slice(0, 1000)) {
+    if (!isRecord(entry)) continue;
+    const slotId = own(entry, 'slotId');
+    const online = own(entry, 'online');
+    const lastSeenText = own(entry, 'lastSeen');
+    if (!isValidSessionId(slotId) || typeof online !== 'boolean') continue;
+    const lastSeen = typeof lastSeenText === 'string' && lastSeenText.length <= 64 ? Date.parse(lastSeenText) : Number.NaN;
+    out.push(Number.isFinite(lastSeen) ? { slotId, online, lastSeen } : { slotId, online });
+  }
+  return out;
+}
+
+function parseRetryAfter(value: string | null): number | undefined {
+  if (!value) return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds) && seconds >= 0) return Math.min(seconds, 3600) * 1000;
+  const date = Date.parse(value);
+  return Number.isFinite(date) ? Math.min(Math.max(0, date - Date.now()), 3_600_000) : undefined;
+}
+
+/** Reads a body up to `maxBytes`, cancelling the stream as soon as it goes over. */
+export async function readCappedBody(response: Response, maxBytes: number): Promise<Uint8Array> {
+  const declared = Number(response.headers.get('content-length'));
+  if (Number.isFinite(declared) && declared > maxBytes) {
+    await response.body?.cancel().catch(() => undefined);
+    throw new SyncHttpError('too-large', `server answer of ${declared} bytes exceeds the ${maxBytes}-byte cap`, response.status);
+  }
+  if (!response.body) return new Uint8Array(0);
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > maxBytes) {
+      await reader.cancel().catch(() => undefined);
+      throw new SyncHttpError('too-large', `server answer exceeds the ${maxBytes}-byte cap`, response.status);
+    }
+    chunks.push(value);
+  }
+  return new Uint8Array(Buffer.concat(chunks));
+}
+
+export interface SyncServerApiOptions {
+  readonly serverUrl: string;
+  readonly token: string;
+  readonly fetch?: typeof fetch;
+  readonly requestTimeoutMs?: number;
+  readonly maxResponseBytes?: number;
+}
+
+export type ListResult =
+  | { readonly notModified: true }
+  | {
+      readonly notModified: false;
+      readonly etag?: string;
+      readonly blobs: StoredBlob[];
+      /** Every slot the list names, including entries whose other fields were malformed. */
+      readonly listedSlotIds: ReadonlySet<string>;
+      /** Entries dropped because they did not parse. */
+      readonly skipped: number;
+    };
+
+export type PutResult = { readonly ok: true; readonly version: number } | { readonly ok: false; readonly conflict: true };
+
+export class SyncServerApi {
+  private readonly base: string;
+  private readonly fetchImpl: typeof fetch;
+  private readonly requestTimeoutMs: number;
+  readonly maxResponseBytes: number;
+
+  constructor(private readonly options: SyncServerApiOptions) {
+    const url = new URL(options.serverUrl);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`sync server URL must be http or https, got ${url.protocol}`);
+    this.base = url.href.replace(/\/+$/, '');
+    this.fetchImpl = options.fetch ?? fetch;
+    this.requestTimeoutMs = options.requestTimeoutMs ?? 15_000;
+    this.maxResponseBytes = options.maxResponseBytes ?? 8 * 1024 * 1024;
+  }
+
+  get authorization(): string {
+    return `Bearer ${this.options.token}`;
+  }
+
+  eventsUrl(slotId: string): string {
+    return `${this.base}/v1/events?slot=${encodeURIComponent(slotId)}`;
+  }
+
+  private async request(method: string, path: string, headers: Record<string, string> = {}, body?: string): Promise<{ response: Response; bytes: Uint8Array }> {
+    const signal = AbortSignal.timeout(this.requestTimeoutMs);
+    let response: Response;
+    try {
+      response = await this.fetchImpl(`${this.base}${path}`, {
+        method,
+        headers: { Authorization: this.authorization, Accept: 'application/json', ...(body === undefined ? {} : { 'Content-Type': 'application/json' }), ...headers },
+        body,
+        signal,
+        redirect: 'error',
+      });
+    } catch (error) {
+      throw this.transportError(error, signal);
+    }
+    try {
+      return { response, bytes: await readCappedBody(response, this.maxResponseBytes) };
+    } catch (error) {
+      if (SyncHttpError.is(error)) throw error;
+      throw this.transportError(error, signal);
+    }
+  }
+
+  private transportError(error: unknown, signal: AbortSignal): SyncHttpError {
+    if (signal.aborted) return new SyncHttpError('timeout', `sync server did not answer within ${this.requestTimeoutMs} ms`);
+    const cause = error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error);
+    return new SyncHttpError('network', `cannot reach the sync server at ${this.base}: ${cause}`);
+  }
+
+  private statusError(method: string, path: string, response: Response, bytes: Uint8Array): SyncHttpError {
+    let detail = '';
+    try {
+      const parsed: unknown = JSON.parse(Buffer.from(bytes.subarray(0, 4096)).toString('utf8'));
+      if (isRecord(parsed) && typeof parsed.message === 'string') detail = `: ${parsed.message.slice(0, 200).replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ')}`;
+    } catch {
+      // Not JSON: the status alone has to do.
+    }
+    return new SyncHttpError('status', `${method} ${path} answered ${response.status}${detail}`, response.status, parseRetryAfter(response.headers.get('retry-after')));
+  }
+
+  private parseJson(bytes: Uint8Array, what: string): unknown {
+    try {
+      return JSON.parse(Buffer.from(bytes).toString('utf8'));
+    } catch {
+      throw new SyncHttpError('bad-response', `sync server sent a ${what} that is not JSON`);
+    }
+  }
+
+  /** GET /v1/blobs. Entries that don't parse are skipped and counted, never fatal. */
+  async listBlobs(etag?: string): Promise<ListResult> {
+    const { response, bytes } = await this.request('GET', '/v1/blobs', etag ? { 'If-None-Match': etag } : {});
+    if (response.status === 304) return { notModified: true };
+    if (response.status !== 200) throw this.statusError('GET', '/v1/blobs', response, bytes);
+    const parsed = this.parseJson(bytes, 'blob list');
+    const list = isRecord(parsed) ? own(parsed, 'blobs') : undefined;
+    if (!Array.isArray(list)) throw new SyncHttpError('bad-response', 'sync server sent a blob list without "blobs"');
+    const blobs: StoredBlob[] = [];
+    const listedSlotIds = new Set<string>();
+    let skipped = 0;
+    for (const entry of list) {
+      const slotId = isRecord(entry) ? own(entry, 'slotId') : undefined;
+      if (isValidSessionId(slotId)) listedSlotIds.add(slotId);
+      const blob = parseStoredBlob(entry);
+      if (blob) blobs.push(blob);
+      else skipped++;
+    }
+    const newEtag = response.headers.get('etag') ?? undefined;
+    return newEtag && newEtag.length <= 256 ? { notModified: false, etag: newEtag, blobs, listedSlotIds, skipped } : { notModified: false, blobs, listedSlotIds, skipped };
+  }
+
+  /** GET /v1/blobs/<slot>; undefined when the slot does not exist. */
+  async getBlob(slotId: string): Promise<StoredBlob | undefined> {
+    const path = `/v1/blobs/${slotId}`;
+    const { response, bytes } = await this.request('GET', path);
+    if (response.status === 404) return undefined;
+    if (response.status !== 200) throw this.statusError('GET', path, response, bytes);
+    const blob = parseStoredBlob(this.parseJson(bytes, 'blob'));
+    if (!blob || blob.slotId !== slotId) throw new SyncHttpError('bad-response', `sync server sent a malformed blob for ${path}`);
+    return blob;
+  }
+
+  /** PUT with `If-Match` when we know the version, `If-None-Match: *` to create. 412 is a conflict, not an error. */
+  async putBlob(slotId: string, envelope: Uint8Array, knownVersion: number | undefined): Promise<PutResult> {
+    const path = `/v1/blobs/${slotId}`;
+    const precondition: Record<string, string> = knownVersion === undefined ? { 'If-None-Match': '*' } : { 'If-Match': `"${knownVersion}"` };
+    const { response, bytes } = await this.request('PUT', path, precondition, JSON.stringify({ data: Buffer.from(envelope).toString('base64') }));
+    if (response.status === 412) return { ok: false, conflict: true };
+    if (response.status !== 200 && response.status !== 201) throw this.statusError('PUT', path, response, bytes);
+    const parsed = this.parseJson(bytes, 'PUT answer');
+    const version = isRecord(parsed) ? own(parsed, 'version') : undefined;
+    if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 0) throw new SyncHttpError('bad-response', 'sync server answered a PUT without a version');
+    return { ok: true, version };
+  }
+
+  async deleteBlob(slotId: string): Promise<void> {
+    const path = `/v1/blobs/${slotId}`;
+    const { response, bytes } = await this.request('DELETE', path);
+    if (response.status !== 200 && response.status !== 204 && response.status !== 404) throw this.statusError('DELETE', path, response, bytes);
+  }
+}

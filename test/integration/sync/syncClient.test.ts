@@ -1,0 +1,299 @@
+import assert from 'node:assert/strict';
+import { promises as fs } from 'node:fs';
+import { createServer, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import * as path from 'node:path';
+import { type RemoteState, SyncClient, type SyncStateChange } from '../../../src/sync/syncClient';
+import { deriveSyncKeys, formatSyncKey, generateSyncKey } from '../../../src/sync/syncKey';
+import { newSessionId } from '../../../src/terminal/sessionId';
+import { buildServer, DeviceProcess, sampleSession, ServerProcess, tempRoot } from './harness';
+
+/** Resolves once `predicate` holds, re-checking whenever the client reports anything. */
+function until(client: SyncClient, predicate: () => boolean): Promise<void> {
+  return new Promise((resolve) => {
+    if (predicate()) return resolve();
+    const check = (): void => {
+      if (!predicate()) return;
+      subscriptions.forEach((s) => s.dispose());
+      resolve();
+    };
+    const subscriptions = [client.onDidChangeRemote(check), client.onDidChangeState(check)];
+  });
+}
+
+function sessionIds(state: RemoteState): string[] {
+  return state.slots.flatMap((slot) => slot.blob.sessions.map((s) => s.id)).sort();
+}
+
+describe('sync client against the real server (two processes)', function () {
+  const root = tempRoot();
+  const dataDir = path.join(root, 'server-data');
+  const syncKeyBytes = generateSyncKey();
+  const syncKey = formatSyncKey(syncKeyBytes);
+  const { token } = deriveSyncKeys(syncKeyBytes);
+  const slotA = newSessionId();
+  const slotB = newSessionId();
+  const stateA = path.join(root, 'device-a');
+  const stateB = path.join(root, 'device-b');
+  let serverJs: string;
+  let server: ServerProcess;
+  let deviceA: DeviceProcess;
+  let deviceB: DeviceProcess;
+  const first = sampleSession({ title: 'first; echo $(id) `uname`' });
+  const second = sampleSession({ hostLabel: 'db-2', multiplexer: 'screen', title: undefined });
+  /** A's envelope as the server held it after the first write, for the rollback attack later. */
+  let oldEnvelopeOfA: string;
+
+  const startA = (url: string): DeviceProcess => DeviceProcess.start({ serverUrl: url, syncKey, slotId: slotA, deviceName: 'device-a', stateDir: stateA });
+  const startB = (url: string): DeviceProcess => DeviceProcess.start({ serverUrl: url, syncKey, slotId: slotB, deviceName: 'device-b', stateDir: stateB });
+
+  async function serverBlob(slotId: string): Promise<{ version: number; data: string }> {
+    const response = await fetch(`${server.url}/v1/blobs/${slotId}`, { headers: { Authorization: `Bearer ${token}` } });
+    assert.equal(response.status, 200);
+    return (await response.json()) as { version: number; data: string };
+  }
+
+  before(async function () {
+    await fs.mkdir(root, { recursive: true });
+    serverJs = await buildServer(root);
+    server = await ServerProcess.start(serverJs, dataDir);
+  });
+
+  after(async function () {
+    await Promise.all([deviceA?.stop(), deviceB?.stop()]);
+    await server?.stop();
+    await fs.rm(root, { recursive: true, force: true });
+  });
+
+  it('a write by one device is seen, decrypted and validated by the other', async function () {
+    deviceA = startA(server.url);
+    deviceB = startB(server.url);
+    await Promise.all([deviceA.waitForState('live'), deviceB.waitForState('live')]);
+    const sent = Date.now();
+    deviceA.publish([first]);
+    const seen = await deviceB.waitForSession(first.id);
+    console.log(`      write on A seen on B after ${seen.at - sent} ms (debounce 50 ms included)`);
+    const slot = seen.slots.find((s) => s.deviceName === 'device-a');
+    assert.ok(slot, 'B lists a slot named device-a');
+    assert.deepEqual(slot.blob.sessions, [first]);
+
+    // The server holds ciphertext only: nothing readable from the blob is in its files.
+    const files = await fs.readdir(dataDir, { recursive: true });
+    let stored = '';
+    for (const file of files) {
+      const full = path.join(dataDir, String(file));
+      if ((await fs.stat(full)).isFile()) stored += await fs.readFile(full, 'latin1');
+    }
+    assert.ok(stored.length > 0, 'the server stored something');
+    for (const secret of ['device-a', first.cwd, first.hostName, 'make watch', syncKey, Buffer.from(syncKeyBytes).toString('base64')]) {
+      assert.equal(stored.includes(secret), false, `server data must not contain ${JSON.stringify(secret)}`);
+    }
+    oldEnvelopeOfA = (await serverBlob(slotA)).data;
+  });
+
+  it('the cached list survives a restart of the device while the server is down', async function () {
+    await deviceB.stop();
+    await server.stop();
+    deviceB = startB(server.url);
+    const fromCache = await deviceB.waitForSession(first.id);
+    assert.deepEqual(fromCache.slots.find((s) => s.deviceName === 'device-a')?.blob.sessions, [first]);
+    await deviceB.waitForState('offline');
+  });
+
+  it('catches up on both sides when the server comes back', async function () {
+    // A changes its sessions while the server is down; the write waits and retries.
+    const mark = deviceB.output.lines.length;
+    deviceA.publish([first, second]);
+    await deviceA.waitForState('offline');
+    server = await ServerProcess.start(serverJs, dataDir, server.port);
+    const seen = await deviceB.waitForSession(second.id, mark);
+    assert.deepEqual(seen.slots.find((s) => s.deviceName === 'device-a')?.blob.sessions, [first, second]);
+    await Promise.all([deviceA.waitForState('live'), deviceB.waitForState('live', mark)]);
+  });
+
+  it('a writer without the slot version resolves the 412 and its write lands', async function () {
+    // Same slot as A but no saved state: it must create, get 412, learn the version and replace.
+    const third = sampleSession();
+    const stray = new SyncClient({ serverUrl: server.url, syncKey: syncKeyBytes, slotId: slotA, deviceName: 'device-a', stateDir: path.join(root, 'stray'), writeDebounceMs: 10 });
+    const before = await serverBlob(slotA);
+    try {
+      await stray.start();
+      stray.publish([third]);
+      assert.equal(await stray.flush(), true, 'the write landed');
+    } finally {
+      await stray.stop();
+    }
+    assert.ok((await serverBlob(slotA)).version > before.version);
+    await deviceB.waitForSession(third.id);
+    // Device A still believes the old version: its next write meets a 412 too, and wins again.
+    const mark = deviceB.output.lines.length;
+    deviceA.publish([first, second]);
+    await deviceB.waitForSession(second.id, mark);
+  });
+
+  it('a garbage-answering fake server never erases a valid cache', async function () {
+    await deviceB.stop();
+    const copy = path.join(root, 'device-b-copy');
+    await fs.cp(stateB, copy, { recursive: true });
+    const fake = await startGarbageServer({ slotA, oldEnvelopeOfA, currentEnvelopeOfA: (await serverBlob(slotA)).data });
+    const states: SyncStateChange[] = [];
+    const client = new SyncClient({
+      serverUrl: fake.url,
+      syncKey: syncKeyBytes,
+      slotId: slotB,
+      deviceName: 'device-b',
+      stateDir: copy,
+      pollIntervalMs: 50,
+      reconnectInitialMs: 20,
+      reconnectMaxMs: 100,
+      requestTimeoutMs: 500,
+      maxResponseBytes: 1024 * 1024,
+      maxEventBytes: 64 * 1024,
+    });
+    client.onDidChangeState((state) => states.push(state));
+    try {
+      await client.start();
+      const cached = sessionIds(client.getRemoteState());
+      assert.deepEqual(cached, [first.id, second.id].sort(), 'the cache was loaded');
+      await fake.allServed;
+      assert.deepEqual(sessionIds(client.getRemoteState()), cached, 'garbage did not change the remote state');
+      assert.ok(states.some((s) => s.state === 'error'), 'garbage is reported as an error state');
+    } finally {
+      await client.stop();
+      await fake.close();
+    }
+    // And on disk: a fresh client with no server at all still lists the same sessions.
+    const reopened = new SyncClient({ serverUrl: 'http://127.0.0.1:9', syncKey: syncKeyBytes, slotId: slotB, deviceName: 'device-b', stateDir: copy });
+    try {
+      await reopened.start();
+      assert.deepEqual(sessionIds(reopened.getRemoteState()), [first.id, second.id].sort());
+      await until(reopened, () => reopened.state.state === 'offline');
+    } finally {
+      await reopened.stop();
+    }
+  });
+});
+
+interface GarbageOptions {
+  slotA: string;
+  oldEnvelopeOfA: string;
+  currentEnvelopeOfA: string;
+}
+
+/**
+ * A FAKE sync server that answers every request with a different kind of garbage: malformed JSON,
+ * wrong shapes, undecryptable or rolled-back or moved blobs, oversized and endless bodies, and
+ * event streams that misbehave. `allServed` resolves once every variant has been served.
+ */
+async function startGarbageServer(options: GarbageOptions): Promise<{ url: string; allServed: Promise<void>; close(): Promise<void> }> {
+  const json = (res: ServerResponse, body: unknown, status = 200): void => {
+    res.writeHead(status, { 'Content-Type': 'application/json' });
+    res.end(typeof body === 'string' ? body : JSON.stringify(body));
+  };
+  const otherSlot = newSessionId();
+  const listVariants: Array<(res: ServerResponse) => void> = [
+    (res) => {
+      res.writeHead(200, { 'Content-Type': 'text/html' });
+      res.end('<html><body>502 Bad Gateway</body></html>');
+    },
+    (res) => json(res, '{"blobs":[{"slotId":'),
+    (res) => json(res, 'null'),
+    (res) => json(res, { blobs: 'nope' }),
+    (res) => json(res, '{"__proto__":{"blobs":[]}}'),
+    (res) => json(res, { blobs: [{ junk: true }, { slotId: '../../etc/passwd', version: 1, data: '' }] }),
+    (res) => json(res, { blobs: [{ slotId: options.slotA, version: 999, data: Buffer.from('x'.repeat(200)).toString('base64') }] }),
+    (res) => json(res, { blobs: [{ slotId: options.slotA, version: 1000, data: options.oldEnvelopeOfA }] }),
+    (res) => json(res, { blobs: [{ slotId: options.slotA, version: 1001, data: 'not base64 at all!' }, { slotId: otherSlot, version: 1, data: options.currentEnvelopeOfA }] }),
+    (res) => json(res, { blobs: [{ slotId: options.slotA, version: '7', data: options.currentEnvelopeOfA, __proto__: { version: 8 } }] }),
+    (res) => json(res, { error: 'internal' }, 500),
+    (res) => {
+      // Declared huge.
+      res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': String(50 * 1024 * 1024) });
+      res.write('{"blobs":[');
+      setTimeout(() => res.destroy(), 200);
+    },
+    (res) => {
+      // Huge without a declared length: the client must stop reading at its cap.
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      const chunk = Buffer.alloc(64 * 1024, 0x20);
+      let sent = 0;
+      const pump = (): void => {
+        while (sent < 8 * 1024 * 1024 && !res.destroyed) {
+          sent += chunk.length;
+          if (!res.write(chunk)) return void res.once('drain', pump);
+        }
+        res.end();
+      };
+      res.write('{"blobs":[');
+      pump();
+    },
+    (res) => {
+      // Endless and slow: only the client's own timeout ends it.
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.write('{"blobs":[');
+      const timer = setInterval(() => res.write(' '), 20);
+      res.on('close', () => clearInterval(timer));
+    },
+  ];
+  const eventVariants: Array<(res: ServerResponse) => void> = [
+    (res) => {
+      // One endless event: a data line that never ends.
+      res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+      res.write('event: blob\ndata: ');
+      const chunk = 'A'.repeat(16 * 1024);
+      const timer = setInterval(() => res.write(chunk), 5);
+      res.on('close', () => clearInterval(timer));
+    },
+    (res) => {
+      res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+      res.write('id: 1\nevent: blob\ndata: {not json\n\n');
+      res.write(`id: 2\nevent: blob\ndata: ${JSON.stringify({ slotId: options.slotA, version: 2000, data: options.oldEnvelopeOfA })}\n\n`);
+      res.write(`id: 3\nevent: blob\ndata: ${JSON.stringify({ slotId: otherSlot, version: 1, data: options.currentEnvelopeOfA })}\n\n`);
+      res.write('id: 4\nevent: delete\ndata: {"slotId":"../../x"}\n\n');
+      res.write('id: 5\nevent: presence\ndata: 42\n\n');
+      res.write('id: \u001b[2J\nevent: bogus\ndata: \u0000\n\n');
+      res.write('\u0000\u0001garbage without structure\r\r\n\n');
+      setTimeout(() => res.end(), 20);
+    },
+    (res) => {
+      res.writeHead(404, { 'Content-Type': 'text/html' });
+      res.end('<h1>not here</h1>');
+    },
+    (res) => {
+      res.writeHead(200, { 'Content-Type': 'text/plain' });
+      res.end('event: reset\n\n');
+    },
+  ];
+  const served = { list: new Set<number>(), events: new Set<number>() };
+  let listCount = 0;
+  let eventCount = 0;
+  let resolveAll!: () => void;
+  const allServed = new Promise<void>((resolve) => (resolveAll = resolve));
+  const server: Server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://fake');
+    if (url.pathname === '/v1/events') {
+      const index = eventCount++ % eventVariants.length;
+      served.events.add(index);
+      eventVariants[index]!(res);
+    } else {
+      const index = listCount++ % listVariants.length;
+      served.list.add(index);
+      listVariants[index]!(res);
+    }
+    // Resolve only after a full second round, so the first round's effects have been handled.
+    if (listCount > listVariants.length * 2 && eventCount > eventVariants.length * 2 && served.list.size === listVariants.length && served.events.size === eventVariants.length) {
+      resolveAll();
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    allServed,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
