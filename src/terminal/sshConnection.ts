@@ -53,6 +53,10 @@ export class SshConnection extends EventEmitter {
   }
 
   static async open(host: ResolvedHost, options: ConnectionOptions): Promise<SshConnection> {
+    const withCommand = [...host.proxyJump, host].find((hop) => hop.proxyCommand);
+    if (withCommand) {
+      throw new ConnectError('unreachable', `${withCommand.label} uses ProxyCommand, which Tether cannot run; use ProxyJump instead`);
+    }
     const hops: Client[] = [];
     let sock: Duplex | undefined;
     try {
@@ -109,9 +113,9 @@ function describe(host: ResolvedHost): string {
 async function connectOne(host: ResolvedHost, options: ConnectionOptions, sock?: Duplex): Promise<Client> {
   const check: HostKeyCheck = createHostKeyCheck({
     label: host.label,
-    host: host.hostName,
+    host: host.hostKeyAlias ?? host.hostName,
     port: host.port,
-    knownHostsFiles: host.knownHostsFiles,
+    knownHostsFiles: [...host.knownHostsFiles, ...(host.globalKnownHostsFiles ?? [])],
     trustStore: options.trustStore,
     confirmUnknown: options.confirmUnknownHostKey,
   });
