@@ -12,6 +12,6 @@ describe('sync server with the file store', function () {
   });
 
   describe('conformance', () => {
-    conformanceSuite(() => ['--data-dir', dataDir]);
+    conformanceSuite(() => ['--data-dir', dataDir], { eventIdsSurviveRestart: false });
   });
 });

@@ -1,0 +1,124 @@
+import * as assert from 'node:assert/strict';
+import { Client } from 'pg';
+import { conformanceSuite } from './conformance';
+import { Api, newSlotId, newToken, ServerProcess, SseReader } from './harness';
+import { type PostgresCluster, startPostgres } from './postgresFixture';
+import { assertNoPlaintext, writeSecretManifests } from './privacy';
+
+describe('sync server with PostgreSQL', function () {
+  this.timeout(120_000);
+  let cluster: PostgresCluster | undefined;
+  before(async function () {
+    cluster = await startPostgres(this);
+  });
+  after(() => {
+    cluster?.stop();
+  });
+
+  describe('conformance', () => {
+    let databaseUrl = '';
+    before(async () => {
+      databaseUrl = await cluster!.createDatabase();
+    });
+    conformanceSuite(() => ['--database-url', databaseUrl], { eventIdsSurviveRestart: true });
+  });
+
+  describe('several server processes on one database', () => {
+    let databaseUrl = '';
+    const servers: ServerProcess[] = [];
+    before(async () => {
+      databaseUrl = await cluster!.createDatabase();
+      servers.push(await ServerProcess.start(['--database-url', databaseUrl]));
+      servers.push(await ServerProcess.start(['--database-url', databaseUrl]));
+    });
+    after(async () => {
+      await Promise.all(servers.map((server) => server.stop('SIGKILL')));
+    });
+
+    it('streams one write to the SSE clients of both processes', async () => {
+      const [a, b] = servers;
+      const token = newToken();
+      const streams = [await SseReader.open(a.url, token), await SseReader.open(b.url, token)];
+      try {
+        for (const stream of streams) await stream.waitFor((event) => event.event === 'presence');
+        const slot = newSlotId();
+        const payload = Buffer.alloc(5000, 3).toString('base64');
+        await new Api(a.url, token).write(slot, payload, undefined);
+        const seen = await Promise.all(streams.map((stream) => stream.waitFor((event) => event.event === 'blob')));
+        for (const event of seen) assert.deepEqual({ ...JSON.parse(event.data), updatedAt: undefined }, { slotId: slot, version: 1, data: payload, updatedAt: undefined });
+        assert.equal(seen[0].id, seen[1].id, 'both processes use the shared event id');
+
+        await new Api(b.url, token).write(slot, Buffer.alloc(10, 4).toString('base64'), 1);
+        for (const stream of streams) await stream.waitFor((event) => event.event === 'blob' && event.data.includes('"version":2'));
+      } finally {
+        for (const stream of streams) stream.close();
+      }
+    });
+
+    it('resumes on one process from an event id issued by the other', async () => {
+      const [a, b] = servers;
+      const token = newToken();
+      const api = new Api(a.url, token);
+      const slot = newSlotId();
+      const first = await SseReader.open(a.url, token);
+      await first.waitFor((event) => event.event === 'presence');
+      // B must be following the account before the writes we expect it to replay.
+      const bWatcher = await SseReader.open(b.url, token);
+      await bWatcher.waitFor((event) => event.event === 'presence');
+      await api.write(slot, Buffer.alloc(10, 1).toString('base64'), undefined);
+      const seen = await first.waitFor((event) => event.event === 'blob');
+      await bWatcher.waitFor((event) => event.event === 'blob');
+      first.close();
+      await api.write(slot, Buffer.alloc(10, 2).toString('base64'), 1);
+      await api.write(slot, Buffer.alloc(10, 3).toString('base64'), 2);
+      await bWatcher.waitFor((event) => event.event === 'blob' && event.data.includes('"version":3'));
+      bWatcher.close();
+
+      const resumed = await SseReader.open(b.url, token, { lastEventId: seen.id });
+      try {
+        await resumed.waitFor((event) => event.event === 'blob' && event.data.includes('"version":3'));
+        const versions = resumed.events.filter((event) => event.event === 'blob').map((event) => (JSON.parse(event.data) as { version: number }).version);
+        assert.deepEqual(versions, [2, 3]);
+      } finally {
+        resumed.close();
+      }
+    });
+
+    it('keeps slot limits and preconditions atomic across processes', async () => {
+      const token = newToken();
+      const slot = newSlotId();
+      const payload = Buffer.alloc(10).toString('base64');
+      const attempts = await Promise.all(
+        Array.from({ length: 10 }, (_, index) => new Api(servers[index % 2].url, token).create(slot, payload)),
+      );
+      const statuses = attempts.map((response) => response.status).sort();
+      assert.deepEqual(statuses, [201, ...Array(9).fill(412)]);
+    });
+  });
+
+  describe('privacy', () => {
+    it('stores only ciphertext: a dump of the blobs table holds no host, session ID, token or key', async () => {
+      const databaseUrl = await cluster!.createDatabase();
+      const server = await ServerProcess.start(['--database-url', databaseUrl]);
+      try {
+        const run = await writeSecretManifests(server);
+        const database = new URL(databaseUrl).pathname.slice(1);
+        const dump = Buffer.concat([cluster!.dumpTable(database, 'tether_blobs'), cluster!.dumpTable(database, 'tether_presence')]);
+        assertNoPlaintext(dump, run, 'pg_dump of tether_blobs');
+        // And the account is stored under the token's hash only.
+        const client = new Client({ connectionString: databaseUrl });
+        await client.connect();
+        try {
+          const accounts = await client.query<{ account: string }>('SELECT DISTINCT account FROM tether_blobs');
+          assert.equal(accounts.rows.length, 1);
+          assert.match(accounts.rows[0].account, /^[0-9a-f]{64}$/);
+        } finally {
+          await client.end();
+        }
+        assertNoPlaintext(Buffer.from(server.stderr.join('\n')), run, 'the server log');
+      } finally {
+        await server.stop('SIGKILL');
+      }
+    });
+  });
+});
