@@ -8,7 +8,7 @@ import { BLOB_FORMAT, BlobError, cleanDisplayString, LIMITS, pruneTombstones, ty
 import { Emitter, type Event } from './emitter';
 import { EnvelopeError, openEnvelope, sealEnvelope, SeqGuard } from './envelope';
 import { deriveSyncKeys } from './syncKey';
-import { type PresenceEntry, parsePresence, parseStoredBlob, type StoredBlob, SyncHttpError, SyncServerApi } from './syncHttp';
+import { limitSseEvents, type PresenceEntry, parsePresence, parseStoredBlob, type StoredBlob, SyncHttpError, SyncServerApi } from './syncHttp';
 
 /**
  * The sync client for one slot (DESIGN §4, §5; docs/protocol.md). It keeps the latest valid blob
@@ -108,42 +108,6 @@ const silentLog: SyncLog = { debug: () => undefined, info: () => undefined, warn
 
 function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
-}
-
-/**
- * Wraps an SSE body so that no single event can grow beyond `maxEventBytes` (counted from the
- * last blank line), and reports every chunk so a silent connection can be detected.
- */
-function limitEvents(body: ReadableStream<Uint8Array>, maxEventBytes: number, onActivity: () => void): ReadableStream<Uint8Array> {
-  let eventBytes = 0;
-  let lineBytes = 0;
-  let lastWasCr = false;
-  return body.pipeThrough(
-    new TransformStream<Uint8Array, Uint8Array>({
-      transform(chunk, controller) {
-        onActivity();
-        for (const byte of chunk) {
-          if (byte === 0x0a && lastWasCr) {
-            lastWasCr = false; // the LF of a CRLF ends nothing new
-            continue;
-          }
-          lastWasCr = byte === 0x0d;
-          if (byte === 0x0a || byte === 0x0d) {
-            if (lineBytes === 0) eventBytes = 0;
-            lineBytes = 0;
-          } else {
-            lineBytes++;
-            eventBytes++;
-          }
-          if (eventBytes > maxEventBytes) {
-            controller.error(new SyncHttpError('too-large', `sync server sent an event over ${maxEventBytes} bytes`));
-            return;
-          }
-        }
-        controller.enqueue(chunk);
-      },
-    }),
-  );
 }
 
 export class SyncClient {
@@ -520,7 +484,7 @@ export class SyncClient {
     const response = await (this.options.fetch ?? fetch)(url, { ...init, headers, redirect: 'error' } as RequestInit);
     this.lastActivity = this.now();
     const wrapped: FetchLikeResponse = {
-      body: response.body ? limitEvents(response.body, this.options.maxEventBytes ?? 2 * 1024 * 1024, () => (this.lastActivity = this.now())) : null,
+      body: response.body ? limitSseEvents(response.body, this.options.maxEventBytes ?? 2 * 1024 * 1024, () => (this.lastActivity = this.now())) : null,
       url: response.url,
       status: response.status,
       redirected: response.redirected,

@@ -131,6 +131,42 @@ export async function readCappedBody(response: Response, maxBytes: number): Prom
   return new Uint8Array(Buffer.concat(chunks));
 }
 
+/**
+ * Wraps an SSE body so that no single event can grow beyond `maxEventBytes` (counted from the
+ * last blank line), and reports every chunk so a silent connection can be detected.
+ */
+export function limitSseEvents(body: ReadableStream<Uint8Array>, maxEventBytes: number, onActivity: () => void): ReadableStream<Uint8Array> {
+  let eventBytes = 0;
+  let lineBytes = 0;
+  let lastWasCr = false;
+  return body.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        onActivity();
+        for (const byte of chunk) {
+          if (byte === 0x0a && lastWasCr) {
+            lastWasCr = false; // the LF of a CRLF ends nothing new
+            continue;
+          }
+          lastWasCr = byte === 0x0d;
+          if (byte === 0x0a || byte === 0x0d) {
+            if (lineBytes === 0) eventBytes = 0;
+            lineBytes = 0;
+          } else {
+            lineBytes++;
+            eventBytes++;
+          }
+          if (eventBytes > maxEventBytes) {
+            controller.error(new SyncHttpError('too-large', `sync server sent an event over ${maxEventBytes} bytes`));
+            return;
+          }
+        }
+        controller.enqueue(chunk);
+      },
+    }),
+  );
+}
+
 export interface SyncServerApiOptions {
   readonly serverUrl: string;
   readonly token: string;

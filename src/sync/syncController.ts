@@ -1,0 +1,298 @@
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import { SyncStatusBar } from '../views/syncStatusBar';
+import type { SessionEntry } from './blob';
+import { acquireSlotLease, type SlotLease } from './slotLease';
+import { type RemoteState, SyncClient, type SyncStateChange } from './syncClient';
+import { formatSyncKey, generateSyncKey, parseSyncKey, SyncKeyError } from './syncKey';
+
+/**
+ * The thin VS Code layer over SyncClient: the sync key in SecretStorage, the slot lease, settings,
+ * the three sync commands and the status bar item. Everything with logic lives below, vscode-free.
+ */
+
+export const SYNC_COMMANDS = {
+  setUp: 'tether.setUpSync',
+  showKey: 'tether.showSyncKey',
+  signOut: 'tether.signOutSync',
+} as const;
+
+/** SecretStorage only: never settings, never the log. */
+const SECRET_SYNC_KEY = 'tether.sync.key';
+/** Slot IDs this machine has used (not synced); see slotLease.ts for how windows share them. */
+const SLOT_IDS_STATE = 'tether.sync.slotIds';
+const WATCHED_SETTINGS = ['tether.sync.serverUrl', 'tether.deviceName', 'tether.crossDeviceSessions'];
+
+export interface TetherSync extends vscode.Disposable {
+  /** The current sync state, as shown in the status bar. */
+  readonly state: SyncStateChange;
+  readonly onDidChangeState: vscode.Event<SyncStateChange>;
+  /** Every other slot's validated blob, with presence. Empty while sync is off. */
+  readonly remote: RemoteState;
+  readonly onDidChangeRemote: vscode.Event<RemoteState>;
+  /** Re-reads `getLocalSessions()` and publishes it (debounced). Call whenever local sessions change. */
+  publishLocalSessions(): void;
+  /** Tells every device that a session was killed; call only after the kill was confirmed on the host. */
+  publishTombstone(sessionId: string, killedAt?: number): void;
+}
+
+function validateServerUrl(text: string): string | undefined {
+  try {
+    const url = new URL(text.trim());
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') return 'Use an http:// or https:// URL.';
+    return undefined;
+  } catch {
+    return 'Enter a URL such as http://127.0.0.1:8787';
+  }
+}
+
+/**
+ * Registers the sync commands and the status bar item, and runs the sync client while sync is
+ * set up (a key in SecretStorage, `tether.sync.serverUrl` set, `tether.crossDeviceSessions` on).
+ * The returned object is disposed with the extension through `context.subscriptions`.
+ */
+export function registerSync(context: vscode.ExtensionContext, log: vscode.LogOutputChannel, getLocalSessions: () => SessionEntry[]): TetherSync {
+  const stateDir = path.join(context.globalStorageUri.fsPath, 'sync');
+  const statusBar = new SyncStatusBar();
+  const stateEmitter = new vscode.EventEmitter<SyncStateChange>();
+  const remoteEmitter = new vscode.EventEmitter<RemoteState>();
+  let client: SyncClient | undefined;
+  let clientSubscriptions: Array<{ dispose(): void }> = [];
+  let lease: SlotLease | undefined;
+  let state: SyncStateChange = { state: 'off' };
+  let remote: RemoteState = { slots: [] };
+  let disposed = false;
+  let chain: Promise<void> = Promise.resolve();
+
+  const setState = (next: SyncStateChange): void => {
+    state = next;
+    statusBar.update(state, remote.slots.length);
+    stateEmitter.fire(state);
+  };
+  const setRemote = (next: RemoteState): void => {
+    remote = next;
+    statusBar.update(state, remote.slots.length);
+    remoteEmitter.fire(remote);
+  };
+  const settings = (): { serverUrl: string; deviceName: string; crossDevice: boolean } => {
+    const config = vscode.workspace.getConfiguration('tether');
+    return {
+      serverUrl: config.get<string>('sync.serverUrl', '').trim(),
+      deviceName: config.get<string>('deviceName', '').trim() || os.hostname(),
+      crossDevice: config.get<boolean>('crossDeviceSessions', true),
+    };
+  };
+
+  async function stopClient(deleteSlot: boolean): Promise<void> {
+    const current = client;
+    client = undefined;
+    clientSubscriptions.forEach((s) => s.dispose());
+    clientSubscriptions = [];
+    if (!current) return;
+    if (deleteSlot) {
+      // Other devices stop listing this one's sessions; failure only leaves a stale listing.
+      await current.deleteOwnSlot().catch((error: unknown) => log.warn(`sync: could not remove this device's slot from the server: ${String(error)}`));
+    }
+    await current.stop();
+  }
+
+  async function readKey(): Promise<Uint8Array | undefined> {
+    const text = await context.secrets.get(SECRET_SYNC_KEY);
+    if (!text) return undefined;
+    try {
+      return parseSyncKey(text);
+    } catch (error) {
+      log.error(`sync: the stored sync key is unusable (${SyncKeyError.is(error) ? error.reason : 'unknown'}); run "Tether: Set Up Sync…" again`);
+      return undefined;
+    }
+  }
+
+  async function start(): Promise<void> {
+    const { serverUrl, deviceName, crossDevice } = settings();
+    const key = await readKey();
+    const why = !key ? 'no sync key on this device' : !serverUrl ? 'tether.sync.serverUrl is empty' : !crossDevice ? 'tether.crossDeviceSessions is off' : undefined;
+    if (why || !key || disposed) {
+      setRemote({ slots: [] });
+      setState({ state: 'off', ...(why ? { detail: why } : {}) });
+      return;
+    }
+    if (!lease) {
+      lease = await acquireSlotLease(stateDir, context.globalState.get<string[]>(SLOT_IDS_STATE, []));
+      const known = context.globalState.get<string[]>(SLOT_IDS_STATE, []);
+      if (!known.includes(lease.slotId)) await context.globalState.update(SLOT_IDS_STATE, [...known, lease.slotId]);
+      log.info(`sync: this window uses slot ${lease.slotId}${lease.created ? ' (new)' : ''}`);
+    }
+    let next: SyncClient;
+    try {
+      next = new SyncClient({ serverUrl, syncKey: key, slotId: lease.slotId, deviceName, stateDir, log });
+    } catch (error) {
+      setState({ state: 'error', detail: error instanceof Error ? error.message : String(error) });
+      return;
+    }
+    client = next;
+    clientSubscriptions = [next.onDidChangeState(setState), next.onDidChangeRemote(setRemote)];
+    next.publish(getLocalSessions());
+    await next.start();
+  }
+
+  /** Applies the current settings and key; serialized so that quick changes never race. */
+  function restart(options: { deleteSlot?: boolean } = {}): Promise<void> {
+    chain = chain
+      .then(async () => {
+        await stopClient(options.deleteSlot ?? false);
+        if (!disposed) await start();
+      })
+      .catch((error: unknown) => {
+        log.error(`sync: ${error instanceof Error ? error.message : String(error)}`);
+        setState({ state: 'error', detail: error instanceof Error ? error.message : String(error) });
+      });
+    return chain;
+  }
+
+  async function showKey(keyText: string, intro: string): Promise<void> {
+    const choice = await vscode.window.showInformationMessage(intro, { modal: true, detail: keyText }, 'Copy');
+    if (choice === 'Copy') {
+      await vscode.env.clipboard.writeText(keyText);
+      void vscode.window.showInformationMessage('Sync key copied. Paste it on your other device with "Tether: Set Up Sync…".');
+    }
+  }
+
+  async function setUpSync(): Promise<void> {
+    const existing = await context.secrets.get(SECRET_SYNC_KEY);
+    type Pick = vscode.QuickPickItem & { action: 'create' | 'paste' | 'server' };
+    const items: Pick[] = [
+      { label: '$(add) Create a new sync key', detail: 'For your first device. You will paste the key on the others.', action: 'create' },
+      { label: '$(key) Paste a sync key from another device', detail: 'Run "Tether: Show Sync Key" on a device that is already set up.', action: 'paste' },
+    ];
+    if (existing) items.push({ label: '$(server) Keep this device\'s key, change the server URL', action: 'server' });
+    const picked = await vscode.window.showQuickPick(items, { title: 'Tether: Set Up Sync', ignoreFocusOut: true });
+    if (!picked) return;
+
+    let keyText: string | undefined;
+    if (picked.action === 'paste') {
+      const pasted = await vscode.window.showInputBox({
+        title: 'Paste the sync key from your other device',
+        placeHolder: 'tether1-…',
+        ignoreFocusOut: true,
+        validateInput: (text) => {
+          try {
+            parseSyncKey(text);
+            return undefined;
+          } catch (error) {
+            return SyncKeyError.is(error) ? error.message : 'This is not a sync key.';
+          }
+        },
+      });
+      if (!pasted) return;
+      keyText = formatSyncKey(parseSyncKey(pasted));
+    } else if (picked.action === 'create') {
+      if (existing) {
+        const confirm = await vscode.window.showWarningMessage(
+          'Replace this device\'s sync key?',
+          { modal: true, detail: 'This device leaves its current sync account; devices that keep the old key will no longer see it.' },
+          'Replace',
+        );
+        if (confirm !== 'Replace') return;
+      }
+      keyText = formatSyncKey(generateSyncKey());
+    }
+
+    const current = settings().serverUrl;
+    const serverUrl = await vscode.window.showInputBox({
+      title: 'Sync server URL',
+      prompt: 'The Tether sync server all your devices use. It stores only encrypted data.',
+      value: current || 'http://127.0.0.1:8787',
+      ignoreFocusOut: true,
+      validateInput: validateServerUrl,
+    });
+    if (serverUrl === undefined) return;
+
+    if (keyText) await context.secrets.store(SECRET_SYNC_KEY, keyText);
+    await vscode.workspace.getConfiguration('tether').update('sync.serverUrl', serverUrl.trim(), vscode.ConfigurationTarget.Global);
+    log.info(`sync: set up with server ${serverUrl.trim()}${picked.action === 'create' ? ' and a new sync key' : ''}`);
+    await restart();
+    if (!settings().crossDevice) {
+      void vscode.window.showWarningMessage('Sync is set up, but "Tether: Cross-Device Sessions" is off, so nothing is shared yet.');
+    }
+    if (picked.action === 'create' && keyText) {
+      await showKey(keyText, 'Sync is set up. On each of your other devices, run "Tether: Set Up Sync…", choose "Paste a sync key", and paste this key. Anyone with it can read your session list, so keep it private.');
+    }
+  }
+
+  async function showSyncKey(): Promise<void> {
+    const keyText = await context.secrets.get(SECRET_SYNC_KEY);
+    if (!keyText) {
+      const choice = await vscode.window.showInformationMessage('Sync is not set up on this device.', 'Set Up Sync…');
+      if (choice) await vscode.commands.executeCommand(SYNC_COMMANDS.setUp);
+      return;
+    }
+    await showKey(keyText, 'Your Tether sync key. Paste it on another device with "Tether: Set Up Sync…". Keep it private.');
+  }
+
+  async function signOutSync(): Promise<void> {
+    if (!(await context.secrets.get(SECRET_SYNC_KEY))) {
+      void vscode.window.showInformationMessage('Sync is not set up on this device.');
+      return;
+    }
+    const choice = await vscode.window.showWarningMessage(
+      'Sign out of Tether sync on this device?',
+      { modal: true, detail: 'The sync key is removed from this device and its sessions stop being listed on your other devices. Your sessions keep running. To sign in again you need the key from another device.' },
+      'Sign Out',
+    );
+    if (choice !== 'Sign Out') return;
+    await restartAfter(async () => {
+      await stopClient(true);
+      await context.secrets.delete(SECRET_SYNC_KEY);
+    });
+    log.info('sync: signed out on this device');
+  }
+
+  /** Runs `work` inside the restart chain, then applies the resulting settings. */
+  function restartAfter(work: () => Promise<void>): Promise<void> {
+    chain = chain.then(work).catch((error: unknown) => log.error(`sync: ${String(error)}`));
+    return restart();
+  }
+
+  let crossDevice = settings().crossDevice;
+  context.subscriptions.push(
+    statusBar,
+    stateEmitter,
+    remoteEmitter,
+    vscode.commands.registerCommand(SYNC_COMMANDS.setUp, setUpSync),
+    vscode.commands.registerCommand(SYNC_COMMANDS.showKey, showSyncKey),
+    vscode.commands.registerCommand(SYNC_COMMANDS.signOut, signOutSync),
+    vscode.workspace.onDidChangeConfiguration((event) => {
+      if (!WATCHED_SETTINGS.some((setting) => event.affectsConfiguration(setting))) return;
+      const nowCrossDevice = settings().crossDevice;
+      // Turning sharing off removes this device's listing from the others.
+      const deleteSlot = crossDevice && !nowCrossDevice;
+      crossDevice = nowCrossDevice;
+      void restart({ deleteSlot });
+    }),
+    // Another window of this machine set up or signed out.
+    context.secrets.onDidChange((event) => {
+      if (event.key === SECRET_SYNC_KEY) void restart();
+    }),
+  );
+
+  const sync: TetherSync = {
+    get state() {
+      return state;
+    },
+    get remote() {
+      return remote;
+    },
+    onDidChangeState: stateEmitter.event,
+    onDidChangeRemote: remoteEmitter.event,
+    publishLocalSessions: () => client?.publish(getLocalSessions()),
+    publishTombstone: (sessionId, killedAt) => client?.publishTombstone(sessionId, killedAt),
+    dispose: () => {
+      disposed = true;
+      void chain.then(() => stopClient(false)).finally(() => lease?.release());
+    },
+  };
+  context.subscriptions.push(sync);
+  void restart();
+  return sync;
+}
