@@ -82,11 +82,15 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
   private ending = false;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private userInputWaiter: (() => void) | undefined;
+  /** Set once the tab has attached: from then on every (re)connect is attach-only. */
+  private established = false;
+  private replayPending: boolean;
 
   constructor(private readonly options: PersistentSessionOptions) {
     super();
     this.id = assertSessionId(options.id);
     this.kind = options.mode === 'attach' ? options.multiplexer : undefined;
+    this.replayPending = options.mode === 'attach' && (options.replayLines ?? 0) > 0;
     this.policy = new ReconnectPolicy(options.reconnect ?? DEFAULT_RECONNECT_POLICY);
     this.batcher = new OutputBatcher({
       write: (text) => this.emit('data', text),
@@ -117,15 +121,23 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
     try {
       const connection = await this.connect();
       if (this.options.mode === 'create') await this.create(connection);
-      else {
-        const status = await this.probe(connection);
-        if (status.state !== 'alive') return this.endGone(status);
-        if (this.options.replayLines) await this.replay(connection);
-      }
-      await this.attach(connection);
+      await this.attachExisting(connection);
     } catch (error) {
       this.handleFailure(error, 'start');
     }
+  }
+
+  /** Probe, replay once (restore and join), attach. Never creates. */
+  private async attachExisting(connection: SshConnection): Promise<void> {
+    if (this.kind !== 'none' && !(this.options.mode === 'create' && !this.established)) {
+      const status = await this.probe(connection);
+      if (status.state !== 'alive') return this.endGone(status);
+      if (this.replayPending) {
+        this.replayPending = false;
+        await this.replay(connection);
+      }
+    }
+    await this.attach(connection);
   }
 
   write(data: string): void {
@@ -260,6 +272,7 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
       void this.onChannelClosed(connection, info.exitCode);
     });
     this.policy.reset();
+    this.established = true;
     this.setState('attached');
   }
 
@@ -310,13 +323,9 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
     if (this.ending) return;
     try {
       const connection = await this.connect();
-      if (this.kind !== 'none') {
-        // Attach-only: a session that is gone is reported, never recreated (DESIGN §2).
-        const status = await this.probe(connection);
-        if (status.state !== 'alive') return this.endGone(status);
-      }
-      await this.attach(connection);
-      this.options.log.info(`session ${this.name}: re-attached`);
+      // Attach-only: a session that is gone is reported, never recreated (DESIGN §2).
+      await this.attachExisting(connection);
+      if (this.currentState === 'attached') this.options.log.info(`session ${this.name}: re-attached`);
     } catch (error) {
       if (ConnectError.is(error) && error.permanent) return this.handleFailure(error, 'reconnect');
       this.options.log.info(`session ${this.name}: reconnect failed: ${(error as Error).message}`);
@@ -337,8 +346,9 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
   private handleFailure(error: unknown, during: string): void {
     if (this.ending) return;
     const message = error instanceof Error ? error.message : String(error);
-    if (ConnectError.is(error) && !error.permanent && during !== 'probe') {
-      // An unreachable host keeps its tab waiting, not closed (restore keeps it in its snapshot).
+    const existing = this.options.mode === 'attach' || this.established;
+    if (ConnectError.is(error) && !error.permanent && during !== 'probe' && existing) {
+      // An unreachable host keeps a restored tab waiting, not closed (its snapshot entry stays).
       if (this.currentState !== 'reconnecting') {
         this.setState('reconnecting');
         this.status(`${message}; retrying…`);
