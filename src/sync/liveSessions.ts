@@ -1,0 +1,115 @@
+/**
+ * Cross-device session logic, free of VS Code: what "Live on other devices" lists, and whether this
+ * device may be the last one using a session (DESIGN §2, §4).
+ */
+import type { SessionEntry, SyncBlob } from './blob';
+
+export interface RemoteSlotView {
+  readonly slotId: string;
+  readonly deviceName: string;
+  readonly blob: SyncBlob;
+  readonly online?: boolean;
+  readonly lastSeen?: number;
+}
+
+export interface LiveSession extends SessionEntry {
+  readonly slotId: string;
+  readonly deviceName: string;
+}
+
+export interface DeviceGroup {
+  readonly slotId: string;
+  readonly deviceName: string;
+  readonly online?: boolean;
+  readonly lastSeen?: number;
+  readonly sessions: readonly LiveSession[];
+}
+
+/** Every tombstoned ID in any slot, ours included, with the device that ended it. */
+export function tombstonedIds(slots: readonly RemoteSlotView[], ownTombstones: readonly { id: string }[] = []): Map<string, string> {
+  const result = new Map<string, string>();
+  for (const tombstone of ownTombstones) result.set(tombstone.id, 'this device');
+  for (const slot of slots) for (const tombstone of slot.blob.tombstones) if (!result.has(tombstone.id)) result.set(tombstone.id, slot.deviceName);
+  return result;
+}
+
+/**
+ * The sessions in every other slot's latest blob, minus the tombstoned ones and the ones already open
+ * here, grouped by device (devices that are switched off included), newest first.
+ */
+export function liveOnOtherDevices(
+  slots: readonly RemoteSlotView[],
+  ownSlotId: string,
+  openHere: ReadonlySet<string>,
+  ownTombstones: readonly { id: string }[] = [],
+): DeviceGroup[] {
+  const dead = tombstonedIds(slots, ownTombstones);
+  // Our own manifest lists what this device's windows have open, including other windows.
+  const ours = new Set(slots.find((slot) => slot.slotId === ownSlotId)?.blob.sessions.map((session) => session.id) ?? []);
+  const groups: DeviceGroup[] = [];
+  for (const slot of slots) {
+    if (slot.slotId === ownSlotId) continue;
+    const sessions = slot.blob.sessions
+      .filter((session) => !dead.has(session.id) && !openHere.has(session.id) && !ours.has(session.id))
+      .map((session) => ({ ...session, slotId: slot.slotId, deviceName: slot.deviceName }))
+      .sort((a, b) => b.startedAt - a.startedAt);
+    if (sessions.length > 0) groups.push({ slotId: slot.slotId, deviceName: slot.deviceName, online: slot.online, lastSeen: slot.lastSeen, sessions });
+  }
+  return groups.sort((a, b) => Number(b.online ?? false) - Number(a.online ?? false) || a.deviceName.localeCompare(b.deviceName));
+}
+
+/** Devices (other slots) whose manifest lists a session. */
+export function devicesListing(slots: readonly RemoteSlotView[], ownSlotId: string, id: string): string[] {
+  const dead = tombstonedIds(slots);
+  if (dead.has(id)) return [];
+  return slots.filter((slot) => slot.slotId !== ownSlotId && slot.blob.sessions.some((session) => session.id === id)).map((slot) => slot.deviceName);
+}
+
+export type SyncHealth = 'off' | 'connecting' | 'live' | 'offline' | 'error';
+
+export interface LastDeviceInput {
+  /** This device takes part in cross-device sessions. */
+  crossDevice: boolean;
+  /** Sync is set up (a key and a server); a single-device user has none. */
+  syncConfigured: boolean;
+  syncHealth: SyncHealth;
+  /** When the remote state was last confirmed fresh by the server (ms), if ever. */
+  remoteFreshAt: number | undefined;
+  now: number;
+  /** Older remote knowledge than this cannot clear a kill. */
+  maxStalenessMs: number;
+  slots: readonly RemoteSlotView[];
+  ownSlotId: string;
+  id: string;
+}
+
+export type LastDeviceVerdict =
+  | { readonly kill: true; readonly why: string }
+  | { readonly kill: false; readonly why: string; readonly devices?: string[] };
+
+/**
+ * The manifest half of the last-device check. The host half (no other client attached) is made by
+ * the kill command itself, atomically. Fail safe: when in doubt, close only detaches.
+ */
+export function manifestAllowsKill(input: LastDeviceInput): LastDeviceVerdict {
+  if (!input.crossDevice) return { kill: true, why: 'cross-device sessions are off here; the host client check decides' };
+  if (!input.syncConfigured) return { kill: true, why: 'sync is not set up; the host client check decides' };
+  if (input.syncHealth !== 'live') {
+    const fresh = input.remoteFreshAt !== undefined && input.now - input.remoteFreshAt <= input.maxStalenessMs;
+    if (!fresh) return { kill: false, why: `sync is ${input.syncHealth}, so other devices' manifests cannot be checked` };
+  }
+  const devices = devicesListing(input.slots, input.ownSlotId, input.id);
+  if (devices.length > 0) return { kill: false, why: `still listed by ${devices.join(', ')}`, devices };
+  return { kill: true, why: 'no other device lists the session' };
+}
+
+/** "5 min ago" style text for the tree view. */
+export function ago(then: number, now: number): string {
+  const seconds = Math.max(0, Math.round((now - then) / 1000));
+  if (seconds < 45) return 'just now';
+  const minutes = Math.round(seconds / 60);
+  if (minutes < 60) return `${minutes} min ago`;
+  const hours = Math.round(minutes / 60);
+  if (hours < 36) return `${hours} h ago`;
+  return `${Math.round(hours / 24)} d ago`;
+}
