@@ -13,8 +13,20 @@ export type StoreChange =
   | { eventId: number; account: string; kind: 'put'; blob: StoredBlob }
   | { eventId: number; account: string; kind: 'delete'; slotId: string };
 
+/** A presence report from another server process sharing the store. */
+export interface RemotePresence {
+  account: string;
+  slotId: string;
+  /** Which process: its streams count as one source that can go away. */
+  origin: string;
+  online: boolean;
+  lastSeen: string;
+}
+
 export interface StoreListener {
   change(change: StoreChange): void;
+  /** Another process's slot came online or left (stores shared by several processes only). */
+  presence?(report: RemotePresence): void;
   /**
    * The change feed had a gap (e.g. a lost LISTEN connection): streams must refetch. Changes with ids
    * above `resumableFrom` will all be reported.
@@ -27,7 +39,7 @@ export interface PresenceRecord {
   lastSeen: string;
 }
 
-export type StoreErrorReason = 'precondition_failed' | 'not_found' | 'too_many_slots' | 'closed' | 'invalid_key';
+export type StoreErrorReason = 'precondition_failed' | 'not_found' | 'too_many_slots' | 'closed' | 'invalid_key' | 'locked';
 
 export class StoreError extends Error {
   constructor(
@@ -64,6 +76,8 @@ export interface BlobStore {
   loadLastSeen(account: string): Promise<PresenceRecord[]>;
   saveLastSeen(account: string, records: PresenceRecord[]): Promise<void>;
   subscribe(listener: StoreListener): () => void;
+  /** Tells the other processes on this store about a slot's stream here; absent for single-process stores. */
+  announcePresence?(account: string, slotId: string, online: boolean, lastSeen: string): Promise<void>;
   close(): Promise<void>;
 }
 

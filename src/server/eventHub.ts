@@ -1,4 +1,4 @@
-import type { PresenceRecord, StoreChange } from './blobStore';
+import type { PresenceRecord, RemotePresence, StoreChange } from './blobStore';
 import { EventLog } from './eventLog';
 import { formatComment, formatEvent } from './sse';
 
@@ -16,15 +16,22 @@ export interface EventHubOptions {
   initialEventId: number;
   /** Accounts whose logs are kept while nobody streams; the least recently used beyond this are dropped. */
   maxIdleAccounts?: number;
+  /** How long another process's "online" holds without being repeated (it may have died). */
+  remotePresenceTtlMs?: number;
   now?: () => Date;
   loadLastSeen(account: string): Promise<PresenceRecord[]>;
   saveLastSeen(account: string, records: PresenceRecord[]): Promise<void>;
+  /** Tells other processes that a slot came online here or left (see announceOnline()). */
+  announce?(account: string, slotId: string, online: boolean, lastSeen: string): void;
   onError?(error: unknown, account: string): void;
 }
 
 interface PresenceEntry {
+  /** Streams of this slot on this process. */
   streams: number;
   lastSeen: string;
+  /** Other processes that hold a stream of this slot, with when their word expires (ms). */
+  remote: Map<string, number>;
 }
 
 interface AccountState {
@@ -56,11 +63,13 @@ export class EventHub {
   private lastObservedId: number;
   private readonly now: () => Date;
   private readonly maxIdleAccounts: number;
+  private readonly remoteTtlMs: number;
 
   constructor(private readonly options: EventHubOptions) {
     this.lastObservedId = options.initialEventId;
     this.now = options.now ?? (() => new Date());
     this.maxIdleAccounts = options.maxIdleAccounts ?? 10_000;
+    this.remoteTtlMs = options.remotePresenceTtlMs ?? 30_000;
   }
 
   streamCount(account: string): number {
@@ -90,7 +99,7 @@ export class EventHub {
     for (const stream of state.streams) stream.sink.send(frame);
     if (change.kind === 'delete') {
       const entry = state.presence.get(change.slotId);
-      if (entry && entry.streams === 0 && state.presence.delete(change.slotId)) this.broadcastPresence(change.account, state);
+      if (entry && !this.isOnline(entry) && state.presence.delete(change.slotId)) this.broadcastPresence(change.account, state);
     }
   }
 
@@ -136,6 +145,7 @@ export class EventHub {
     entry.lastSeen = this.now().toISOString();
     if (entry.streams === 0) {
       this.broadcastPresence(handle.account, state);
+      this.options.announce?.(handle.account, handle.slotId, false, entry.lastSeen);
       this.options
         .saveLastSeen(handle.account, [{ slotId: handle.slotId, lastSeen: entry.lastSeen }])
         .catch((error: unknown) => this.options.onError?.(error, handle.account));
@@ -143,7 +153,30 @@ export class EventHub {
     this.evictIdle();
   }
 
+  /** Another process reports a slot online (repeated while it lasts) or gone. */
+  remotePresence(report: RemotePresence): void {
+    const state = this.state(report.account, this.lastObservedId);
+    const entry = state.presence.get(report.slotId) ?? { streams: 0, lastSeen: report.lastSeen, remote: new Map<string, number>() };
+    state.presence.set(report.slotId, entry);
+    const before = this.isOnline(entry);
+    if (report.online) entry.remote.set(report.origin, this.now().getTime() + this.remoteTtlMs);
+    else entry.remote.delete(report.origin);
+    if (report.lastSeen > entry.lastSeen) entry.lastSeen = report.lastSeen;
+    // Only transitions matter to clients; repeats of "still online" stay quiet.
+    if (before !== this.isOnline(entry) || (!report.online && !before)) this.broadcastPresence(report.account, state);
+  }
+
+  /** Repeats "online" for every slot streaming here, so other processes keep (or learn) it. */
+  announceOnline(): void {
+    if (!this.options.announce) return;
+    const at = this.now().toISOString();
+    for (const [account, state] of this.accounts) {
+      for (const [slotId, entry] of state.presence) if (entry.streams > 0) this.options.announce(account, slotId, true, at);
+    }
+  }
+
   heartbeat(): void {
+    this.expireRemote();
     const frame = formatComment('heartbeat');
     for (const state of this.accounts.values()) for (const stream of state.streams) stream.sink.send(frame);
   }
@@ -159,6 +192,7 @@ export class EventHub {
         stream.sink.end();
       }
       state.streams.clear();
+      for (const record of online) this.options.announce?.(account, record.slotId, false, at);
       if (online.length > 0) saves.push(this.options.saveLastSeen(account, online).catch((error: unknown) => this.options.onError?.(error, account)));
     }
     await Promise.all(saves);
@@ -170,25 +204,57 @@ export class EventHub {
     const now = this.now().toISOString();
     const slots = [...(state?.presence ?? new Map<string, PresenceEntry>())]
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      .map(([slotId, entry]) => ({ slotId, online: entry.streams > 0, lastSeen: entry.streams > 0 ? now : entry.lastSeen }));
+      .map(([slotId, entry]) => {
+        const online = this.isOnline(entry);
+        return { slotId, online, lastSeen: online ? now : entry.lastSeen };
+      });
     return { slots };
+  }
+
+  private isOnline(entry: PresenceEntry): boolean {
+    if (entry.streams > 0) return true;
+    const now = this.now().getTime();
+    for (const expires of entry.remote.values()) if (expires > now) return true;
+    return false;
+  }
+
+  /** Drops remote "online" reports that were not repeated in time (their process may have died). */
+  private expireRemote(): void {
+    const now = this.now().getTime();
+    for (const [account, state] of this.accounts) {
+      let changed = false;
+      for (const entry of state.presence.values()) {
+        for (const [origin, expires] of entry.remote) {
+          if (expires <= now) {
+            entry.remote.delete(origin);
+            changed = true;
+          }
+        }
+      }
+      if (changed) this.broadcastPresence(account, state);
+    }
   }
 
   private async comeOnline(state: AccountState, handle: StreamHandle): Promise<void> {
     state.presenceLoaded ??= this.options
       .loadLastSeen(handle.account)
       .then((records) => {
-        for (const record of records) if (!state.presence.has(record.slotId)) state.presence.set(record.slotId, { streams: 0, lastSeen: record.lastSeen });
+        for (const record of records) {
+          const entry = state.presence.get(record.slotId);
+          if (!entry) state.presence.set(record.slotId, { streams: 0, lastSeen: record.lastSeen, remote: new Map() });
+          else if (record.lastSeen > entry.lastSeen) entry.lastSeen = record.lastSeen;
+        }
       })
       .catch((error: unknown) => this.options.onError?.(error, handle.account));
     await state.presenceLoaded;
     if (handle.closed) return;
     if (handle.slotId !== undefined) {
-      const entry = state.presence.get(handle.slotId) ?? { streams: 0, lastSeen: this.now().toISOString() };
+      const entry = state.presence.get(handle.slotId) ?? { streams: 0, lastSeen: this.now().toISOString(), remote: new Map<string, number>() };
       entry.streams += 1;
       state.presence.set(handle.slotId, entry);
       handle.online = true;
       this.broadcastPresence(handle.account, state);
+      if (entry.streams === 1) this.options.announce?.(handle.account, handle.slotId, true, this.now().toISOString());
     } else {
       handle.sink.send(this.presenceFrame(handle.account, state));
     }
@@ -199,6 +265,7 @@ export class EventHub {
   }
 
   private broadcastPresence(account: string, state: AccountState): void {
+    if (state.streams.size === 0) return;
     const frame = this.presenceFrame(account, state);
     for (const stream of state.streams) stream.sink.send(frame);
   }

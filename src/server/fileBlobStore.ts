@@ -18,6 +18,17 @@ interface IndexEntry {
 
 const SLOT_FILE = /^([a-z2-7]{26})\.json$/;
 const PRESENCE_FILE = 'presence.json';
+const LOCK_FILE = 'server.lock';
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it exists but belongs to someone else, which still means the directory is in use.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
 
 /** Makes `path`'s directory entry changes (create, rename, unlink) durable. */
 async function fsyncDirectory(path: string): Promise<void> {
@@ -88,6 +99,7 @@ export class FileBlobStore implements BlobStore {
 
   async open(): Promise<{ corrupt: string[] }> {
     await mkdir(this.accountsDir, { recursive: true, mode: 0o700 });
+    await this.lock();
     // Ids rise across restarts (time-based), so an id from a previous run is older than anything we
     // hold and the client gets `reset`, never a wrong resume.
     this.startEventId = this.eventId = Date.now() * 1000;
@@ -234,6 +246,35 @@ export class FileBlobStore implements BlobStore {
     await Promise.allSettled([...this.locks.values()]);
     this.closed = true;
     this.listeners.clear();
+    await unlink(join(this.dataDir, LOCK_FILE)).catch(() => undefined);
+  }
+
+  /**
+   * One server per data dir: the version index lives in memory, so a second process would answer
+   * preconditions from a stale view and lose updates. A lock left by a killed process is taken over.
+   */
+  private async lock(): Promise<void> {
+    const path = join(this.dataDir, LOCK_FILE);
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        const handle = await open(path, 'wx', 0o600);
+        try {
+          await handle.writeFile(`${process.pid}\n`);
+          await handle.sync();
+        } finally {
+          await handle.close();
+        }
+        return;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      }
+      const holder = Number((await readFile(path, 'utf8').catch(() => '')).trim());
+      if (Number.isSafeInteger(holder) && holder > 0 && holder !== process.pid && processAlive(holder)) {
+        throw new StoreError('locked', `data dir ${this.dataDir} is in use by another server (pid ${holder})`);
+      }
+      await unlink(path).catch(() => undefined);
+    }
+    throw new StoreError('locked', `could not lock data dir ${this.dataDir}`);
   }
 
   private slotPath(account: string, slotId: string): string {

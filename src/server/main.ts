@@ -38,9 +38,8 @@ async function main(): Promise<void> {
   });
 
   const server = new TetherServer(config, store, logger);
-  const url = await server.listen();
-  logger.log('info', 'listening', { url });
 
+  // Handlers go in before "listening" is printed, so a supervisor that signals right away is honoured.
   let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) {
@@ -63,6 +62,9 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+
+  const url = await server.listen();
+  logger.log('info', 'listening', { url });
 }
 
 main().catch((error: unknown) => {

@@ -1,8 +1,10 @@
+import { randomBytes } from 'node:crypto';
 import { Client, type Notification, Pool, type PoolClient } from 'pg';
 import {
   assertKeys,
   type BlobStore,
   type PresenceRecord,
+  type RemotePresence,
   StoreError,
   type StoreChange,
   type StoreListener,
@@ -12,6 +14,7 @@ import type { LogFields, LogLevel } from './logger';
 import type { Precondition } from './requests';
 
 const CHANNEL = 'tether_changes';
+const PRESENCE_CHANNEL = 'tether_presence';
 /** Serialises schema creation when several servers start on one database at once. */
 const SCHEMA_LOCK_KEY = 0x7e7e_0001;
 
@@ -76,6 +79,8 @@ export class PostgresBlobStore implements BlobStore {
   private closed = false;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private reconnectDelayMs = 250;
+  /** Tells our own presence notices apart from other processes'. */
+  private readonly origin = randomBytes(8).toString('hex');
 
   constructor(
     private readonly databaseUrl: string,
@@ -190,6 +195,13 @@ export class PostgresBlobStore implements BlobStore {
     );
   }
 
+  async announcePresence(account: string, slotId: string, online: boolean, lastSeen: string): Promise<void> {
+    assertKeys(account, slotId);
+    if (this.closed) return;
+    const notice = JSON.stringify({ o: this.origin, a: account, s: slotId, on: online, t: lastSeen });
+    await this.pool.query('SELECT pg_notify($1, $2)', [PRESENCE_CHANNEL, notice]);
+  }
+
   subscribe(listener: StoreListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
@@ -221,6 +233,10 @@ export class PostgresBlobStore implements BlobStore {
     client.on('error', lost);
     client.on('end', () => lost());
     client.on('notification', (message: Notification) => {
+      if (message.channel === PRESENCE_CHANNEL && message.payload !== undefined) {
+        this.deliverPresence(message.payload);
+        return;
+      }
       if (message.channel !== CHANNEL || message.payload === undefined) return;
       const payload = message.payload;
       this.queue = this.queue.then(() => this.deliver(payload)).catch((error: unknown) => {
@@ -230,7 +246,7 @@ export class PostgresBlobStore implements BlobStore {
     });
     await client.connect();
     this.listenClient = client;
-    await client.query(`LISTEN ${CHANNEL}`);
+    await client.query(`LISTEN ${CHANNEL}; LISTEN ${PRESENCE_CHANNEL}`);
     // Read after LISTEN: any id above this belongs to a transaction that commits while we listen.
     const position = await client.query<{ last_value: string; is_called: boolean }>('SELECT last_value, is_called FROM tether_event_seq');
     return position.rows[0].is_called ? Number(position.rows[0].last_value) : 0;
@@ -279,6 +295,20 @@ export class PostgresBlobStore implements BlobStore {
       change = { eventId: notice.e, account: notice.a, kind: 'put', blob };
     }
     for (const listener of this.listeners) listener.change(change);
+  }
+
+  private deliverPresence(payload: string): void {
+    let notice: Record<string, unknown>;
+    try {
+      notice = JSON.parse(payload) as Record<string, unknown>;
+    } catch {
+      return;
+    }
+    const { o, a, s, on, t } = notice;
+    if (o === this.origin || typeof o !== 'string' || typeof a !== 'string' || typeof s !== 'string' || typeof on !== 'boolean' || typeof t !== 'string') return;
+    if (!/^[0-9a-f]{64}$/.test(a) || !/^[a-z2-7]{26}$/.test(s) || Number.isNaN(Date.parse(t))) return;
+    const report: RemotePresence = { account: a, slotId: s, origin: o, online: on, lastSeen: new Date(t).toISOString() };
+    for (const listener of this.listeners) listener.presence?.(report);
   }
 
   private async readRow(client: Pool | PoolClient, account: string, slotId: string): Promise<StoredBlob | undefined> {

@@ -23,6 +23,8 @@ export type ServerOptions = Omit<ServerConfig, 'storage'>;
 
 /** A slow SSE reader may fall this far behind before we drop it rather than buffer without bound. */
 const MAX_STREAM_BACKLOG_BYTES = 4 * 1024 * 1024;
+/** How often online slots are repeated to other processes; they expire after three missed repeats. */
+const PRESENCE_ANNOUNCE_MS = 10_000;
 /** How long shutdown waits for in-flight requests before cutting connections. */
 const SHUTDOWN_GRACE_MS = 10_000;
 
@@ -57,6 +59,7 @@ export class TetherServer {
   private readonly ipLimiter: TokenBucketLimiter;
   private readonly maxBody: number;
   private heartbeatTimer: NodeJS.Timeout | undefined;
+  private announceTimer: NodeJS.Timeout | undefined;
   private unsubscribe: (() => void) | undefined;
   private shuttingDown = false;
   private closedPromise: Promise<void> | undefined;
@@ -71,9 +74,16 @@ export class TetherServer {
     this.ipLimiter = new TokenBucketLimiter({ ratePerSecond: options.ipRate.perSecond, burst: options.ipRate.burst });
     this.hub = new EventHub({
       eventLogSize: options.eventLogSize,
+      remotePresenceTtlMs: PRESENCE_ANNOUNCE_MS * 3,
       initialEventId: store.initialEventId(),
       loadLastSeen: (account) => store.loadLastSeen(account),
       saveLastSeen: (account, records) => store.saveLastSeen(account, records),
+      announce: store.announcePresence
+        ? (account, slotId, online, lastSeen) =>
+            void store.announcePresence?.(account, slotId, online, lastSeen).catch((error: unknown) =>
+              this.logger.log('warn', 'presence_announce_failed', { account: accountLabel(account), error: (error as Error).message }),
+            )
+        : undefined,
       onError: (error, account) =>
         this.logger.log('warn', 'presence_store_failed', { account: accountLabel(account), error: (error as Error).message }),
     });
@@ -85,6 +95,7 @@ export class TetherServer {
   async listen(): Promise<string> {
     this.unsubscribe = this.store.subscribe({
       change: (change) => this.hub.publish(change),
+      presence: (report) => this.hub.remotePresence(report),
       gap: (resumableFrom) => {
         this.logger.log('warn', 'change_feed_gap', {});
         this.hub.gap(resumableFrom);
@@ -99,6 +110,9 @@ export class TetherServer {
     });
     this.heartbeatTimer = setInterval(() => this.hub.heartbeat(), this.options.heartbeatMs);
     this.heartbeatTimer.unref();
+    // Other processes on a shared store forget our online slots unless we repeat them.
+    this.announceTimer = setInterval(() => this.hub.announceOnline(), PRESENCE_ANNOUNCE_MS);
+    this.announceTimer.unref();
     return this.url();
   }
 
@@ -113,6 +127,7 @@ export class TetherServer {
     this.closedPromise ??= (async () => {
       this.shuttingDown = true;
       if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+      if (this.announceTimer) clearInterval(this.announceTimer);
       const closed = new Promise<void>((resolve) => this.http.close(() => resolve()));
       await this.hub.endAll();
       this.http.closeIdleConnections();
@@ -130,6 +145,10 @@ export class TetherServer {
     try {
       const url = new URL(req.url ?? '/', 'http://localhost');
       fields.path = url.pathname.slice(0, 100);
+      // Throttle by address before anything else (even a 404), except the health probe.
+      if (url.pathname !== '/healthz' && !this.shuttingDown) {
+        this.limit(this.ipLimiter, `ip:${clientIp(req)}`, 'too many requests from this address');
+      }
       const route = matchRoute(req.method ?? 'GET', url.pathname);
       fields.route = route.name;
       if (this.shuttingDown) {
@@ -139,7 +158,6 @@ export class TetherServer {
       }
       if (route.name === 'healthz') return this.sendJson(res, 200, { ok: true });
 
-      this.limit(this.ipLimiter, `ip:${clientIp(req)}`, 'too many requests from this address');
       const account = authenticate(req.headers.authorization);
       fields.account = accountLabel(account);
       this.limit(this.tokenLimiter, account, 'too many requests for this account');

@@ -22,15 +22,19 @@ export interface ConformanceOptions {
   eventIdsSurviveRestart: boolean;
 }
 
-export function conformanceSuite(storeArgs: () => string[], options: ConformanceOptions): void {
+/**
+ * @param storeArgs the store of the suite's main server.
+ * @param otherStoreArgs a store for each extra server (a fresh data dir: only one server may use one).
+ */
+export function conformanceSuite(storeArgs: () => string[], otherStoreArgs: () => string[], options: ConformanceOptions): void {
   let server: ServerProcess;
   let api: Api;
   const extraServers: ServerProcess[] = [];
   const tokensUsed: string[] = [];
   const blobsWritten: string[] = [];
 
-  const startExtra = async (args: string[]): Promise<ServerProcess> => {
-    const extra = await ServerProcess.start([...storeArgs(), ...LIMIT_ARGS, ...args]);
+  const startExtra = async (args: string[], store = otherStoreArgs()): Promise<ServerProcess> => {
+    const extra = await ServerProcess.start([...store, ...LIMIT_ARGS, ...args]);
     extraServers.push(extra);
     return extra;
   };
@@ -311,7 +315,8 @@ export function conformanceSuite(storeArgs: () => string[], options: Conformance
   });
 
   it('after a server restart, a resuming client gets the missed change or a reset, never a silent gap', async () => {
-    const restarted = await startExtra([]);
+    const store = otherStoreArgs();
+    const restarted = await startExtra([], store);
     const client = freshApi(restarted.url);
     const slot = newSlotId();
     const stream = await SseReader.open(restarted.url, client.token);
@@ -321,7 +326,7 @@ export function conformanceSuite(storeArgs: () => string[], options: Conformance
     stream.close();
     assert.deepEqual(await restarted.stop('SIGTERM'), { code: 0, signal: null });
 
-    const again = await startExtra([]);
+    const again = await startExtra([], store);
     const api2 = new Api(again.url, client.token);
     const missed = await api2.write(slot, data(10, 7), 1);
     const resumed = await SseReader.open(again.url, client.token, { lastEventId: seen.id });

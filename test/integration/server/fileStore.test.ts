@@ -8,16 +8,22 @@ import { assertNoPlaintext, writeSecretManifests } from './privacy';
 
 describe('sync server with the file store', function () {
   this.timeout(120_000);
-  let dataDir: string;
-  before(() => {
-    dataDir = makeTempDir('tether-file-store-');
-  });
+  const dirs: string[] = [];
+  const freshDir = (): string => {
+    const dir = makeTempDir('tether-file-store-');
+    dirs.push(dir);
+    return dir;
+  };
   after(() => {
-    rmSync(dataDir, { recursive: true, force: true });
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
   });
 
   describe('conformance', () => {
-    conformanceSuite(() => ['--data-dir', dataDir], { eventIdsSurviveRestart: false });
+    let dataDir = '';
+    before(() => {
+      dataDir = freshDir();
+    });
+    conformanceSuite(() => ['--data-dir', dataDir], () => ['--data-dir', freshDir()], { eventIdsSurviveRestart: false });
   });
 
   describe('durability and privacy', () => {
@@ -94,10 +100,22 @@ describe('sync server with the file store', function () {
         assert.ok(totalAcked >= 180);
         const leftovers = filesUnder(dir).filter((path) => path.endsWith('.tmp') || path.includes('.corrupt'));
         assert.deepEqual(leftovers, [], 'temp files of interrupted writes are cleaned up on start');
-        for (const path of filesUnder(dir)) assert.doesNotThrow(() => JSON.parse(readFileSync(path, 'utf8')), path);
+        for (const path of filesUnder(join(dir, 'accounts'))) assert.doesNotThrow(() => JSON.parse(readFileSync(path, 'utf8')), path);
       } finally {
         await server.stop('SIGKILL');
       }
+    });
+
+    it('refuses to share a data dir with a running server, but takes over from a killed one', async () => {
+      const first = await ServerProcess.start(['--data-dir', dir]);
+      try {
+        await assert.rejects(ServerProcess.start(['--data-dir', dir]), /in use by another server/);
+      } finally {
+        await first.stop('SIGKILL');
+      }
+      const second = await ServerProcess.start(['--data-dir', dir]);
+      assert.deepEqual(await second.stop('SIGTERM'), { code: 0, signal: null });
+      assert.ok(!existsSync(join(dir, 'server.lock')), 'a clean shutdown releases the lock');
     });
 
     it('reports a corrupt slot file on start, keeps it aside and keeps serving the rest', async () => {

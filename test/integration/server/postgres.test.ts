@@ -20,7 +20,7 @@ describe('sync server with PostgreSQL', function () {
     before(async () => {
       databaseUrl = await cluster!.createDatabase();
     });
-    conformanceSuite(() => ['--database-url', databaseUrl], { eventIdsSurviveRestart: true });
+    conformanceSuite(() => ['--database-url', databaseUrl], () => ['--database-url', databaseUrl], { eventIdsSurviveRestart: true });
   });
 
   describe('several server processes on one database', () => {
@@ -81,6 +81,26 @@ describe('sync server with PostgreSQL', function () {
         assert.deepEqual(versions, [2, 3]);
       } finally {
         resumed.close();
+      }
+    });
+
+    it('shows a slot streaming to one process as online to the clients of the other', async () => {
+      const [a, b] = servers;
+      const token = newToken();
+      const device = newSlotId();
+      const watcher = await SseReader.open(b.url, token);
+      try {
+        await watcher.waitFor((event) => event.event === 'presence');
+        const deviceStream = await SseReader.open(a.url, token, { slot: device });
+        const online = await watcher.waitFor((event) => event.event === 'presence' && event.data.includes('"online":true'));
+        assert.deepEqual((JSON.parse(online.data) as { slots: { slotId: string }[] }).slots.map((slot) => slot.slotId), [device]);
+        const cursor = watcher.events.length;
+        deviceStream.close();
+        const offline = await watcher.waitFor((event) => event.event === 'presence', cursor);
+        const slots = (JSON.parse(offline.data) as { slots: { slotId: string; online: boolean }[] }).slots;
+        assert.deepEqual(slots.map((slot) => [slot.slotId, slot.online]), [[device, false]]);
+      } finally {
+        watcher.close();
       }
     });
 

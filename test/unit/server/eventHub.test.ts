@@ -50,13 +50,19 @@ describe('server/eventHub', () => {
   let saved: { account: string; records: PresenceRecord[] }[];
   let stored: PresenceRecord[];
   let hub: EventHub;
+  let clock: number;
+  let announced: [string, boolean, string][];
   beforeEach(() => {
     saved = [];
     stored = [];
+    announced = [];
+    clock = Date.parse('2026-02-02T00:00:00.000Z');
     hub = new EventHub({
       eventLogSize: 3,
       initialEventId: 100,
-      now: () => new Date('2026-02-02T00:00:00.000Z'),
+      remotePresenceTtlMs: 30_000,
+      now: () => new Date(clock),
+      announce: (_account, slotId, online, lastSeen) => announced.push([slotId, online, lastSeen]),
       loadLastSeen: async () => stored,
       saveLastSeen: async (account, records) => {
         saved.push({ account, records });
@@ -171,5 +177,47 @@ describe('server/eventHub', () => {
     assert.equal(sink.ended, true);
     assert.equal(hub.totalStreams, 0);
     assert.deepEqual(saved, [{ account: ACCOUNT, records: [{ slotId: SLOT_A, lastSeen: '2026-02-02T00:00:00.000Z' }] }]);
+  });
+
+  it('announces local transitions to other processes, and repeats online slots on request', async () => {
+    const first = hub.open(ACCOUNT, SLOT_A, { kind: 'none' }, new MemorySink());
+    const second = hub.open(ACCOUNT, SLOT_A, { kind: 'none' }, new MemorySink());
+    await tick();
+    assert.deepEqual(announced, [[SLOT_A, true, '2026-02-02T00:00:00.000Z']], 'one announcement for the first stream only');
+    hub.announceOnline();
+    assert.equal(announced.length, 2);
+    hub.close(first);
+    assert.equal(announced.length, 2);
+    clock += 1000;
+    hub.close(second);
+    assert.deepEqual(announced.at(-1), [SLOT_A, false, '2026-02-02T00:00:01.000Z']);
+    hub.announceOnline();
+    assert.equal(announced.length, 3, 'nothing online, nothing repeated');
+  });
+
+  it('merges presence reported by other processes, and expires it when not repeated', async () => {
+    const watcher = new MemorySink();
+    hub.open(ACCOUNT, undefined, { kind: 'none' }, watcher);
+    await tick();
+    const presence = (): { slotId: string; online: boolean; lastSeen: string }[] =>
+      JSON.parse(watcher.events().filter((event) => event.event === 'presence').at(-1)?.data ?? '{}').slots;
+
+    hub.remotePresence({ account: ACCOUNT, slotId: SLOT_B, origin: 'p2', online: true, lastSeen: '2026-02-02T00:00:00.000Z' });
+    assert.deepEqual(presence(), [{ slotId: SLOT_B, online: true, lastSeen: '2026-02-02T00:00:00.000Z' }]);
+    const count = watcher.events().length;
+    hub.remotePresence({ account: ACCOUNT, slotId: SLOT_B, origin: 'p2', online: true, lastSeen: '2026-02-02T00:00:00.000Z' });
+    assert.equal(watcher.events().length, count, 'a repeat of "still online" is not news');
+
+    hub.remotePresence({ account: ACCOUNT, slotId: SLOT_B, origin: 'p2', online: false, lastSeen: '2026-02-02T00:00:05.000Z' });
+    assert.deepEqual(presence(), [{ slotId: SLOT_B, online: false, lastSeen: '2026-02-02T00:00:05.000Z' }]);
+
+    hub.remotePresence({ account: ACCOUNT, slotId: SLOT_B, origin: 'p3', online: true, lastSeen: '2026-02-02T00:00:06.000Z' });
+    assert.equal(presence()[0].online, true);
+    clock += 29_000;
+    hub.heartbeat();
+    assert.equal(presence()[0].online, true);
+    clock += 2_000;
+    hub.heartbeat();
+    assert.equal(presence()[0].online, false, 'a process that stopped repeating (e.g. died) no longer counts');
   });
 });
