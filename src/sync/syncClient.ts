@@ -254,6 +254,12 @@ export class SyncClient {
     await this.persist();
   }
 
+  /** Stops, then deletes this slot's cache and counters from disk (sign-out, or a new sync key). */
+  async stopAndForget(): Promise<void> {
+    await this.stop();
+    await fs.rm(this.statePath, { force: true });
+  }
+
   /** Closes the stream and timers. The cache stays on disk for the next start. */
   async stop(): Promise<void> {
     if (this.stopped) return;
@@ -399,6 +405,7 @@ export class SyncClient {
       return false;
     }
     this.remote.set(stored.slotId, { stored, blob });
+    this.log.debug(`sync: slot ${stored.slotId} (${blob.deviceName}) now at seq ${blob.seq}, ${blob.sessions.length} session(s)`);
     return true;
   }
 
@@ -578,7 +585,9 @@ export class SyncClient {
     const wasOpen = this.streamOpen;
     this.closeStream();
     const detail = code !== undefined ? `event stream answered ${code}` : `event stream: ${message ?? 'connection lost'}`;
-    if (code !== undefined && code >= 400 && code < 500 && code !== 408 && code !== 429) this.setState('error', detail);
+    // A status below 500 (other than 408/429) means the server answered and refused: an error the user
+    // should see. That includes a 200 that is not an event stream.
+    if (code !== undefined && code < 500 && code !== 408 && code !== 429) this.setState('error', detail);
     else this.setState('offline', detail);
     const delay = this.streamBackoff.next();
     this.log.info(`sync: ${detail}${wasOpen ? '' : ' (not connected)'}; reconnecting in ${delay} ms`);
@@ -673,17 +682,23 @@ export class SyncClient {
     try {
       for (let conflicts = 0; ; conflicts++) {
         const revision = this.localRevision;
-        // A clock-based floor keeps seq rising even if this state file is lost.
-        this.ownSeq = Math.max(this.ownSeq + 1, this.now());
-        await this.persist(); // the seq is on disk before any reader can see it
-        const envelope = sealEnvelope(this.encryptionKey, this.buildBlob(this.ownSeq));
+        let seq: number;
+        do {
+          // A clock-based floor keeps seq rising even if this state file is lost.
+          seq = Math.max(this.ownSeq + 1, this.now());
+          this.ownSeq = seq;
+          await this.persist(); // the seq is on disk before any reader can see it
+          // A refresh during the save may have found our slot at a higher seq: go above it.
+        } while (this.ownSeq !== seq);
+        // No await between here and the PUT, so seq and version are one consistent snapshot.
+        const envelope = sealEnvelope(this.encryptionKey, this.buildBlob(seq));
         const result = await this.api.putBlob(this.options.slotId, envelope, this.ownVersion);
         if (result.ok) {
           this.ownVersion = result.version;
           this.writtenRevision = revision;
           this.writeBackoff.reset();
           await this.persist();
-          this.log.debug(`sync: wrote slot version ${result.version}, seq ${this.ownSeq}`);
+          this.log.debug(`sync: wrote slot version ${result.version}, seq ${seq}`);
           if (this.localRevision !== this.writtenRevision) this.scheduleWrite(this.options.writeDebounceMs ?? 750);
           return;
         }

@@ -84,7 +84,8 @@ export function registerSync(context: vscode.ExtensionContext, log: vscode.LogOu
     };
   };
 
-  async function stopClient(deleteSlot: boolean): Promise<void> {
+  /** `deleteSlot` removes this slot from the server; `forget` also drops the local cache (the key is going away). */
+  async function stopClient(deleteSlot: boolean, forget = false): Promise<void> {
     const current = client;
     client = undefined;
     clientSubscriptions.forEach((s) => s.dispose());
@@ -94,7 +95,7 @@ export function registerSync(context: vscode.ExtensionContext, log: vscode.LogOu
       // Other devices stop listing this one's sessions; failure only leaves a stale listing.
       await current.deleteOwnSlot().catch((error: unknown) => log.warn(`sync: could not remove this device's slot from the server: ${String(error)}`));
     }
-    await current.stop();
+    await (forget ? current.stopAndForget() : current.stop());
   }
 
   async function readKey(): Promise<Uint8Array | undefined> {
@@ -208,7 +209,13 @@ export function registerSync(context: vscode.ExtensionContext, log: vscode.LogOu
     });
     if (serverUrl === undefined) return;
 
-    if (keyText) await context.secrets.store(SECRET_SYNC_KEY, keyText);
+    if (keyText && keyText !== existing) {
+      // The cache belongs to the old account: leave its server slot and drop it before switching.
+      await restartAfter(async () => {
+        await stopClient(existing !== undefined, true);
+        await context.secrets.store(SECRET_SYNC_KEY, keyText);
+      });
+    }
     await vscode.workspace.getConfiguration('tether').update('sync.serverUrl', serverUrl.trim(), vscode.ConfigurationTarget.Global);
     log.info(`sync: set up with server ${serverUrl.trim()}${picked.action === 'create' ? ' and a new sync key' : ''}`);
     await restart();
@@ -242,7 +249,7 @@ export function registerSync(context: vscode.ExtensionContext, log: vscode.LogOu
     );
     if (choice !== 'Sign Out') return;
     await restartAfter(async () => {
-      await stopClient(true);
+      await stopClient(true, true);
       await context.secrets.delete(SECRET_SYNC_KEY);
     });
     log.info('sync: signed out on this device');

@@ -297,3 +297,82 @@ async function startGarbageServer(options: GarbageOptions): Promise<{ url: strin
       }),
   };
 }
+
+describe('sync client state across restarts (real server, in-process clients)', function () {
+  const root = tempRoot();
+  const syncKey = generateSyncKey();
+  const writerSlot = newSessionId();
+  const readerSlot = newSessionId();
+  let server: ServerProcess;
+  let reader: SyncClient;
+  const clients: SyncClient[] = [];
+
+  const client = (slotId: string, stateDir: string, now?: () => number): SyncClient => {
+    const name = slotId === writerSlot ? 'writer' : 'reader';
+    const say = (level: string) => (message: string) => process.env.TETHER_TEST_VERBOSE && console.log(`[${name} ${level}] ${message}`);
+    const log = { debug: say('debug'), info: say('info'), warn: say('warn'), error: say('error') };
+    const created = new SyncClient({ serverUrl: server.url, syncKey, slotId, deviceName: name, stateDir, writeDebounceMs: 10, log, ...(now ? { now } : {}) });
+    clients.push(created);
+    return created;
+  };
+  const writerBlob = (): RemoteState['slots'][number]['blob'] | undefined => reader.getRemoteState().slots.find((s) => s.slotId === writerSlot)?.blob;
+
+  before(async function () {
+    await fs.mkdir(root, { recursive: true });
+    server = await ServerProcess.start(await buildServer(root), path.join(root, 'data'));
+    reader = client(readerSlot, path.join(root, 'reader'));
+    await reader.start();
+  });
+
+  after(async function () {
+    await Promise.all(clients.map((c) => c.stop()));
+    await server?.stop();
+    await fs.rm(root, { recursive: true, force: true });
+  });
+
+  it('keeps seq rising across a restart even when the clock goes back', async function () {
+    const base = Date.now();
+    const [one, two, three] = [sampleSession(), sampleSession(), sampleSession()];
+    const first = client(writerSlot, path.join(root, 'writer'), () => base);
+    await first.start();
+    first.publish([one]);
+    assert.equal(await first.flush(), true);
+    await until(reader, () => writerBlob()?.sessions.some((s) => s.id === one.id) ?? false);
+    await first.stop();
+
+    // Same state folder, clock an hour behind: the persisted seq keeps it above what readers saw.
+    const restarted = client(writerSlot, path.join(root, 'writer'), () => base - 3_600_000);
+    await restarted.start();
+    restarted.publish([one, two]);
+    assert.equal(await restarted.flush(), true);
+    await until(reader, () => writerBlob()?.sessions.some((s) => s.id === two.id) ?? false);
+    await restarted.stop();
+
+    // State lost and clock two hours behind: the 412 path reads our own slot and jumps past its seq.
+    const reinstalled = client(writerSlot, path.join(root, 'writer-reinstalled'), () => base - 7_200_000);
+    await reinstalled.start();
+    reinstalled.publish([three]);
+    assert.equal(await reinstalled.flush(), true);
+    await until(reader, () => writerBlob()?.sessions.some((s) => s.id === three.id) ?? false);
+    await reinstalled.stop();
+  });
+
+  it('keeps a tombstone across a restart and publishes it to other devices', async function () {
+    const killed = sampleSession();
+    const dir = path.join(root, 'writer');
+    const first = client(writerSlot, dir);
+    await first.start();
+    first.publish([killed]);
+    first.publishTombstone(killed.id);
+    assert.equal(await first.flush(), true);
+    await first.stop();
+    const restarted = client(writerSlot, dir);
+    await restarted.start();
+    restarted.publish([]);
+    assert.equal(await restarted.flush(), true);
+    await until(reader, () => {
+      const blob = writerBlob();
+      return blob !== undefined && blob.sessions.length === 0 && blob.tombstones.some((t) => t.id === killed.id);
+    });
+  });
+});

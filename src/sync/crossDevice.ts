@@ -1,0 +1,233 @@
+/**
+ * The cross-device half of a tab's life, free of VS Code: publishing this slot's manifest,
+ * listing what other devices have open, deciding whether a close may kill, and publishing the
+ * tombstone once the host confirmed a kill (DESIGN §2, §4).
+ */
+import type { KillOutcome } from '../terminal/multiplexer';
+import type { Logger } from '../terminal/logger';
+import type { SessionEntry } from './blob';
+import { Emitter, type Event } from './emitter';
+import { DeviceGroup, LastDeviceVerdict, liveOnOtherDevices, manifestAllowsKill, tombstonedIds } from './liveSessions';
+import type { RemoteState, SyncClient, SyncState } from './syncClient';
+
+/** What closing needs from a tab's session: the kill that the host confirms with a sentinel. */
+export interface KillableSession {
+  readonly id: string;
+  kill(): Promise<KillOutcome>;
+  detach(): void;
+}
+
+export type CloseResult =
+  | { readonly action: 'killed' }
+  | { readonly action: 'detached'; readonly why: string };
+
+export interface RemoteTombstone {
+  readonly id: string;
+  readonly deviceName: string;
+}
+
+export interface CrossDeviceOptions {
+  log: Logger;
+  /** A handle that can kill a session no tab here holds (maxClients 0 on the host). */
+  detachedSession?: (entry: SessionEntry) => KillableSession;
+  /** Remote knowledge older than this cannot clear a kill while the stream is down. */
+  maxStalenessMs?: number;
+  now?: () => number;
+}
+
+export class CrossDeviceSessions {
+  private client: SyncClient | undefined;
+  private clientListeners: { dispose(): void }[] = [];
+  private enabled = true;
+  private lastFreshAt: number | undefined;
+  private local: readonly SessionEntry[] = [];
+  private readonly ownTombstones = new Map<string, number>();
+  private seenTombstones = new Set<string>();
+  /** Sessions we detached from because another device used them: whoever leaves last kills. */
+  private readonly watched = new Map<string, { entry: SessionEntry; listed: boolean; busy: boolean }>();
+  private readonly changeEmitter = new Emitter<void>();
+  private readonly tombstoneEmitter = new Emitter<RemoteTombstone>();
+  /** Fires when the listing, presence or sync state changes. */
+  readonly onDidChange: Event<void> = this.changeEmitter.event;
+  /** Fires once for each session another device ended (or found gone). */
+  readonly onRemoteTombstone: Event<RemoteTombstone> = this.tombstoneEmitter.event;
+  private readonly now: () => number;
+
+  constructor(private readonly options: CrossDeviceOptions) {
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Connects to a (started or starting) sync client, or to none when sync is off. */
+  useClient(client: SyncClient | undefined): void {
+    for (const listener of this.clientListeners) listener.dispose();
+    this.clientListeners = [];
+    this.client = client;
+    this.lastFreshAt = undefined;
+    this.seenTombstones = new Set();
+    if (client) {
+      this.clientListeners.push(
+        client.onDidChangeRemote((state) => this.remoteChanged(state)),
+        client.onDidChangeState((change) => {
+          if (change.state === 'live') {
+            this.lastFreshAt = this.now();
+            this.recheckWatched();
+          }
+          this.changeEmitter.fire();
+        }),
+      );
+      if (client.state.state === 'live') this.lastFreshAt = this.now();
+      this.remoteChanged(client.getRemoteState(), true);
+      this.republish();
+    }
+    this.changeEmitter.fire();
+  }
+
+  get syncState(): SyncState {
+    return this.client?.state.state ?? 'off';
+  }
+
+  get isEnabled(): boolean {
+    return this.enabled;
+  }
+
+  get slotId(): string | undefined {
+    return this.client?.slotId;
+  }
+
+  /** The Cross-Device Sessions toggle: off publishes nothing (withdrawing what was there). */
+  setEnabled(enabled: boolean): void {
+    if (this.enabled === enabled) return;
+    this.enabled = enabled;
+    this.republish();
+    this.changeEmitter.fire();
+  }
+
+  /** This slot's live persistent sessions, including ones whose window is closed but expects them back. */
+  publish(sessions: readonly SessionEntry[]): void {
+    this.local = sessions.filter((session) => !this.ownTombstones.has(session.id));
+    this.republish();
+  }
+
+  liveOnOtherDevices(openHere: ReadonlySet<string>): DeviceGroup[] {
+    if (!this.client || !this.enabled) return [];
+    const own = [...this.ownTombstones.keys()].map((id) => ({ id }));
+    return liveOnOtherDevices(this.client.getRemoteState().slots, this.client.slotId, openHere, own);
+  }
+
+  closeVerdict(id: string): LastDeviceVerdict {
+    const live = this.syncState === 'live';
+    return manifestAllowsKill({
+      crossDevice: this.enabled,
+      syncConfigured: this.client !== undefined,
+      syncHealth: this.syncState,
+      remoteFreshAt: live ? this.now() : this.lastFreshAt,
+      now: this.now(),
+      maxStalenessMs: this.options.maxStalenessMs ?? 30_000,
+      slots: this.client?.getRemoteState().slots ?? [],
+      ownSlotId: this.client?.slotId ?? '',
+      id,
+    });
+  }
+
+  /**
+   * Closes a tab's session: kills it only when no other device lists it and the host reports no
+   * other client (checked by the kill itself); otherwise, or on any doubt, only detaches.
+   */
+  async close(session: KillableSession, entry?: SessionEntry): Promise<CloseResult> {
+    const verdict = this.closeVerdict(session.id);
+    let result: CloseResult;
+    if (!verdict.kill) {
+      session.detach();
+      this.options.log.info(`close: detached from ${session.id}: ${verdict.why}`);
+      result = { action: 'detached', why: verdict.why };
+    } else {
+      result = await this.kill(session);
+    }
+    if (result.action === 'detached' && entry) this.watch(entry);
+    return result;
+  }
+
+  /** The deliberate kill: still believed only on the host's sentinel. */
+  async kill(session: KillableSession): Promise<CloseResult> {
+    const outcome = await session.kill();
+    if (!outcome.killed) {
+      const why = outcome.reason === 'in-use' ? 'another client is attached on the host' : 'the host did not confirm the kill';
+      this.options.log.info(`close: detached from ${session.id}: ${why}`);
+      return { action: 'detached', why };
+    }
+    this.ended(session.id);
+    return { action: 'killed' };
+  }
+
+  /** A probe or a sentinel confirmed that a session is gone: every device drops it. */
+  ended(id: string): void {
+    this.ownTombstones.set(id, this.now());
+    this.local = this.local.filter((session) => session.id !== id);
+    this.client?.publishTombstone(id);
+    this.republish();
+    this.changeEmitter.fire();
+  }
+
+  /**
+   * Two devices that close at once each see the other's listing and both detach. Each remembers the
+   * session, and when the last listing of it disappears without a tombstone, it runs the kill again
+   * (host-checked with no client of ours attached), so nothing is left running with no device listing it.
+   */
+  private watch(entry: SessionEntry): void {
+    if (!this.options.detachedSession || !this.client || !this.enabled) return;
+    this.watched.set(entry.id, { entry, listed: true, busy: false });
+    this.recheckWatched();
+  }
+
+  private recheckWatched(): void {
+    if (!this.client) return;
+    const slots = this.client.getRemoteState().slots;
+    const dead = tombstonedIds(slots);
+    for (const [id, watch] of this.watched) {
+      if (dead.has(id) || this.ownTombstones.has(id) || this.local.some((session) => session.id === id)) {
+        this.watched.delete(id);
+        continue;
+      }
+      const verdict = this.closeVerdict(id);
+      const listed = !verdict.kill;
+      if (listed || watch.busy) {
+        watch.listed = listed;
+        continue;
+      }
+      watch.busy = true;
+      void this.options.detachedSession!(watch.entry).kill().then(
+        (outcome) => {
+          this.watched.delete(id);
+          if (outcome.killed) {
+            this.options.log.info(`close: ${id} killed after the last device let go`);
+            this.ended(id);
+          }
+        },
+        () => this.watched.delete(id),
+      );
+    }
+  }
+
+  dispose(): void {
+    this.watched.clear();
+    this.useClient(undefined);
+    this.changeEmitter.dispose();
+    this.tombstoneEmitter.dispose();
+  }
+
+  private republish(): void {
+    this.client?.publish(this.enabled ? this.local : []);
+  }
+
+  private remoteChanged(state: RemoteState, initial = false): void {
+    if (this.client?.state.state === 'live') this.lastFreshAt = this.now();
+    for (const [id, deviceName] of tombstonedIds(state.slots)) {
+      if (this.seenTombstones.has(id)) continue;
+      this.seenTombstones.add(id);
+      // Tombstones already on the server when we start still close matching tabs (restored ones).
+      if (!this.ownTombstones.has(id)) this.tombstoneEmitter.fire({ id, deviceName });
+    }
+    this.recheckWatched();
+    if (!initial) this.changeEmitter.fire();
+  }
+}
