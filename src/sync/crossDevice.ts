@@ -44,7 +44,7 @@ export class CrossDeviceSessions {
   private readonly ownTombstones = new Map<string, number>();
   private seenTombstones = new Set<string>();
   /** Sessions we detached from because another device used them: whoever leaves last kills. */
-  private readonly watched = new Map<string, { entry: SessionEntry; listed: boolean; busy: boolean }>();
+  private readonly watched = new Map<string, { entry: SessionEntry; busy: boolean }>();
   private readonly changeEmitter = new Emitter<void>();
   private readonly tombstoneEmitter = new Emitter<RemoteTombstone>();
   /** Fires when the listing, presence or sync state changes. */
@@ -143,7 +143,12 @@ export class CrossDeviceSessions {
     } else {
       result = await this.kill(session);
     }
-    if (result.action === 'detached' && entry) this.watch(entry);
+    if (result.action === 'detached') {
+      // We no longer use it: withdraw it now, so the other device's last-device check can pass.
+      this.local = this.local.filter((candidate) => candidate.id !== session.id);
+      this.republish();
+      if (entry) this.watch(entry);
+    }
     return result;
   }
 
@@ -175,7 +180,7 @@ export class CrossDeviceSessions {
    */
   private watch(entry: SessionEntry): void {
     if (!this.options.detachedSession || !this.client || !this.enabled) return;
-    this.watched.set(entry.id, { entry, listed: true, busy: false });
+    this.watched.set(entry.id, { entry, busy: false });
     this.recheckWatched();
   }
 
@@ -188,12 +193,7 @@ export class CrossDeviceSessions {
         this.watched.delete(id);
         continue;
       }
-      const verdict = this.closeVerdict(id);
-      const listed = !verdict.kill;
-      if (listed || watch.busy) {
-        watch.listed = listed;
-        continue;
-      }
+      if (watch.busy || !this.closeVerdict(id).kill) continue;
       watch.busy = true;
       void this.options.detachedSession!(watch.entry).kill().then(
         (outcome) => {

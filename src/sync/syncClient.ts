@@ -489,9 +489,9 @@ export class SyncClient {
     const headers: Record<string, string> = { ...init.headers, Authorization: this.api.authorization };
     if (this.lastEventId !== undefined && !('Last-Event-ID' in headers)) headers['Last-Event-ID'] = this.lastEventId;
     const response = await (this.options.fetch ?? fetch)(url, { ...init, headers, redirect: 'error' } as RequestInit);
-    this.lastActivity = this.now();
+    this.lastActivity = performance.now();
     const wrapped: FetchLikeResponse = {
-      body: response.body ? limitSseEvents(response.body, this.options.maxEventBytes ?? 2 * 1024 * 1024, () => (this.lastActivity = this.now())) : null,
+      body: response.body ? limitSseEvents(response.body, this.options.maxEventBytes ?? 2 * 1024 * 1024, () => (this.lastActivity = performance.now())) : null,
       url: response.url,
       status: response.status,
       redirected: response.redirected,
@@ -511,7 +511,7 @@ export class SyncClient {
       if (typeof event.lastEventId === 'string' && event.lastEventId.length > 0 && event.lastEventId.length <= MAX_LAST_EVENT_ID && /^[\x21-\x7e]+$/.test(event.lastEventId)) {
         this.lastEventId = event.lastEventId;
       }
-      this.lastActivity = this.now();
+      this.lastActivity = performance.now();
     };
     source.addEventListener('open', () => {
       if (!current()) return;
@@ -611,10 +611,11 @@ export class SyncClient {
 
   private startWatchdog(): void {
     const idle = this.options.streamIdleTimeoutMs ?? 45_000;
-    this.lastActivity = this.now();
+    this.lastActivity = performance.now();
     if (this.watchdogTimer) clearInterval(this.watchdogTimer);
     this.watchdogTimer = setInterval(() => {
-      if (this.streamOpen && this.now() - this.lastActivity > idle) this.streamDown(undefined, `silent for over ${idle} ms`);
+      // Monotonic time: the injectable wall clock (`now`) is for seq and validation only.
+      if (this.streamOpen && performance.now() - this.lastActivity > idle) this.streamDown(undefined, `silent for over ${idle} ms`);
     }, Math.max(250, Math.floor(idle / 3)));
     this.watchdogTimer.unref();
   }

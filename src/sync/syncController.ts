@@ -217,7 +217,7 @@ export function registerSync(context: vscode.ExtensionContext, log: vscode.LogOu
       });
     }
     await vscode.workspace.getConfiguration('tether').update('sync.serverUrl', serverUrl.trim(), vscode.ConfigurationTarget.Global);
-    log.info(`sync: set up with server ${serverUrl.trim()}${picked.action === 'create' ? ' and a new sync key' : ''}`);
+    log.info(`sync: set up with server ${new URL(serverUrl.trim()).origin}${picked.action === 'create' ? ' and a new sync key' : ''}`);
     await restart();
     if (!settings().crossDevice) {
       void vscode.window.showWarningMessage('Sync is set up, but "Tether: Cross-Device Sessions" is off, so nothing is shared yet.');

@@ -131,6 +131,16 @@ describe('sync client against the real server (two processes)', function () {
     await deviceB.waitForSession(second.id, mark);
   });
 
+  it('tracks presence: B sees A online, then offline when A stops', async function () {
+    type PresenceLine = { type: string; slots?: Array<{ slotId: string; online?: boolean }> };
+    const aOnline = (online: boolean) => (line: Record<string, unknown>): boolean =>
+      line.type === 'remote' && ((line as PresenceLine).slots ?? []).some((slot) => slot.slotId === slotA && slot.online === online);
+    await deviceB.output.waitFor(aOnline(true));
+    const mark = deviceB.output.lines.length;
+    await deviceA.stop();
+    await deviceB.output.waitFor(aOnline(false), mark);
+  });
+
   it('a garbage-answering fake server never erases a valid cache', async function () {
     await deviceB.stop();
     const copy = path.join(root, 'device-b-copy');
