@@ -1,0 +1,152 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { generateSyncKey } from '../../src/sync/syncKey';
+import { SshHost } from './fixtures/sshHost';
+import { eventually, sleep } from './fixtures/sessionHarness';
+import { TestDevice } from './fixtures/testDevice';
+import { ServerProcess, buildServer } from './sync/harness';
+
+describe('cross-device sessions: two devices, one sync server, one host', function () {
+  this.timeout(120_000);
+  let host: SshHost;
+  let server: ServerProcess;
+  let laptop: TestDevice;
+  let desktop: TestDevice;
+
+  before(async function () {
+    host = await SshHost.start({ user: 'tetherx' });
+    const serverJs = await buildServer(mkdtempSync(join(tmpdir(), 'tether-server-build-')));
+    server = await ServerProcess.start(serverJs, mkdtempSync(join(tmpdir(), 'tether-server-data-')));
+  });
+
+  beforeEach(async () => {
+    const key = generateSyncKey();
+    const hosts = () => host.resolved({ label: 'shared-host' });
+    laptop = new TestDevice('laptop', server.url, key, hosts);
+    desktop = new TestDevice('desktop', server.url, key, hosts);
+    await Promise.all([laptop.goOnline(), desktop.goOnline()]);
+    await eventually(() => laptop.cross.syncState === 'live' && desktop.cross.syncState === 'live', 10_000, 'both devices live');
+  });
+
+  afterEach(async () => {
+    await laptop?.dispose();
+    await desktop?.dispose();
+    host.reboot();
+  });
+
+  after(async () => {
+    await server?.stop();
+    await host?.dispose();
+  });
+
+  it('tells the whole story: list, join, mirror, close one, close the last', async () => {
+    const started = Date.now();
+    const tab = await laptop.open(host.resolved({ label: 'shared-host' }));
+    await eventually(() => desktop.live().some((session) => session.id === tab.session.id), 5000, 'desktop lists the session');
+    console.log(`      (the desktop listed the laptop's session ${Date.now() - started} ms after the tab opened)`);
+    const listed = desktop.live().find((session) => session.id === tab.session.id)!;
+    assert.equal(listed.deviceName, 'laptop');
+
+    tab.type('echo before-join-marker\r');
+    await tab.waitFor(/before-join-marker\r?\n/);
+    const joined = await desktop.join(listed);
+    assert.equal(joined.session.state, 'attached');
+    assert.match(joined.plain, /before-join-marker/, 'the join replayed the scrollback');
+    joined.type('echo typed-on-desktop\r');
+    await tab.waitFor(/typed-on-desktop\r?\n/);
+    tab.type('echo typed-on-laptop\r');
+    await joined.waitFor(/typed-on-laptop\r?\n/);
+
+    // The desktop closes: the laptop lists the session, so it only detaches.
+    const first = await desktop.close(tab.session.id);
+    assert.equal(first.action, 'detached');
+    assert.deepEqual(host.tmuxSessions(), [tab.session.name]);
+    tab.type('echo laptop-still-live\r');
+    await tab.waitFor(/laptop-still-live\r?\n/);
+
+    // The laptop closes last: the session is killed, confirmed, and tombstoned everywhere.
+    await eventually(() => !desktop.client!.getRemoteState().slots.some((slot) => slot.deviceName === 'desktop' && slot.blob.sessions.length > 0), 2000);
+    const last = await laptop.close(tab.session.id);
+    assert.equal(last.action, 'killed');
+    assert.deepEqual(host.tmuxSessions(), []);
+    await eventually(() => desktop.live().every((session) => session.id !== tab.session.id), 5000, 'the row disappears');
+  });
+
+  it('keeps a session alive while an asleep device still lists it', async () => {
+    const tab = await laptop.open(host.resolved({ label: 'shared-host' }));
+    await eventually(() => desktop.live().some((session) => session.id === tab.session.id), 5000);
+    const joined = await desktop.join(desktop.live().find((session) => session.id === tab.session.id)!);
+    // The laptop goes to sleep with its tab open: its manifest stays on the server.
+    await laptop.goOffline();
+    tab.session.dispose();
+    await sleep(300);
+    const result = await desktop.close(joined.session.id);
+    assert.equal(result.action, 'detached');
+    assert.match(result.action === 'detached' ? result.why : '', /laptop/);
+    assert.deepEqual(host.tmuxSessions(), [tab.session.name]);
+  });
+
+  it('closes the other device’s tab when a session is killed, with a line naming who ended it', async () => {
+    const tab = await laptop.open(host.resolved({ label: 'shared-host' }));
+    await eventually(() => desktop.live().some((session) => session.id === tab.session.id), 5000);
+    const joined = await desktop.join(desktop.live().find((session) => session.id === tab.session.id)!);
+    joined.type('echo ready\r');
+    await joined.waitFor(/ready\r?\n/);
+    // The deliberate kill from the laptop: refused while the desktop's client is attached.
+    const refused = await laptop.cross.kill(laptop.tabs.get(tab.session.id)!.session);
+    assert.equal(refused.action, 'detached');
+    assert.deepEqual(host.tmuxSessions(), [tab.session.name]);
+    laptop.tabs.delete(tab.session.id);
+    laptop.publish();
+    await eventually(() => desktop.cross.closeVerdict(tab.session.id).kill, 5000, 'laptop withdrew its entry');
+    const killed = await desktop.close(joined.session.id);
+    assert.equal(killed.action, 'killed');
+    assert.deepEqual(host.tmuxSessions(), []);
+  });
+
+  it('ends the tabs and the listing on both devices when the session is killed from outside', async () => {
+    const tab = await laptop.open(host.resolved({ label: 'shared-host' }));
+    await eventually(() => desktop.live().some((session) => session.id === tab.session.id), 5000);
+    const joined = await desktop.join(desktop.live().find((session) => session.id === tab.session.id)!);
+    host.tmux(`kill-session -t '=${tab.session.name}'`);
+    await tab.exited;
+    await joined.exited;
+    assert.match(tab.plain, /no longer exists on host/);
+    assert.match(joined.plain, /no longer exists on host/);
+    // The probe confirmed it: each device tombstones it, and no list shows it any more.
+    laptop.cross.ended(tab.session.id);
+    desktop.cross.ended(tab.session.id);
+    laptop.tabs.delete(tab.session.id);
+    desktop.tabs.delete(tab.session.id);
+    await eventually(() => laptop.live().length === 0 && desktop.live().length === 0, 5000);
+    assert.deepEqual(host.tmuxSessions(), []);
+  });
+
+  it('withdraws this device’s entries when it opts out, without touching persistence', async () => {
+    const tab = await laptop.open(host.resolved({ label: 'shared-host' }));
+    await eventually(() => desktop.live().some((session) => session.id === tab.session.id), 5000);
+    laptop.cross.setEnabled(false);
+    await eventually(() => desktop.live().length === 0, 5000, 'entries withdrawn');
+    assert.equal(tab.session.state, 'attached');
+    assert.deepEqual(laptop.live(), [], 'an opted-out device shows nothing');
+    assert.deepEqual(host.tmuxSessions(), [tab.session.name]);
+  });
+
+  it('never kills a session in use and leaves none unlisted when both close at once (50 rounds)', async function () {
+    this.timeout(600_000);
+    let killed = 0;
+    for (let round = 0; round < 50; round++) {
+      const tab = await laptop.open(host.resolved({ label: 'shared-host' }));
+      await eventually(() => desktop.live().some((session) => session.id === tab.session.id), 5000);
+      const joined = await desktop.join(desktop.live().find((session) => session.id === tab.session.id)!);
+      await eventually(() => laptop.cross.closeVerdict(tab.session.id).kill === false, 5000, 'laptop sees the desktop listing');
+      const [a, b] = await Promise.all([laptop.close(tab.session.id), desktop.close(joined.session.id)]);
+      // Eventually the session is gone, since no device uses it any more.
+      await eventually(() => !host.tmuxSessions().includes(tab.session.name), 10_000, `round ${round}: session not left orphaned (${a.action}/${b.action})`);
+      if (a.action === 'killed' || b.action === 'killed') killed++;
+    }
+    console.log(`      (50 simultaneous closes: ${killed} killed at close, ${50 - killed} by the last device to let go)`);
+  });
+});
