@@ -165,7 +165,8 @@ export class TetherServer {
     } catch (error) {
       this.sendError(res, error, fields);
     } finally {
-      if (fields.route !== 'events') {
+      // An open stream logs its own open and close; anything else (including a refused stream) logs here.
+      if (fields.route !== 'events' || res.statusCode !== 200) {
         this.logger.log('info', 'request', { ...fields, status: res.statusCode, ms: Math.round(performance.now() - started) });
       }
     }
@@ -283,6 +284,13 @@ export class TetherServer {
       req.on('error', (error) => {
         if (!failed) reject(error);
         failed = true;
+      });
+      req.on('close', () => {
+        // The client went away mid-body: nothing to answer, but do not leave the promise hanging.
+        if (!failed && !req.complete) {
+          failed = true;
+          reject(new HttpError('bad_request', 'the request body was cut off'));
+        }
       });
     });
   }

@@ -60,7 +60,7 @@ describe('sync server with the file store', function () {
       const sessions = ['abcdefghijklmnopqrstuvwxyz'];
       let totalAcked = 0;
 
-      for (let round = 0; round < 3; round++) {
+      for (let round = 0; round < ROUNDS; round++) {
         const server = await ServerProcess.start(['--data-dir', dir, '--rate', '100000', '--burst', '100000', '--ip-rate', '100000', '--ip-burst', '100000']);
         assert.ok(!server.logs().some((record) => record.msg === 'corrupt_blob'), 'no corrupt file after a crash');
         const api = new Api(server.url, token);
@@ -75,7 +75,7 @@ describe('sync server with the file store', function () {
             const known = acked.get(slot)?.version;
             let version: number;
             try {
-              version = await api.write(slot, cipher.seal(testManifest(slot, seq, hosts, sessions)), known);
+              version = await api.write(slot, cipher.seal(padded(testManifest(slot, seq, hosts, sessions))), known);
             } catch {
               return; // the server is gone; this write may or may not have landed
             }
@@ -97,7 +97,7 @@ describe('sync server with the file store', function () {
       const server = await ServerProcess.start(['--data-dir', dir]);
       try {
         await verifyIntact(new Api(server.url, token), cipher, slots, acked, attempted);
-        assert.ok(totalAcked >= 180);
+        assert.ok(totalAcked >= ROUNDS * 60);
         const leftovers = filesUnder(dir).filter((path) => path.endsWith('.tmp') || path.includes('.corrupt'));
         assert.deepEqual(leftovers, [], 'temp files of interrupted writes are cleaned up on start');
         for (const path of filesUnder(join(dir, 'accounts'))) assert.doesNotThrow(() => JSON.parse(readFileSync(path, 'utf8')), path);
@@ -149,6 +149,15 @@ describe('sync server with the file store', function () {
     });
   });
 });
+
+/** Crash rounds; each kills the server once with writes in flight. */
+const ROUNDS = 5;
+
+/** Large blobs widen the window in which a non-atomic write would be caught half done. */
+function padded(manifest: string): string {
+  const parsed = JSON.parse(manifest) as Record<string, unknown>;
+  return JSON.stringify({ ...parsed, padding: 'p'.repeat(150 * 1024) });
+}
 
 async function verifyIntact(
   api: Api,
