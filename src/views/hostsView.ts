@@ -1,0 +1,76 @@
+import * as vscode from 'vscode';
+import { ago } from '../sync/liveSessions';
+
+/** What a host reported for one of our sessions, with who uses it. */
+export interface HostSessionRow {
+  id: string;
+  multiplexer: 'tmux' | 'screen';
+  attachedClients?: number;
+  createdAt?: number;
+  /** "open here", "open on laptop", or undefined for an orphan that no device lists. */
+  usedBy?: string;
+}
+
+export interface HostsViewSource {
+  hosts(): string[];
+  /** One batched command per host; rejects with a readable message when the host cannot be asked. */
+  sessionsOn(host: string): Promise<HostSessionRow[]>;
+}
+
+type Node = { kind: 'host'; host: string } | { kind: 'session'; host: string; row: HostSessionRow } | { kind: 'message'; text: string };
+
+/** "Hosts": ssh config and recent hosts; expanding one asks it for every Tether session it runs. */
+export class HostsView implements vscode.TreeDataProvider<Node>, vscode.Disposable {
+  private readonly changeEmitter = new vscode.EventEmitter<Node | undefined>();
+  readonly onDidChangeTreeData = this.changeEmitter.event;
+
+  constructor(
+    private readonly source: HostsViewSource,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  refresh(): void {
+    this.changeEmitter.fire(undefined);
+  }
+
+  async getChildren(node?: Node): Promise<Node[]> {
+    if (!node) return this.source.hosts().map((host) => ({ kind: 'host', host }));
+    if (node.kind !== 'host') return [];
+    try {
+      const rows = await this.source.sessionsOn(node.host);
+      if (rows.length === 0) return [{ kind: 'message', text: 'No Tether sessions on this host' }];
+      return rows.map((row) => ({ kind: 'session', host: node.host, row }));
+    } catch (error) {
+      return [{ kind: 'message', text: (error as Error).message }];
+    }
+  }
+
+  getTreeItem(node: Node): vscode.TreeItem {
+    if (node.kind === 'host') {
+      const item = new vscode.TreeItem(node.host, vscode.TreeItemCollapsibleState.Collapsed);
+      item.id = `host:${node.host}`;
+      item.iconPath = new vscode.ThemeIcon('server');
+      item.contextValue = 'tether.host';
+      return item;
+    }
+    if (node.kind === 'message') {
+      const item = new vscode.TreeItem(node.text, vscode.TreeItemCollapsibleState.None);
+      item.iconPath = new vscode.ThemeIcon('info');
+      return item;
+    }
+    const { row } = node;
+    const item = new vscode.TreeItem(`tether_${row.id.slice(0, 6)}…`, vscode.TreeItemCollapsibleState.None);
+    item.id = `host-session:${node.host}:${row.id}`;
+    const clients = row.attachedClients === undefined ? '' : ` · ${row.attachedClients} attached`;
+    const created = row.createdAt ? ` · started ${ago(row.createdAt, this.now())}` : '';
+    item.description = `${row.usedBy ?? 'orphan: listed by no device'}${clients}${created}`;
+    item.tooltip = `${row.multiplexer} session tether_${row.id} on ${node.host}`;
+    item.iconPath = new vscode.ThemeIcon(row.usedBy ? 'terminal' : 'warning');
+    item.contextValue = row.usedBy ? 'tether.hostSession' : 'tether.orphanSession';
+    return item;
+  }
+
+  dispose(): void {
+    this.changeEmitter.dispose();
+  }
+}
