@@ -108,7 +108,14 @@ export class FileBlobStore implements BlobStore {
       if (!/^[0-9a-f]{64}$/.test(account)) continue;
       const dir = join(this.accountsDir, account);
       const slots = new Map<string, IndexEntry>();
-      for (const name of await readdir(dir)) {
+      let names: string[];
+      try {
+        names = await readdir(dir);
+      } catch {
+        corrupt.push(dir);
+        continue;
+      }
+      for (const name of names) {
         if (name.endsWith('.tmp')) {
           // A write that crashed before its rename: the old file (if any) is still intact.
           await unlink(join(dir, name)).catch(() => undefined);

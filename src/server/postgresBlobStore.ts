@@ -15,6 +15,8 @@ import type { Precondition } from './requests';
 
 const CHANNEL = 'tether_changes';
 const PRESENCE_CHANNEL = 'tether_presence';
+/** Lets an operator (and our tests) find the LISTEN session in pg_stat_activity. */
+export const LISTENER_APPLICATION_NAME = 'tether-listen';
 /** Serialises schema creation when several servers start on one database at once. */
 const SCHEMA_LOCK_KEY = 0x7e7e_0001;
 
@@ -86,7 +88,7 @@ export class PostgresBlobStore implements BlobStore {
     private readonly databaseUrl: string,
     private readonly options: PostgresStoreOptions = {},
   ) {
-    this.pool = new Pool({ connectionString: databaseUrl, max: options.poolSize ?? 10 });
+    this.pool = new Pool({ connectionString: databaseUrl, max: options.poolSize ?? 10, application_name: 'tether-server' });
     // An idle pooled connection that dies is replaced on next use; just report it.
     this.pool.on('error', (error) => this.log('warn', 'postgres_pool_error', { error: error.message }));
   }
@@ -221,7 +223,7 @@ export class PostgresBlobStore implements BlobStore {
 
   /** Connects the LISTEN session; returns the sequence position from which every change will be heard. */
   private async connectListener(): Promise<number> {
-    const client = new Client({ connectionString: this.databaseUrl });
+    const client = new Client({ connectionString: this.databaseUrl, application_name: LISTENER_APPLICATION_NAME });
     const lost = (error?: Error): void => {
       if (this.listenClient !== client) return;
       this.listenClient = undefined;

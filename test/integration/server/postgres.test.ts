@@ -1,6 +1,7 @@
 import * as assert from 'node:assert/strict';
 import { Client } from 'pg';
 import { conformanceSuite } from './conformance';
+import { LISTENER_APPLICATION_NAME } from '../../../src/server/postgresBlobStore';
 import { Api, newSlotId, newToken, ServerProcess, SseReader } from './harness';
 import { type PostgresCluster, startPostgres } from './postgresFixture';
 import { assertNoPlaintext, writeSecretManifests } from './privacy';
@@ -101,6 +102,36 @@ describe('sync server with PostgreSQL', function () {
         assert.deepEqual(slots.map((slot) => [slot.slotId, slot.online]), [[device, false]]);
       } finally {
         watcher.close();
+      }
+    });
+
+    it('recovers a lost LISTEN connection: streams get reset, then changes flow again', async () => {
+      const [a, b] = servers;
+      const token = newToken();
+      const stream = await SseReader.open(a.url, token);
+      try {
+        await stream.waitFor((event) => event.event === 'presence');
+        const admin = new Client({ connectionString: databaseUrl });
+        await admin.connect();
+        try {
+          const killed = await admin.query<{ n: string }>(
+            `SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()`,
+            [LISTENER_APPLICATION_NAME],
+          );
+          assert.equal(Number(killed.rows[0].n), 2, 'one LISTEN session per server process');
+        } finally {
+          await admin.end();
+        }
+        // The change feed had a gap, so the client is told to refetch...
+        await stream.waitFor((event) => event.event === 'reset');
+        // ...and once back, writes through the other process reach this stream again.
+        const slot = newSlotId();
+        await new Api(b.url, token).write(slot, Buffer.alloc(10, 8).toString('base64'), undefined);
+        const event = await stream.waitFor((candidate) => candidate.event === 'blob');
+        assert.equal((JSON.parse(event.data) as { slotId: string }).slotId, slot);
+        assert.ok(a.logs().some((record) => record.msg === 'postgres_listener_lost'));
+      } finally {
+        stream.close();
       }
     });
 
