@@ -10,6 +10,9 @@ import { Emitter, type Event } from './emitter';
 import { DeviceGroup, LastDeviceVerdict, liveOnOtherDevices, manifestAllowsKill, tombstonedIds } from './liveSessions';
 import type { RemoteState, SyncClient, SyncState } from './syncClient';
 
+/** The part of a sync client that cross-device sessions use (SyncClient satisfies it). */
+export type SyncPort = Pick<SyncClient, 'slotId' | 'state' | 'getRemoteState' | 'onDidChangeRemote' | 'onDidChangeState' | 'publish' | 'publishTombstone'>;
+
 /** What closing needs from a tab's session: the kill that the host confirms with a sentinel. */
 export interface KillableSession {
   readonly id: string;
@@ -36,7 +39,7 @@ export interface CrossDeviceOptions {
 }
 
 export class CrossDeviceSessions {
-  private client: SyncClient | undefined;
+  private client: SyncPort | undefined;
   private clientListeners: { dispose(): void }[] = [];
   private enabled = true;
   private lastFreshAt: number | undefined;
@@ -58,7 +61,7 @@ export class CrossDeviceSessions {
   }
 
   /** Connects to a (started or starting) sync client, or to none when sync is off. */
-  useClient(client: SyncClient | undefined): void {
+  useClient(client: SyncPort | undefined): void {
     for (const listener of this.clientListeners) listener.dispose();
     this.clientListeners = [];
     this.client = client;

@@ -24,7 +24,9 @@ const SECRET_SYNC_KEY = 'tether.sync.key';
 const SLOT_IDS_STATE = 'tether.sync.slotIds';
 const WATCHED_SETTINGS = ['tether.sync.serverUrl', 'tether.deviceName', 'tether.crossDeviceSessions'];
 
-export interface TetherSync extends vscode.Disposable {
+export interface TetherSync {
+  /** Stops the client and releases the slot; resolves when done. */
+  dispose(): Promise<void>;
   /** The current sync state, as shown in the status bar. */
   readonly state: SyncStateChange;
   readonly onDidChangeState: vscode.Event<SyncStateChange>;
@@ -294,9 +296,11 @@ export function registerSync(context: vscode.ExtensionContext, log: vscode.LogOu
     onDidChangeRemote: remoteEmitter.event,
     publishLocalSessions: () => client?.publish(getLocalSessions()),
     publishTombstone: (sessionId, killedAt) => client?.publishTombstone(sessionId, killedAt),
+    // Returns a promise (vscode.Disposable allows any) so a deactivate() can wait for the stop.
     dispose: () => {
       disposed = true;
-      void chain.then(() => stopClient(false)).finally(() => lease?.release());
+      chain = chain.then(() => stopClient(false)).finally(() => lease?.release());
+      return chain;
     },
   };
   context.subscriptions.push(sync);
