@@ -16,6 +16,10 @@ export interface EventHubOptions {
   initialEventId: number;
   /** Accounts whose logs are kept while nobody streams; the least recently used beyond this are dropped. */
   maxIdleAccounts?: number;
+  /** Payload bytes kept per account log (default 4 MiB). */
+  eventLogBytes?: number;
+  /** Payload bytes kept across all logs (default 256 MiB); idle accounts go first, then the oldest logs. */
+  totalLogBytes?: number;
   /** How long another process's "online" holds without being repeated (it may have died). */
   remotePresenceTtlMs?: number;
   now?: () => Date;
@@ -64,12 +68,20 @@ export class EventHub {
   private readonly now: () => Date;
   private readonly maxIdleAccounts: number;
   private readonly remoteTtlMs: number;
+  private readonly totalLogBudget: number;
+  private logBytes = 0;
 
   constructor(private readonly options: EventHubOptions) {
     this.lastObservedId = options.initialEventId;
     this.now = options.now ?? (() => new Date());
     this.maxIdleAccounts = options.maxIdleAccounts ?? 10_000;
     this.remoteTtlMs = options.remotePresenceTtlMs ?? 30_000;
+    this.totalLogBudget = options.totalLogBytes ?? 256 * 1024 * 1024;
+  }
+
+  /** Payload bytes held by all event logs together. */
+  get heldLogBytes(): number {
+    return this.logBytes;
   }
 
   streamCount(account: string): number {
@@ -90,11 +102,14 @@ export class EventHub {
       change.kind === 'put'
         ? { event: 'blob' as const, data: JSON.stringify(change.blob) }
         : { event: 'delete' as const, data: JSON.stringify({ slotId: change.slotId }) };
+    const before = state.log.bytes;
     if (!state.log.append({ id: change.eventId, ...payload })) {
       // Out of order (possible across accounts under PostgreSQL): we can no longer vouch for the
       // past of this log, so anyone resuming from before now gets a reset instead of a gap.
       state.log.truncate(Math.max(state.log.latestId, change.eventId));
     }
+    this.logBytes += state.log.bytes - before;
+    this.enforceLogBudget(change.account);
     const frame = formatEvent({ id: change.eventId, ...payload });
     for (const stream of state.streams) stream.sink.send(frame);
     if (change.kind === 'delete') {
@@ -106,6 +121,7 @@ export class EventHub {
   /** The change feed had a gap: no log can vouch for its past, and every stream must refetch. */
   gap(resumableFrom: number): void {
     this.lastObservedId = Math.max(this.lastObservedId, resumableFrom);
+    this.logBytes = 0;
     for (const state of this.accounts.values()) {
       state.log.truncate(this.lastObservedId);
       const frame = formatEvent({ id: state.log.latestId, event: 'reset', data: '{}' });
@@ -276,7 +292,11 @@ export class EventHub {
       // Refresh recency for eviction.
       this.accounts.delete(account);
     } else {
-      state = { log: new EventLog(floor, this.options.eventLogSize), streams: new Set(), presence: new Map() };
+      state = {
+        log: new EventLog(floor, this.options.eventLogSize, this.options.eventLogBytes ?? 4 * 1024 * 1024),
+        streams: new Set(),
+        presence: new Map(),
+      };
     }
     this.accounts.set(account, state);
     this.evictIdle(account);
@@ -287,7 +307,27 @@ export class EventHub {
     if (this.accounts.size <= this.maxIdleAccounts) return;
     for (const [account, state] of this.accounts) {
       if (this.accounts.size <= this.maxIdleAccounts) break;
-      if (state.streams.size === 0 && account !== keep) this.accounts.delete(account);
+      if (state.streams.size === 0 && account !== keep) this.forget(account, state);
+    }
+  }
+
+  private forget(account: string, state: AccountState): void {
+    this.logBytes -= state.log.bytes;
+    this.accounts.delete(account);
+  }
+
+  /** Keeps all logs within the global budget: forget idle accounts first, then empty the oldest logs. */
+  private enforceLogBudget(keep: string): void {
+    if (this.logBytes <= this.totalLogBudget) return;
+    for (const [account, state] of this.accounts) {
+      if (this.logBytes <= this.totalLogBudget) return;
+      if (account !== keep && state.streams.size === 0) this.forget(account, state);
+    }
+    for (const [account, state] of this.accounts) {
+      if (this.logBytes <= this.totalLogBudget) return;
+      if (account === keep) continue;
+      this.logBytes -= state.log.bytes;
+      state.log.truncate(state.log.latestId);
     }
   }
 }

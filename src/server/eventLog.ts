@@ -11,16 +11,26 @@ export type ResumeResult = { kind: 'events'; events: LoggedEvent[] } | { kind: '
 
 export class EventLog {
   private readonly events: LoggedEvent[] = [];
+  private size = 0;
 
   /**
    * @param floor every event of this account with an id above `floor` is (or will be) in this log;
    *   anything at or below it may have been missed, so a client resuming from below it gets `reset`.
+   * @param capacity most events kept.
+   * @param maxBytes most payload bytes kept (blobs are inline, so a count alone does not bound memory);
+   *   the newest event is always kept.
    */
   constructor(
     private floor: number,
     readonly capacity: number,
+    readonly maxBytes = Number.POSITIVE_INFINITY,
   ) {
     if (!(capacity >= 1)) throw new RangeError('event log capacity must be at least 1');
+  }
+
+  /** Payload bytes held (UTF-16 length of the JSON, close enough for a budget). */
+  get bytes(): number {
+    return this.size;
   }
 
   get latestId(): number {
@@ -39,9 +49,12 @@ export class EventLog {
   append(event: LoggedEvent): boolean {
     if (event.id <= this.latestId) return false;
     this.events.push(event);
-    while (this.events.length > this.capacity) {
+    this.size += event.data.length;
+    while (this.events.length > this.capacity || (this.size > this.maxBytes && this.events.length > 1)) {
       const dropped = this.events.shift();
-      if (dropped) this.floor = dropped.id;
+      if (!dropped) break;
+      this.floor = dropped.id;
+      this.size -= dropped.data.length;
     }
     return true;
   }
@@ -55,6 +68,7 @@ export class EventLog {
   /** Forgets everything up to now, e.g. after the store's change feed had a gap. */
   truncate(newFloor: number): void {
     this.events.length = 0;
+    this.size = 0;
     this.floor = Math.max(this.floor, newFloor);
   }
 }

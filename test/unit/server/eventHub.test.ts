@@ -220,4 +220,34 @@ describe('server/eventHub', () => {
     hub.heartbeat();
     assert.equal(presence()[0].online, false, 'a process that stopped repeating (e.g. died) no longer counts');
   });
+
+  it('keeps all event logs within a global byte budget, forgetting idle accounts first', () => {
+    const small = new EventHub({
+      eventLogSize: 100,
+      initialEventId: 0,
+      totalLogBytes: 1_000,
+      loadLastSeen: async () => [],
+      saveLastSeen: async () => undefined,
+    });
+    const live = new MemorySink();
+    small.open(ACCOUNT, undefined, { kind: 'none' }, live);
+    const blob = (eventId: number, account: string): StoreChange => ({
+      eventId,
+      account,
+      kind: 'put',
+      blob: { slotId: SLOT_A, version: eventId, data: 'x'.repeat(300), updatedAt: '2026-01-01T00:00:00.000Z' },
+    });
+    small.publish(blob(1, OTHER));
+    small.publish(blob(2, ACCOUNT));
+    small.publish(blob(3, ACCOUNT));
+    assert.ok(small.heldLogBytes <= 1_000, `held ${small.heldLogBytes}`);
+    // OTHER was idle, so its log went first; ACCOUNT (streaming) can still resume.
+    const otherResume = new MemorySink();
+    small.open(OTHER, undefined, { kind: 'id', id: 0 }, otherResume);
+    assert.equal(otherResume.events()[0].event, 'reset');
+    const resume = new MemorySink();
+    small.open(ACCOUNT, undefined, { kind: 'id', id: 2 }, resume);
+    assert.deepEqual(resume.events().map((event) => event.id), ['3']);
+    assert.equal(live.events().filter((event) => event.event === 'blob').length, 2, 'live delivery is not affected by the budget');
+  });
 });

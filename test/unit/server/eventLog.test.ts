@@ -44,4 +44,17 @@ describe('server/eventLog', () => {
     assert.deepEqual(log.since(1), { kind: 'reset' });
     assert.deepEqual(log.since(2), { kind: 'events', events: [] });
   });
+
+  it('bounds the payload bytes it holds, always keeping the newest event', () => {
+    const big = (id: number) => ({ id, event: 'blob' as const, data: 'x'.repeat(40) });
+    const log = new EventLog(0, 100, 100);
+    for (let id = 1; id <= 5; id++) log.append(big(id));
+    assert.equal(log.length, 2);
+    assert.ok(log.bytes <= 100);
+    assert.deepEqual(log.since(2), { kind: 'reset' }, 'a client behind what was dropped refetches');
+    assert.equal((log.since(3) as { events: unknown[] }).events.length, 2);
+    log.append({ id: 6, event: 'blob', data: 'y'.repeat(500) });
+    assert.equal(log.length, 1, 'an oversized event is still kept alone');
+    assert.equal(log.bytes, 500);
+  });
 });
