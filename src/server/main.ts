@@ -30,7 +30,7 @@ async function main(): Promise<void> {
       ? new PostgresBlobStore(config.storage.databaseUrl, { onLog: (level, msg, fields) => logger.log(level, msg, fields) })
       : new FileBlobStore(config.storage.dataDir);
   const { corrupt } = await store.open();
-  for (const path of corrupt) logger.log('error', 'corrupt_blob', { path, action: 'moved aside; the slot reads as absent' });
+  for (const path of corrupt) logger.log('error', 'corrupt_blob', { path, action: 'set aside unread; its slots read as absent' });
   logger.log('info', 'store_open', {
     store: store.kind,
     dataDir: config.storage.kind === 'file' ? config.storage.dataDir : undefined,
