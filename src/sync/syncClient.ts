@@ -149,6 +149,7 @@ export class SyncClient {
 
   private started = false;
   private stopped = false;
+  private forgotten = false;
   private currentState: SyncStateChange = { state: 'off' };
 
   private readonly remoteEmitter: Emitter<RemoteState>;
@@ -256,6 +257,7 @@ export class SyncClient {
 
   /** Stops, then deletes this slot's cache and counters from disk (sign-out, or a new sync key). */
   async stopAndForget(): Promise<void> {
+    this.forgotten = true; // a write or refresh still in flight must not save it back
     await this.stop();
     await fs.rm(this.statePath, { force: true });
   }
@@ -358,6 +360,7 @@ export class SyncClient {
       this.persistChain = this.persistChain
         .then(async () => {
           this.persistQueued = false;
+          if (this.forgotten) return;
           await writeFileAtomic(this.statePath, JSON.stringify(this.snapshot()));
         })
         .catch((error: unknown) => {
@@ -458,6 +461,8 @@ export class SyncClient {
     if (result.skipped === 0) this.etag = result.etag;
     await this.persist();
     if (changed) this.emitRemote();
+    // A good answer over an open stream clears an earlier error.
+    if (this.streamOpen) this.setState('live');
     return true;
   }
 
@@ -698,6 +703,7 @@ export class SyncClient {
           this.ownVersion = result.version;
           this.writtenRevision = revision;
           this.writeBackoff.reset();
+          if (this.streamOpen) this.setState('live');
           await this.persist();
           this.log.debug(`sync: wrote slot version ${result.version}, seq ${seq}`);
           if (this.localRevision !== this.writtenRevision) this.scheduleWrite(this.options.writeDebounceMs ?? 750);

@@ -66,6 +66,7 @@ export function registerSync(context: vscode.ExtensionContext, log: vscode.LogOu
   let remote: RemoteState = { slots: [] };
   let disposed = false;
   let chain: Promise<void> = Promise.resolve();
+  let restartPending = false;
 
   const setState = (next: SyncStateChange): void => {
     state = next;
@@ -141,8 +142,12 @@ export function registerSync(context: vscode.ExtensionContext, log: vscode.LogOu
 
   /** Applies the current settings and key; serialized so that quick changes never race. */
   function restart(options: { deleteSlot?: boolean } = {}): Promise<void> {
+    // A restart that has not begun yet will read the newest settings and key anyway.
+    if (restartPending && !options.deleteSlot) return chain;
+    restartPending = true;
     chain = chain
       .then(async () => {
+        restartPending = false;
         await stopClient(options.deleteSlot ?? false);
         if (!disposed) await start();
       })
