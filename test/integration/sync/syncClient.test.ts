@@ -4,7 +4,9 @@ import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { type RemoteState, SyncClient, type SyncStateChange } from '../../../src/sync/syncClient';
+import { sealEnvelope } from '../../../src/sync/envelope';
 import { deriveSyncKeys, formatSyncKey, generateSyncKey } from '../../../src/sync/syncKey';
+import { SyncServerApi } from '../../../src/sync/syncHttp';
 import { newSessionId } from '../../../src/terminal/sessionId';
 import { buildServer, DeviceProcess, sampleSession, ServerProcess, tempRoot } from './harness';
 
@@ -365,6 +367,37 @@ describe('sync client state across restarts (real server, in-process clients)', 
     assert.equal(await reinstalled.flush(), true);
     await until(reader, () => writerBlob()?.sessions.some((s) => s.id === three.id) ?? false);
     await reinstalled.stop();
+  });
+
+  it('drops hostile entries that a device holding the key wrote, and keeps the good ones', async function () {
+    // A compromised or buggy device can encrypt anything: the reader still validates every field.
+    const hostileSlot = newSessionId();
+    const good = sampleSession({ cwd: '/srv/$(rm -rf ~); `id`' });
+    const api = new SyncServerApi({ serverUrl: server.url, token: deriveSyncKeys(syncKey).token });
+    const plaintext = {
+      format: 1,
+      slotId: hostileSlot,
+      deviceName: '\u001b]0;pwned\u0007evil\u001b[2J box',
+      seq: 1,
+      writtenAt: Date.now(),
+      sessions: [
+        good,
+        { ...sampleSession(), hostName: '-oProxyCommand=sh -c reboot' },
+        { ...sampleSession(), id: '../../../../etc/passwd' },
+        { ...sampleSession(), port: 70000 },
+        { ...sampleSession(), cwd: 'x'.repeat(100_000) },
+        { ...sampleSession(), title: '\u001b[31mred\u001b[0m' },
+      ],
+      tombstones: [{ id: 'nope', killedAt: Date.now() }],
+    };
+    assert.equal((await api.putBlob(hostileSlot, sealEnvelope(deriveSyncKeys(syncKey).encryptionKey, plaintext), undefined)).ok, true);
+    await until(reader, () => reader.getRemoteState().slots.some((s) => s.slotId === hostileSlot));
+    const blob = reader.getRemoteState().slots.find((s) => s.slotId === hostileSlot)!.blob;
+    assert.equal(blob.deviceName, 'evil box');
+    assert.deepEqual(blob.sessions.map((s) => s.id), [good.id, plaintext.sessions[5]!.id]);
+    assert.equal(blob.sessions[0]!.cwd, good.cwd);
+    assert.equal(blob.sessions[1]!.title, 'red');
+    assert.deepEqual(blob.tombstones, []);
   });
 
   it('keeps a tombstone across a restart and publishes it to other devices', async function () {
