@@ -37,6 +37,12 @@ export interface TetherSync {
   publishLocalSessions(): void;
   /** Tells every device that a session was killed; call only after the kill was confirmed on the host. */
   publishTombstone(sessionId: string, killedAt?: number): void;
+  /**
+   * The running client (undefined while sync is off), for code that drives it directly, such as
+   * CrossDeviceSessions.useClient in crossDevice.ts. It is replaced whenever settings or the key change.
+   */
+  readonly client: SyncClient | undefined;
+  readonly onDidChangeClient: vscode.Event<SyncClient | undefined>;
 }
 
 function validateServerUrl(text: string): string | undefined {
@@ -59,6 +65,7 @@ export function registerSync(context: vscode.ExtensionContext, log: vscode.LogOu
   const statusBar = new SyncStatusBar();
   const stateEmitter = new vscode.EventEmitter<SyncStateChange>();
   const remoteEmitter = new vscode.EventEmitter<RemoteState>();
+  const clientEmitter = new vscode.EventEmitter<SyncClient | undefined>();
   let client: SyncClient | undefined;
   let clientSubscriptions: Array<{ dispose(): void }> = [];
   let lease: SlotLease | undefined;
@@ -94,6 +101,7 @@ export function registerSync(context: vscode.ExtensionContext, log: vscode.LogOu
     clientSubscriptions.forEach((s) => s.dispose());
     clientSubscriptions = [];
     if (!current) return;
+    clientEmitter.fire(undefined);
     if (deleteSlot) {
       // Other devices stop listing this one's sessions; failure only leaves a stale listing.
       await current.deleteOwnSlot().catch((error: unknown) => log.warn(`sync: could not remove this device's slot from the server: ${String(error)}`));
@@ -137,6 +145,7 @@ export function registerSync(context: vscode.ExtensionContext, log: vscode.LogOu
     client = next;
     clientSubscriptions = [next.onDidChangeState(setState), next.onDidChangeRemote(setRemote)];
     next.publish(getLocalSessions());
+    clientEmitter.fire(next);
     await next.start();
   }
 
@@ -273,6 +282,7 @@ export function registerSync(context: vscode.ExtensionContext, log: vscode.LogOu
     statusBar,
     stateEmitter,
     remoteEmitter,
+    clientEmitter,
     vscode.commands.registerCommand(SYNC_COMMANDS.setUp, setUpSync),
     vscode.commands.registerCommand(SYNC_COMMANDS.showKey, showSyncKey),
     vscode.commands.registerCommand(SYNC_COMMANDS.signOut, signOutSync),
@@ -301,6 +311,10 @@ export function registerSync(context: vscode.ExtensionContext, log: vscode.LogOu
     onDidChangeRemote: remoteEmitter.event,
     publishLocalSessions: () => client?.publish(getLocalSessions()),
     publishTombstone: (sessionId, killedAt) => client?.publishTombstone(sessionId, killedAt),
+    get client() {
+      return client;
+    },
+    onDidChangeClient: clientEmitter.event,
     // Returns a promise (vscode.Disposable allows any) so a deactivate() can wait for the stop.
     dispose: () => {
       disposed = true;

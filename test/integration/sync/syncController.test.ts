@@ -74,6 +74,8 @@ describe('sync controller (thin VS Code layer, fake vscode, real server)', funct
     assert.equal(first.secrets.get('tether.sync.key'), keyText, 'the key is kept in SecretStorage');
     assert.equal(first.settings.get('tether.sync.serverUrl'), server.url);
     await eventually(sync1.onDidChangeState, () => sync1.state, (s) => s.state === 'live');
+    assert.ok(sync1.client, 'the running client is exposed');
+    assert.equal(sync1.client.state.state, 'live');
     assert.match(first.statusBarItems[0]!.text, /Sync/);
     assert.doesNotMatch(first.statusBarItems[0]!.text, /off|offline|error/);
 
@@ -100,6 +102,7 @@ describe('sync controller (thin VS Code layer, fake vscode, real server)', funct
     await first.commands.get('tether.signOutSync')!();
     assert.equal(first.secrets.has('tether.sync.key'), false);
     await eventually(sync1.onDidChangeState, () => sync1.state, (s) => s.state === 'off');
+    assert.equal(sync1.client, undefined);
     await eventually(otherClient.onDidChangeRemote, () => otherClient.getRemoteState(), (r) => !listed(r, local[0]!.id));
 
     // The key never reached settings, globalState or the log.
