@@ -1,6 +1,8 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { entryOf, registerCrossDevice } from './crossDeviceController';
 import { pickHost } from './hostPicker';
+import { registerSync } from './sync/syncController';
 import { ConnectionPool } from './terminal/sshConnection';
 import { TabManager, setting } from './terminal/tabManager';
 import { TrustStore } from './terminal/trustStore';
@@ -51,6 +53,9 @@ export function activate(context: vscode.ExtensionContext): void {
       },
     }),
   );
+
+  const sync = registerSync(context, log, () => (setting<boolean>('crossDeviceSessions', true) ? tabs!.records().map(entryOf) : []));
+  registerCrossDevice(context, tabs, pool, sync, log);
 
   if (setting<boolean>('restoreOnStartup', true)) tabs.restore(setting<number>('scrollback.replayLines', 2000));
 }

@@ -39,8 +39,8 @@ export function formatVersion(version: Version): string {
   return `${version.major}.${version.minor}${version.suffix}`;
 }
 
-/** The oldest tmux we drive: -L, has-session -t '=name', new-session -c and -x/-y all work from 1.9. */
-export const MIN_TMUX: readonly [number, number] = [1, 9];
+/** The oldest tmux we drive: exact `=name` targets arrived in 2.1 (-L, -c and -x/-y are older). */
+export const MIN_TMUX: readonly [number, number] = [2, 1];
 
 /** Picks the multiplexer for a new session from the setting and what the host has. */
 export function chooseMultiplexer(
@@ -60,7 +60,12 @@ export function chooseMultiplexer(
     case 'auto':
       if (tmuxUsable) return { kind: 'tmux' };
       if (capabilities.screen) return { kind: 'screen' };
-      return { kind: 'none', reason: 'neither tmux nor GNU screen is installed on the host' };
+      return {
+        kind: 'none',
+        reason: capabilities.tmux
+          ? `tmux ${formatVersion(capabilities.tmux)} is too old (2.1 or newer is needed) and GNU screen is not installed on the host`
+          : 'neither tmux nor GNU screen is installed on the host',
+      };
   }
 }
 
@@ -86,15 +91,17 @@ export function parseDetectOutput(output: string): HostCapabilities {
   };
 }
 
-/** What a status probe found: the session lives, its shell exited with a status, or it is gone. */
-export type SessionStatus = { state: 'alive' } | { state: 'exited'; exitCode: number } | { state: 'gone' };
+/** What a status probe found: the session lives, its shell exited with a status, or it is gone.
+ * `unknown` (cut-off or foreign output) is never read as gone: only the host saying so ends a tab. */
+export type SessionStatus = { state: 'alive' } | { state: 'exited'; exitCode: number } | { state: 'gone' } | { state: 'unknown' };
 
 export function parseStatusOutput(output: string): SessionStatus {
   const line = output.trim().split('\n').pop()?.trim() ?? '';
   if (line === 'alive') return { state: 'alive' };
+  if (line === 'gone') return { state: 'gone' };
   const exited = /^exited (\d{1,3})$/.exec(line);
   if (exited) return { state: 'exited', exitCode: Math.min(255, Number(exited[1])) };
-  return { state: 'gone' };
+  return { state: 'unknown' };
 }
 
 export type KillOutcome = { killed: true } | { killed: false; reason: 'in-use' | 'unconfirmed'; clients?: number };
@@ -140,8 +147,9 @@ export interface MultiplexerScripts {
  * (DESIGN §7) and its exit status recorded, so that "the user typed exit" is told apart from
  * "the session was killed". */
 export function innerShellCommand(): string {
+  // 129 is a shell ended by SIGHUP: the session was killed around it, so it is not an exit.
   return (
-    'unset TMUX TMUX_PANE STY WINDOW; "${SHELL:-/bin/sh}" -l; s=$?; ' +
+    'unset TMUX TMUX_PANE STY WINDOW; "${SHELL:-/bin/sh}" -l; s=$?; [ "$s" -eq 129 ] && exit 129; ' +
     'mkdir -p "$HOME/.tether/exit" && echo "$s" > "$HOME/.tether/exit/$1"'
   );
 }

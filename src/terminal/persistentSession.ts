@@ -14,6 +14,7 @@ import { ConnectError, ConnectionPool, SshConnection } from './sshConnection';
 import type { ResolvedHost } from './sshConfig';
 import { TmuxScripts } from './tmuxCommands';
 import { boundReplay } from './scrollback';
+import { RemoteCommandError } from './remoteExec';
 
 export type SessionState = 'connecting' | 'attached' | 'reconnecting' | 'waiting-for-user' | 'ended';
 
@@ -42,6 +43,8 @@ export interface SessionEvents {
   state: [state: SessionState];
   exit: [code: number];
   multiplexer: [kind: MultiplexerKind];
+  /** A probe confirmed that the session no longer exists on the host. */
+  gone: [];
 }
 
 const DIM = '\x1b[2m';
@@ -131,6 +134,7 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
   private async attachExisting(connection: SshConnection): Promise<void> {
     if (this.kind !== 'none' && !(this.options.mode === 'create' && !this.established)) {
       const status = await this.probe(connection);
+      if (status.state === 'unknown') throw new RemoteCommandError('no-marker', `the status probe for ${this.name} gave no answer`);
       if (status.state !== 'alive') return this.endGone(status);
       if (this.replayPending) {
         this.replayPending = false;
@@ -286,7 +290,7 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
     if (this.kind === 'none') return this.finish(exitCode ?? 0);
     try {
       const status = await this.probe(connection);
-      if (status.state === 'alive') return this.startReconnect('detached from the session');
+      if (status.state === 'alive' || status.state === 'unknown') return this.startReconnect('detached from the session');
       return this.endGone(status);
     } catch (error) {
       this.handleFailure(error, 'probe');
@@ -333,13 +337,14 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
     }
   }
 
-  private endGone(status: SessionStatus): void {
+  private endGone(status: Exclude<SessionStatus, { state: 'alive' | 'unknown' }>): void {
     if (status.state === 'exited') {
       this.options.log.info(`session ${this.name}: shell exited with ${status.exitCode}`);
       return this.finish(status.exitCode);
     }
     this.status(`session ${this.name} no longer exists on host ${this.options.host.label}: the session ended on the host (host rebooted or the session was killed)`);
     this.options.log.warn(`session ${this.name}: gone from ${this.options.host.label}`);
+    this.emit('gone');
     this.finish(1);
   }
 
@@ -347,7 +352,8 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
     if (this.ending) return;
     const message = error instanceof Error ? error.message : String(error);
     const existing = this.options.mode === 'attach' || this.established;
-    if (ConnectError.is(error) && !error.permanent && during !== 'probe' && existing) {
+    const transient = (ConnectError.is(error) && !error.permanent) || RemoteCommandError.is(error);
+    if (transient && during !== 'probe' && existing) {
       // An unreachable host keeps a restored tab waiting, not closed (its snapshot entry stays).
       if (this.currentState !== 'reconnecting') {
         this.setState('reconnecting');

@@ -58,11 +58,16 @@ export class ScreenScripts implements MultiplexerScripts {
       findLine(id),
       'case $line in',
       '  "") ;;',
-      '  *etached*) screen -S ' + name + ' -X quit >/dev/null 2>&1; sleep 0.2 ;;',
+      '  *etached*) screen -S ' + name + ' -X quit >/dev/null 2>&1 ;;',
       '  *) echo "in-use 1"; exit 0 ;;',
       'esac',
-      findLine(id),
-      `if [ -z "$line" ]; then echo ${shellQuote(sentinel)}; else echo "in-use 1"; fi`,
+      // quit removes the session asynchronously (about a second after a display left): poll.
+      'i=0; while [ $i -lt 50 ]; do',
+      '  ' + findLine(id),
+      `  if [ -z "$line" ]; then echo ${shellQuote(sentinel)}; exit 0; fi`,
+      '  i=$((i+1)); sleep 0.1',
+      'done',
+      'echo "in-use 1"',
     ].join('\n');
   }
 

@@ -12,9 +12,11 @@ export function boundReplay(captured: string, maxLines: number, maxBytes: number
   if (Buffer.byteLength(text, 'utf8') > maxBytes) {
     const bytes = Buffer.from(text, 'utf8');
     let start = bytes.length - maxBytes;
-    // Start at the next line so that no escape sequence or character is cut in half.
-    const newline = bytes.indexOf(0x0a, start);
-    start = newline >= 0 ? newline + 1 : bytes.length;
+    // Start at a line start so that no escape sequence or character is cut in half.
+    if (bytes[start - 1] !== 0x0a) {
+      const newline = bytes.indexOf(0x0a, start);
+      start = newline >= 0 ? newline + 1 : bytes.length;
+    }
     text = bytes.subarray(start).toString('utf8');
   }
   return text;

@@ -10,11 +10,20 @@ import { ResolvedHost, SshConfigError, listConfiguredHosts, resolveHost } from '
 import { SNAPSHOT_KEY, TabRecord, decodeSnapshot, encodeSnapshot, parseDirectories } from './tabSnapshot';
 import { TetherPty } from './tetherPty';
 
-/** What closing a tab by hand should do; cross-device sessions replace the default. */
+/** What closing a tab by hand does; cross-device sessions replace the default (kill if the host allows). */
 export interface ClosePolicy {
-  decide(record: TabRecord): Promise<'kill' | 'detach'>;
-  killed?(record: TabRecord): void;
+  /** The ✕ on a tab: kill only if this is the last user, else detach. */
+  close(session: PersistentSession, record: TabRecord): Promise<unknown>;
+  /** The deliberate kill; true when the host confirmed it. */
+  kill(session: PersistentSession, record: TabRecord): Promise<boolean>;
+  /** A probe found the session gone from its host. */
+  gone?(record: TabRecord): void;
 }
+
+const hostOnlyPolicy: ClosePolicy = {
+  close: (session) => session.kill(),
+  kill: async (session) => (await session.kill()).killed,
+};
 
 interface Tab {
   record: TabRecord;
@@ -35,7 +44,7 @@ export class TabManager implements vscode.Disposable {
   private readonly changeEmitter = new vscode.EventEmitter<void>();
   readonly onDidChangeTabs = this.changeEmitter.event;
   private shuttingDown = false;
-  private closePolicy: ClosePolicy = { decide: async () => 'kill' };
+  private closePolicy: ClosePolicy = hostOnlyPolicy;
   private cwdTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -79,6 +88,17 @@ export class TabManager implements vscode.Disposable {
 
   resolve(label: string): ResolvedHost {
     return resolveHost(label, sshConfigOptions());
+  }
+
+  /** ssh config hosts and the recently used ones, for the Hosts view. */
+  knownHosts(): string[] {
+    const recent = this.context.globalState.get<string[]>('tether.recentHosts', []).filter((label) => typeof label === 'string');
+    return [...new Set([...this.configuredHosts(), ...recent])];
+  }
+
+  /** How to reach a session a manifest describes, even on a device without that Host entry. */
+  hostFor(entry: Pick<TabRecord, 'hostLabel' | 'user' | 'hostName' | 'port'>): ResolvedHost {
+    return this.hostForRecord(entry);
   }
 
   /** Opens a new persistent tab on a host. */
@@ -129,13 +149,12 @@ export class TabManager implements vscode.Disposable {
   async kill(terminal: vscode.Terminal): Promise<boolean> {
     const tab = this.tabs.get(terminal);
     if (!tab) return false;
-    const outcome = await tab.session.kill();
-    if (outcome.killed) {
-      this.closePolicy.killed?.(tab.record);
+    const killed = await this.closePolicy.kill(tab.session, tab.record);
+    if (killed) {
       tab.detaching = true;
       terminal.dispose();
     }
-    return outcome.killed;
+    return killed;
   }
 
   tabFor(terminal: vscode.Terminal | undefined): TabRecord | undefined {
@@ -246,6 +265,7 @@ export class TabManager implements vscode.Disposable {
       if (tab) tab.ended = true;
       this.changed();
     });
+    session.on('gone', () => this.closePolicy.gone?.(record));
     const adopt = (terminal: vscode.Terminal): void => {
       tab = { record, session, pty, terminal };
       this.tabs.set(terminal, tab);
@@ -275,19 +295,13 @@ export class TabManager implements vscode.Disposable {
   }
 
   private async closeByUser(tab: Tab): Promise<void> {
-    let decision: 'kill' | 'detach' = 'detach';
     try {
-      decision = tab.record.multiplexer === 'none' ? 'kill' : await this.closePolicy.decide(tab.record);
+      if (tab.record.multiplexer === 'none') tab.session.dispose();
+      else await this.closePolicy.close(tab.session, tab.record);
     } catch (error) {
-      this.log.warn(`close: could not decide for ${tab.session.name}, detaching: ${(error as Error).message}`);
-    }
-    if (decision === 'detach') {
-      this.log.info(`close: ${tab.session.name} detached (still in use elsewhere)`);
+      this.log.warn(`close: ${tab.session.name}: ${(error as Error).message}; detached`);
       tab.session.detach();
-      return;
     }
-    const outcome = await tab.session.kill();
-    if (outcome.killed) this.closePolicy.killed?.(tab.record);
   }
 
   private changed(): void {

@@ -28,7 +28,11 @@ export class TmuxScripts implements MultiplexerScripts {
     const cols = clampInt(options.cols, 10, 1000);
     const rows = clampInt(options.rows, 5, 1000);
     const history = clampInt(options.historyLimit, 100, 10_000_000);
-    const inner = shellQuote(`sh -c ${shellQuote(innerShellCommand())} tether ${id}`);
+    // tmux 3.0+ runs several arguments directly; a single string would go through the user's
+    // shell, which may not exec it, and then a kill would not reach our wrapper (see exit files).
+    const inner = versionAtLeast(this.version, 3, 0)
+      ? `sh -c ${shellQuote(innerShellCommand())} tether ${id}`
+      : shellQuote(`exec sh -c ${shellQuote(innerShellCommand())} tether ${id}`);
     const steps = [
       'start-server',
       // history-limit only affects panes created after it is set, so it goes before new-session.
@@ -39,7 +43,6 @@ export class TmuxScripts implements MultiplexerScripts {
       `set-option -t ${paneTarget(id)} status off`,
     ];
     if (versionAtLeast(this.version, 2, 1)) steps.push(`set-option -t ${paneTarget(id)} prefix None`);
-    if (versionAtLeast(this.version, 2, 2)) steps.push(`set-option -as terminal-overrides ${shellQuote(',xterm-256color:Tc')}`);
     steps.push(
       versionAtLeast(this.version, 3, 1)
         ? `set-window-option -t ${paneTarget(id)} window-size latest`
@@ -50,7 +53,12 @@ export class TmuxScripts implements MultiplexerScripts {
       ...cwdLines(options.cwd === undefined ? undefined : shellQuote(options.cwd)),
       ...exitFileLines(id),
       'rm -f "$exitfile"',
-      `t ${steps.join(' \\; ')} && echo created`,
+      `t ${steps.join(' \\; ')} || exit 1`,
+      // Truecolor for xterm-256color clients (VS Code's terminal), added once per server.
+      versionAtLeast(this.version, 2, 2)
+        ? `t show-options -s terminal-overrides 2>/dev/null | grep -q 'xterm-256color:Tc' || t set-option -as terminal-overrides ${shellQuote(',xterm-256color:Tc')}`
+        : 'true',
+      'echo created',
     ].join('\n');
   }
 
@@ -75,7 +83,7 @@ export class TmuxScripts implements MultiplexerScripts {
     const max = clampInt(maxClients, 0, 1000);
     const killOnlyIfUnused = versionAtLeast(this.version, 3, 1)
       // Count and kill inside the tmux server in one command: nothing can attach in between.
-      ? `t if-shell -F -t ${paneTarget(id)} ${shellQuote(`#{<=:#{session_attached},${max}}`)} ${shellQuote(`kill-session -t =${sessionName(id)}`)} 2>/dev/null`
+      ? `t if-shell -F -t ${paneTarget(id)} ${shellQuote(attachedAtMost(max))} ${shellQuote(`kill-session -t =${sessionName(id)}`)} 2>/dev/null`
       // Older tmux has no comparison formats: count, then kill (a narrow race, documented).
       : `n=$(t list-clients -t ${sessionTarget(id)} 2>/dev/null | wc -l); [ "$n" -le ${max} ] && t kill-session -t ${sessionTarget(id)} 2>/dev/null`;
     return [
@@ -100,6 +108,13 @@ export class TmuxScripts implements MultiplexerScripts {
   listSessions(): string {
     return [TMUX_FN, `t list-sessions -F '#{session_name} #{session_attached} #{session_created}' 2>/dev/null`].join('\n');
   }
+}
+
+/** A tmux format that is true when at most `max` clients are attached. tmux compares `<=` as text
+ * ("10" <= "2"), so the count is matched exactly against each allowed value. */
+function attachedAtMost(max: number): string {
+  const allowed = Array.from({ length: Math.min(max, 8) + 1 }, (_, n) => `#{==:#{session_attached},${n}}`);
+  return allowed.reduce((either, next) => `#{||:${either},${next}}`);
 }
 
 /** Parses `<session name> <rest>` lines, keeping only well-formed Tether sessions. */

@@ -57,7 +57,8 @@ describe('screenCommands', () => {
       assert.ok(all.capture.includes(`screen -S tether_${id} -X hardcopy -h "$f"`));
       assert.ok(all.capture.includes('tail -n 2000'));
       assert.ok(all.status.includes(`grep '[0-9]\\.tether_${id}[[:space:]]'`));
-      assert.ok(all.kill.includes(`echo tether-sentinel-0123; else echo "in-use 1"; fi`));
+      assert.ok(all.kill.includes(`if [ -z "$line" ]; then echo tether-sentinel-0123; exit 0; fi`));
+      assert.ok(all.kill.trimEnd().endsWith('echo "in-use 1"'));
     });
 
     it('clamps history and line counts', () => {
@@ -202,7 +203,7 @@ describe('screenCommands', () => {
     // about a second to remove the session, but kill() re-checks after a fixed `sleep 0.2` and
     // then prints "in-use 1" although it did kill the session. The session disappears moments
     // later, with no sentinel and so no tombstone.
-    it.skip('confirms a kill right after the last display detached', async () => {
+    it('confirms a kill right after the last display detached', async () => {
       for (let i = 0; i < 5; i++) {
         const id = newSessionId();
         create(id);
