@@ -121,6 +121,8 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
   /** Starts the session; failures end the tab with a message rather than rejecting. */
   async start(size: TerminalSize): Promise<void> {
     this.size = usableSize(size) ?? this.size;
+    // Restored and joined tabs show their own progress; the replay clears it away.
+    if (this.options.mode === 'attach') this.status(`attaching to ${this.name} on ${this.options.host.label}…`);
     try {
       const connection = await this.connect();
       if (this.options.mode === 'create') await this.create(connection);
