@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { newSessionId } from '../../src/terminal/sessionId';
 import { ConnectionPool } from '../../src/terminal/sshConnection';
-import { TabRecord, decodeSnapshot, encodeSnapshot } from '../../src/terminal/tabSnapshot';
+import { TabRecord, decodeSnapshot, encodeSnapshot, parseDirectories } from '../../src/terminal/tabSnapshot';
+import { hostCapabilities, scriptsFor } from '../../src/terminal/persistentSession';
 import { SshHost } from './fixtures/sshHost';
 import { TabRecorder, testPool } from './fixtures/sessionHarness';
 import { TcpProxy } from './fixtures/tcpProxy';
@@ -139,4 +140,42 @@ describe('workspace restore after a crash', function () {
     await again.waitForState('attached', 20_000);
     assert.match(again.plain, /before-outage/);
   });
+});
+
+describe('working directory tracking', function () {
+  let host: SshHost;
+  let screenHost: SshHost;
+  const pools: ConnectionPool[] = [];
+  const tabs: TabRecorder[] = [];
+
+  before(async function () {
+    this.timeout(30_000);
+    host = await SshHost.start({ user: 'tethercwd' });
+    screenHost = await SshHost.start({ user: 'tethercwds', withoutTmux: true });
+  });
+  after(async () => {
+    for (const tab of tabs) tab.session.dispose();
+    for (const pool of pools) pool.dispose();
+    await host?.dispose();
+    await screenHost?.dispose();
+  });
+
+  for (const kind of ['tmux', 'screen'] as const) {
+    it(`reads every ${kind} session's current directory on a host in one command`, async () => {
+      const target = kind === 'tmux' ? host : screenHost;
+      const pool = testPool();
+      pools.push(pool);
+      const opened = [TabRecorder.open({ id: newSessionId(), host: target.resolved(), pool, mode: 'create', preference: kind }), TabRecorder.open({ id: newSessionId(), host: target.resolved(), pool, mode: 'create', preference: kind })];
+      tabs.push(...opened);
+      await Promise.all(opened.map((tab) => tab.waitForState('attached')));
+      opened[0].type('mkdir -p "/tmp/tether cwd $USER" && cd "/tmp/tether cwd $USER" && echo moved\r');
+      opened[1].type('cd /usr/share && echo moved\r');
+      await Promise.all(opened.map((tab) => tab.waitFor(/moved\r?\n/)));
+      const connection = await pool.acquire(target.resolved());
+      const scripts = scriptsFor(kind, await hostCapabilities(connection));
+      const directories = parseDirectories((await connection.runScript(scripts.currentDirectories(opened.map((tab) => tab.session.id)))).output);
+      assert.equal(directories.get(opened[0].session.id), `/tmp/tether cwd ${target.user}`);
+      assert.equal(directories.get(opened[1].session.id), '/usr/share');
+    });
+  }
 });
