@@ -125,7 +125,7 @@ export class ControlParser {
       offset = nl + 1;
       if (line.length > 0 && line[line.length - 1] === 0x0d) line = line.subarray(0, line.length - 1);
       this.line(line, events);
-      if (this.phase === 'after-exit') {
+      if ((this.phase as Phase) === 'after-exit') {
         this.consume(chunk.subarray(offset), events);
         return;
       }

@@ -1,0 +1,249 @@
+/**
+ * State sync for the control-mode driver (pure): one batched tmux command line that reads a pane's
+ * whole state, and a writer that turns the replies into the exact bytes that rebuild that state in
+ * an empty terminal (xterm.js in VS Code).
+ *
+ * The command line (tmux runs the commands of one line back to back, with no pane output parsed in
+ * between, so the four replies describe one instant):
+ *   1. `display -p -t <pane> '<format>'`: cursor, modes, scroll region, alternate screen, mouse
+ *      modes, history size and pane size, as `key=value` words after a `tether-state` tag;
+ *   2. `capture-pane -p -e -J -S -<N> -E -1`: up to N lines of history, wrapped lines joined, so
+ *      the terminal rewraps them itself (left out when N is 0; ignored when history_size is 0,
+ *      because tmux then captures visible row 0 instead);
+ *   3. `capture-pane -a -q -p -e`: the saved normal screen while the alternate screen is on (tmux
+ *      3.3a: `-a` reads the saved grid; `-q` makes it empty rather than an error without one);
+ *   4. `capture-pane -p -e -S 0 -E -`: the visible screen, without -J, one line per row.
+ *
+ * The writer emits: RIS (the terminal becomes exactly the host's state, its old scrollback
+ * included), the history lines (they scroll into real scrollback), the normal screen padded to the
+ * terminal's rows; for the alternate screen, the cursor saved by tmux, `CSI ?1049h` and the
+ * alternate contents; then SGR reset, scroll region, origin mode, cursor position, and the modes.
+ * tmux's `-e` output carries SGR state from one line to the next, so each line break resets SGR
+ * before CR LF (a scrolled-in line must not take a background colour) and re-applies it after.
+ */
+
+import { shellQuote } from '../quoting';
+
+export interface PaneState {
+  paneId: number;
+  width: number;
+  height: number;
+  cursorX: number;
+  cursorY: number;
+  cursorVisible: boolean;
+  insert: boolean;
+  appCursor: boolean;
+  appKeypad: boolean;
+  wrap: boolean;
+  origin: boolean;
+  scrollTop: number;
+  scrollBottom: number;
+  alternate: boolean;
+  altSavedX: number;
+  altSavedY: number;
+  mouseStandard: boolean;
+  mouseButton: boolean;
+  mouseAll: boolean;
+  mouseSgr: boolean;
+  mouseUtf8: boolean;
+  historySize: number;
+}
+
+export interface SyncSnapshot {
+  state: PaneState;
+  history: string[];
+  /** The normal screen, when the alternate screen is on. */
+  normal: string[] | undefined;
+  screen: string[];
+}
+
+export interface SyncReply {
+  error: boolean;
+  lines: string[];
+}
+
+const STATE_TAG = 'tether-state';
+
+const FIELDS = [
+  'pane_id', 'pane_width', 'pane_height', 'cursor_x', 'cursor_y', 'cursor_flag', 'insert_flag',
+  'keypad_cursor_flag', 'keypad_flag', 'wrap_flag', 'origin_flag', 'scroll_region_upper',
+  'scroll_region_lower', 'alternate_on', 'alternate_saved_x', 'alternate_saved_y',
+  'mouse_standard_flag', 'mouse_button_flag', 'mouse_all_flag', 'mouse_sgr_flag', 'mouse_utf8_flag',
+  'history_size',
+] as const;
+
+export const STATE_FORMAT = `${STATE_TAG} ${FIELDS.map((field) => `${field}=#{${field}}`).join(' ')}`;
+
+export interface SyncCommands {
+  /** tmux commands, to be joined with ` ; ` (possibly after other commands) on one line. */
+  commands: string[];
+  historyLines: number;
+}
+
+/** The commands that read the state of `target` (a pane id such as `%3`, or `=tether_<id>:`). */
+export function syncCommands(target: string, historyLines: number): SyncCommands {
+  const t = shellQuote(target);
+  const lines = Math.max(0, Math.min(1_000_000, Math.trunc(Number.isFinite(historyLines) ? historyLines : 0)));
+  const commands = [`display-message -p -t ${t} ${shellQuote(STATE_FORMAT)}`];
+  if (lines > 0) commands.push(`capture-pane -p -e -J -t ${t} -S -${lines} -E -1`);
+  commands.push(`capture-pane -a -q -p -e -t ${t}`);
+  commands.push(`capture-pane -p -e -t ${t} -S 0 -E -`);
+  return { commands, historyLines: lines };
+}
+
+export class SyncError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SyncError';
+  }
+}
+
+/** Reads the replies to `syncCommands` (in order, one per command). */
+export function parseSyncReplies(sync: SyncCommands, replies: readonly SyncReply[]): SyncSnapshot {
+  if (replies.length !== sync.commands.length) throw new SyncError(`expected ${sync.commands.length} replies, got ${replies.length}`);
+  const failed = replies.findIndex((reply, index) => reply.error && !(index === replies.length - 2));
+  if (failed >= 0) throw new SyncError(`${sync.commands[failed].split(' ')[0]} failed: ${replies[failed].lines.join(' ').slice(0, 200)}`);
+  const state = parsePaneState(replies[0].lines.find((line) => line.startsWith(`${STATE_TAG} `)) ?? '');
+  const history = sync.historyLines > 0 && state.historySize > 0 ? replies[1].lines.slice(-sync.historyLines) : [];
+  const normalReply = replies[replies.length - 2];
+  const normal = state.alternate && !normalReply.error ? normalReply.lines : undefined;
+  return { state, history, normal, screen: replies[replies.length - 1].lines };
+}
+
+export function parsePaneState(line: string): PaneState {
+  if (!line.startsWith(`${STATE_TAG} `)) throw new SyncError('the pane state line is missing');
+  const values = new Map<string, string>();
+  for (const word of line.slice(STATE_TAG.length + 1).split(' ')) {
+    const eq = word.indexOf('=');
+    if (eq > 0) values.set(word.slice(0, eq), word.slice(eq + 1));
+  }
+  const num = (key: string, fallback: number): number => {
+    const value = values.get(key);
+    if (value === undefined || !/^\d+$/.test(value)) return fallback;
+    return Number(value);
+  };
+  const flag = (key: string, fallback = false): boolean => {
+    const value = values.get(key);
+    return value === '1' ? true : value === '0' ? false : fallback;
+  };
+  const paneId = /^%(\d+)$/.exec(values.get('pane_id') ?? '');
+  if (!paneId) throw new SyncError(`no pane id in ${JSON.stringify(line.slice(0, 200))}`);
+  const height = num('pane_height', 24);
+  const saved = (key: string): number => {
+    const value = num(key, -1);
+    return value > 100_000 ? -1 : value; // tmux prints UINT_MAX when nothing is saved
+  };
+  return {
+    paneId: Number(paneId[1]),
+    width: num('pane_width', 80),
+    height,
+    cursorX: num('cursor_x', 0),
+    cursorY: num('cursor_y', 0),
+    cursorVisible: flag('cursor_flag', true),
+    insert: flag('insert_flag'),
+    appCursor: flag('keypad_cursor_flag'),
+    appKeypad: flag('keypad_flag'),
+    wrap: flag('wrap_flag', true),
+    origin: flag('origin_flag'),
+    scrollTop: num('scroll_region_upper', 0),
+    scrollBottom: num('scroll_region_lower', height - 1),
+    alternate: flag('alternate_on'),
+    altSavedX: saved('alternate_saved_x'),
+    altSavedY: saved('alternate_saved_y'),
+    mouseStandard: flag('mouse_standard_flag'),
+    mouseButton: flag('mouse_button_flag'),
+    mouseAll: flag('mouse_all_flag'),
+    mouseSgr: flag('mouse_sgr_flag'),
+    mouseUtf8: flag('mouse_utf8_flag'),
+    historySize: num('history_size', 0),
+  };
+}
+
+const ESC = '\x1b';
+const CSI = `${ESC}[`;
+
+/** Tracks the SGR state that tmux's `-e` capture carries across lines. */
+class SgrCarry {
+  private active: string[] = [];
+
+  feed(line: string): void {
+    const sgr = /\x1b\[([0-9;:]*)m/g;
+    for (let match = sgr.exec(line); match; match = sgr.exec(line)) {
+      const first = match[1].split(/[;:]/)[0];
+      if (first === '' || first === '0') this.active = [];
+      if (match[1] !== '' && match[1] !== '0') this.active.push(match[0]);
+    }
+  }
+
+  get reapply(): string {
+    return this.active.join('');
+  }
+
+  reset(): void {
+    this.active = [];
+  }
+}
+
+/** Writes lines top to bottom; each break resets SGR, goes to the next line and re-applies it. */
+function writeLines(lines: readonly string[], carry: SgrCarry): string {
+  let out = '';
+  lines.forEach((line, index) => {
+    if (index > 0) out += `${CSI}0m\r\n${carry.reapply}`;
+    carry.feed(line);
+    out += line;
+  });
+  return out;
+}
+
+function fit(lines: readonly string[], rows: number): string[] {
+  const out = lines.slice(0, Math.max(lines.length, rows));
+  while (out.length < rows) out.push('');
+  return out;
+}
+
+/**
+ * The bytes that rebuild a snapshot in a terminal of `rows` rows. The terminal is assumed to have
+ * the pane's width (the driver sizes the pane to the terminal before it syncs).
+ */
+export function renderSync(snapshot: SyncSnapshot, rows: number = snapshot.state.height): string {
+  const { state } = snapshot;
+  const carry = new SgrCarry();
+  let out = `${ESC}c`;
+  const normal = state.alternate && snapshot.normal ? snapshot.normal : state.alternate ? [] : snapshot.screen;
+  // Rows beyond the terminal's height scroll off the top (into scrollback): shift the cursor.
+  const extra = Math.max(0, normal.length - rows);
+  const lines = [...snapshot.history, ...fit(normal, rows)];
+  out += writeLines(lines, carry);
+  out += `${CSI}0m`;
+  carry.reset();
+  let shift = extra;
+  if (state.alternate) {
+    if (state.altSavedX >= 0 && state.altSavedY >= 0) out += cup(state.altSavedY - extra, state.altSavedX, rows);
+    out += `${CSI}?1049h${CSI}H`;
+    const screen = snapshot.screen.slice(Math.max(0, snapshot.screen.length - rows));
+    shift = Math.max(0, snapshot.screen.length - rows);
+    out += writeLines(screen, carry);
+    out += `${CSI}0m`;
+  }
+  const top = Math.max(0, state.scrollTop - shift);
+  const bottom = Math.min(rows - 1, state.scrollBottom - shift);
+  if (top !== 0 || bottom !== rows - 1) out += `${CSI}${top + 1};${bottom + 1}r`;
+  if (state.origin) out += `${CSI}?6h`;
+  const cursorY = state.cursorY - shift - (state.origin ? top : 0);
+  out += cup(cursorY, state.cursorX, rows);
+  if (!state.wrap) out += `${CSI}?7l`;
+  if (state.insert) out += `${CSI}4h`;
+  if (state.appCursor) out += `${CSI}?1h`;
+  if (state.appKeypad) out += `${ESC}=`;
+  if (state.mouseStandard) out += `${CSI}?1000h`;
+  if (state.mouseButton) out += `${CSI}?1002h`;
+  if (state.mouseAll) out += `${CSI}?1003h`;
+  if (state.mouseUtf8) out += `${CSI}?1005h`;
+  if (state.mouseSgr) out += `${CSI}?1006h`;
+  if (!state.cursorVisible) out += `${CSI}?25l`;
+  return out;
+}
+
+function cup(y: number, x: number, rows: number): string {
+  return `${CSI}${Math.max(0, Math.min(rows - 1, y)) + 1};${Math.max(0, x) + 1}H`;
+}

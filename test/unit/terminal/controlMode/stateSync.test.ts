@@ -1,0 +1,156 @@
+import { strict as assert } from 'node:assert';
+import { Terminal } from '@xterm/headless';
+import {
+  PaneState, STATE_FORMAT, SyncError, parsePaneState, parseSyncReplies, renderSync, syncCommands,
+} from '../../../../src/terminal/controlMode/stateSync';
+
+const E = '\x1b';
+
+function stateLine(overrides: Record<string, string> = {}): string {
+  const values: Record<string, string> = {
+    pane_id: '%3', pane_width: '20', pane_height: '4', cursor_x: '2', cursor_y: '3', cursor_flag: '1',
+    insert_flag: '0', keypad_cursor_flag: '0', keypad_flag: '0', wrap_flag: '1', origin_flag: '0',
+    scroll_region_upper: '0', scroll_region_lower: '3', alternate_on: '0', alternate_saved_x: '4294967295',
+    alternate_saved_y: '4294967295', mouse_standard_flag: '0', mouse_button_flag: '0', mouse_all_flag: '0',
+    mouse_sgr_flag: '0', mouse_utf8_flag: '', history_size: '2', ...overrides,
+  };
+  // The same order and shape as tmux expands STATE_FORMAT.
+  return STATE_FORMAT.replace(/#\{(\w+)\}/g, (_, key: string) => values[key] ?? '');
+}
+
+async function render(bytes: string, cols = 20, rows = 4): Promise<Terminal> {
+  const terminal = new Terminal({ cols, rows, allowProposedApi: true, scrollback: 1000 });
+  await new Promise<void>((resolve) => terminal.write('junk that must go\r\n'.repeat(10), resolve));
+  await new Promise<void>((resolve) => terminal.write(bytes, resolve));
+  return terminal;
+}
+
+function lines(terminal: Terminal): string[] {
+  const buffer = terminal.buffer.active;
+  return Array.from({ length: buffer.length }, (_, i) => buffer.getLine(i)!.translateToString(true));
+}
+
+describe('control mode state sync', () => {
+  it('builds one batch of commands with quoted targets and optional history', () => {
+    const sync = syncCommands('%3', 500);
+    assert.deepEqual(sync.commands.slice(1), [
+      'capture-pane -p -e -J -t %3 -S -500 -E -1',
+      'capture-pane -a -q -p -e -t %3',
+      'capture-pane -p -e -t %3 -S 0 -E -',
+    ]);
+    assert.match(sync.commands[0], /^display-message -p -t %3 'tether-state pane_id=#\{pane_id\} .*history_size=#\{history_size\}'$/);
+    assert.equal(syncCommands('=tether_x:', 0).commands.length, 3);
+    assert.equal(syncCommands("a'b", 0).commands[1], `capture-pane -a -q -p -e -t 'a'\\''b'`);
+  });
+
+  it('parses the pane state, treating tmux UINT_MAX and empty values as unknown', () => {
+    const state = parsePaneState(stateLine({ cursor_flag: '0', mouse_utf8_flag: '' }));
+    assert.equal(state.paneId, 3);
+    assert.equal(state.cursorVisible, false);
+    assert.equal(state.altSavedX, -1);
+    assert.equal(state.mouseUtf8, false);
+    assert.throws(() => parsePaneState('garbage'), SyncError);
+    assert.throws(() => parsePaneState(stateLine({ pane_id: '' })), SyncError);
+  });
+
+  it('renders a normal screen with history into scrollback (golden)', async () => {
+    const sync = syncCommands('%3', 100);
+    const snapshot = parseSyncReplies(sync, [
+      { error: false, lines: [stateLine()] },
+      { error: false, lines: ['old 1', `${E}[31mred`, 'still red'] },
+      { error: false, lines: [''] },
+      { error: false, lines: ['$ ls', `${E}[42mgreen bg`, '', '$ '] },
+    ]);
+    const bytes = renderSync(snapshot);
+    assert.equal(
+      bytes,
+      `${E}cold 1${E}[0m\r\n${E}[31mred${E}[0m\r\n${E}[31mstill red${E}[0m\r\n${E}[31m$ ls${E}[0m\r\n${E}[31m${E}[42mgreen bg` +
+        `${E}[0m\r\n${E}[31m${E}[42m${E}[0m\r\n${E}[31m${E}[42m$ ${E}[0m${E}[4;3H`,
+    );
+    const terminal = await render(bytes);
+    assert.deepEqual(lines(terminal), ['old 1', 'red', 'still red', '$ ls', 'green bg', '', '$ ']);
+    assert.equal(terminal.buffer.active.baseY, 3);
+    assert.equal(terminal.buffer.active.cursorY, 3);
+    assert.equal(terminal.buffer.active.cursorX, 2);
+    // The scrolled-in empty row took no background colour from the line above.
+    const cell = terminal.buffer.active.getLine(5)!.getCell(10)!;
+    assert.equal(cell.isBgDefault(), true);
+  });
+
+  it('ignores the history reply when tmux has no history (it would be visible row 0)', () => {
+    const sync = syncCommands('%3', 100);
+    const snapshot = parseSyncReplies(sync, [
+      { error: false, lines: [stateLine({ history_size: '0' })] },
+      { error: false, lines: ['$ ls'] },
+      { error: false, lines: [''] },
+      { error: false, lines: ['$ ls', '', '', ''] },
+    ]);
+    assert.deepEqual(snapshot.history, []);
+    assert.equal(renderSync(snapshot), `${E}c$ ls${E}[0m\r\n${E}[0m\r\n${E}[0m\r\n${E}[0m${E}[4;3H`);
+  });
+
+  it('renders the alternate screen over the saved normal screen (golden)', async () => {
+    const sync = syncCommands('%3', 100);
+    const snapshot = parseSyncReplies(sync, [
+      { error: false, lines: [stateLine({ alternate_on: '1', alternate_saved_x: '5', alternate_saved_y: '2', cursor_x: '0', cursor_y: '0', keypad_cursor_flag: '1', keypad_flag: '1', mouse_button_flag: '1', mouse_sgr_flag: '1' })] },
+      { error: false, lines: ['hist'] },
+      { error: false, lines: ['$ x', '$ y', '$ vim', ''] },
+      { error: false, lines: ['text', `${E}[94m~`, '~', `${E}[39m"f" 1L`] },
+    ]);
+    const bytes = renderSync(snapshot);
+    assert.equal(
+      bytes,
+      `${E}chist${E}[0m\r\n$ x${E}[0m\r\n$ y${E}[0m\r\n$ vim${E}[0m\r\n${E}[0m${E}[3;6H${E}[?1049h${E}[H` +
+        `text${E}[0m\r\n${E}[94m~${E}[0m\r\n${E}[94m~${E}[0m\r\n${E}[94m${E}[39m"f" 1L${E}[0m` +
+        `${E}[1;1H${E}[?1h${E}=${E}[?1002h${E}[?1006h`,
+    );
+    const terminal = await render(bytes);
+    assert.equal(terminal.buffer.active.type, 'alternate');
+    assert.deepEqual(lines(terminal), ['text', '~', '~', '"f" 1L']);
+    assert.equal(terminal.modes.applicationCursorKeysMode, true);
+    assert.equal(terminal.modes.applicationKeypadMode, true);
+    assert.equal(terminal.modes.mouseTrackingMode, 'drag');
+    // Leaving the alternate screen shows the normal screen and history, cursor where tmux saved it.
+    await new Promise<void>((resolve) => terminal.write(`${E}[?1049l`, resolve));
+    assert.deepEqual(lines(terminal), ['hist', '$ x', '$ y', '$ vim', '']);
+    assert.equal(terminal.buffer.active.cursorY, 2);
+    assert.equal(terminal.buffer.active.cursorX, 5);
+  });
+
+  it('renders origin mode with a scroll region and a hidden cursor (golden)', async () => {
+    const sync = syncCommands('%3', 0);
+    const snapshot = parseSyncReplies(sync, [
+      { error: false, lines: [stateLine({ origin_flag: '1', scroll_region_upper: '1', scroll_region_lower: '2', cursor_x: '4', cursor_y: '2', cursor_flag: '0', wrap_flag: '0', insert_flag: '1' })] },
+      { error: false, lines: [] },
+      { error: false, lines: ['top', 'a', 'b', 'bottom'] },
+    ]);
+    const bytes = renderSync(snapshot);
+    assert.equal(bytes, `${E}ctop${E}[0m\r\na${E}[0m\r\nb${E}[0m\r\nbottom${E}[0m${E}[2;3r${E}[?6h${E}[2;5H${E}[?7l${E}[4h${E}[?25l`);
+    const terminal = await render(bytes);
+    assert.equal(terminal.modes.originMode, true);
+    assert.equal(terminal.modes.wraparoundMode, false);
+    assert.equal(terminal.modes.insertMode, true);
+    assert.equal(terminal.buffer.active.cursorY, 2);
+    assert.equal(terminal.buffer.active.cursorX, 4);
+    // The region is in force: a line feed at its bottom scrolls only rows 1..2.
+    await new Promise<void>((resolve) => terminal.write('\nZ', resolve));
+    assert.deepEqual(lines(terminal), ['top', 'b', '    Z', 'bottom']);
+  });
+
+  it('pads a screen shorter than the terminal and reports failed commands', () => {
+    const sync = syncCommands('%3', 0);
+    const snapshot = parseSyncReplies(sync, [
+      { error: false, lines: [stateLine({ history_size: '0', cursor_y: '0', cursor_x: '0' })] },
+      { error: false, lines: [] },
+      { error: false, lines: ['only'] },
+    ]);
+    assert.equal(renderSync(snapshot, 3), `${E}conly${E}[0m\r\n${E}[0m\r\n${E}[0m${E}[1;1H`);
+    assert.throws(() => parseSyncReplies(sync, [{ error: true, lines: ["can't find pane: %3"] }, { error: false, lines: [] }, { error: false, lines: [] }]), /display-message failed/);
+    assert.throws(() => parseSyncReplies(sync, []), SyncError);
+  });
+
+  it('keeps PaneState keys in step with the format', () => {
+    const state: PaneState = parsePaneState(stateLine());
+    assert.equal(Object.keys(state).length, 22);
+  });
+});
