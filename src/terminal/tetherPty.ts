@@ -13,13 +13,20 @@ export class TetherPty implements vscode.Pseudoterminal {
   readonly onDidClose = this.closeEmitter.event;
   readonly onDidChangeName = this.nameEmitter.event;
   private started = false;
+  private exitCode: number | undefined;
 
   constructor(
     readonly session: PersistentSession,
     private readonly onClosedByEditor: () => void,
   ) {
     session.on('data', (text) => this.writeEmitter.fire(text));
-    session.on('exit', (code) => this.closeEmitter.fire(code));
+    session.on('exit', (code) => {
+      // A shell that exited cleanly closes its tab. Otherwise the tab stays, so the reason it
+      // printed can be read, until a key is pressed (as VS Code does for its own terminals).
+      if (code === 0) return this.closeEmitter.fire(code);
+      this.exitCode = code;
+      this.writeEmitter.fire('\r\n\x1b[2m[tether] Press any key to close this tab.\x1b[0m');
+    });
   }
 
   open(initialDimensions: vscode.TerminalDimensions | undefined): void {
@@ -29,6 +36,7 @@ export class TetherPty implements vscode.Pseudoterminal {
   }
 
   handleInput(data: string): void {
+    if (this.exitCode !== undefined) return this.closeEmitter.fire(this.exitCode);
     this.session.write(data);
   }
 

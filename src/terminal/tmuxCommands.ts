@@ -54,10 +54,9 @@ export class TmuxScripts implements MultiplexerScripts {
       ...exitFileLines(id),
       'rm -f "$exitfile"',
       `t ${steps.join(' \\; ')} || exit 1`,
-      // Truecolor for xterm-256color clients (VS Code's terminal), added once per server.
-      versionAtLeast(this.version, 2, 2)
-        ? `t show-options -s terminal-overrides 2>/dev/null | grep -q 'xterm-256color:Tc' || t set-option -as terminal-overrides ${shellQuote(',xterm-256color:Tc')}`
-        : 'true',
+      // For VS Code's xterm-256color terminal, once per server: truecolor, and no alternate screen,
+      // so replayed history and lines tmux scrolls off stay in VS Code's own scrollback.
+      `t show-options -s terminal-overrides 2>/dev/null | grep -q 'smcup@' || t set-option -as terminal-overrides ${shellQuote(versionAtLeast(this.version, 2, 2) ? ',xterm-256color:Tc:smcup@:rmcup@' : ',xterm-256color:smcup@:rmcup@')}`,
       'echo created',
     ].join('\n');
   }

@@ -104,7 +104,8 @@ describe('tmuxCommands', () => {
           assert.equal(/prefix/.test(create), atLeast(2, 1));
           assert.equal(create.includes(`window-size latest`), atLeast(3, 1));
           assert.equal(create.includes(`aggressive-resize on`), !atLeast(3, 1));
-          assert.equal(create.includes(`terminal-overrides`), atLeast(2, 2));
+          assert.ok(create.includes('smcup@:rmcup@'));
+          assert.equal(create.includes('xterm-256color:Tc'), atLeast(2, 2));
           // The inner shell unsets our variables and records its exit status under our ID.
           assert.ok(create.includes('unset TMUX TMUX_PANE STY WINDOW'));
           assert.ok(create.includes(`tether ${id}`));
