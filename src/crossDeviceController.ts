@@ -1,7 +1,7 @@
 import * as vscode from 'vscode';
 import type { SessionEntry } from './sync/blob';
 import { CrossDeviceSessions } from './sync/crossDevice';
-import { LiveSession, devicesListing } from './sync/liveSessions';
+import { LiveSession, usedBy } from './sync/liveSessions';
 import type { TetherSync } from './sync/syncController';
 import { hostCapabilities, PersistentSession } from './terminal/persistentSession';
 import { inventoryScript, parseInventory } from './terminal/hostInventory';
@@ -43,11 +43,8 @@ export function registerCrossDevice(context: vscode.ExtensionContext, tabs: TabM
       const capabilities = await hostCapabilities(connection);
       const result = await connection.runScript(inventoryScript(capabilities), 15_000);
       const slots = sync.client?.getRemoteState().slots ?? [];
-      return parseInventory(result.output).map((session): HostSessionRow => {
-        const others = sync.client ? devicesListing(slots, sync.client.slotId, session.id) : [];
-        const usedBy = tabs.hasSession(session.id) ? 'open here' : others.length > 0 ? `open on ${others.join(', ')}` : undefined;
-        return { ...session, usedBy };
-      });
+      const openHere = new Set(tabs.records().map((record) => record.id));
+      return parseInventory(result.output).map((session): HostSessionRow => ({ ...session, usedBy: usedBy(session.id, openHere, slots, sync.client?.slotId) }));
     },
   });
 

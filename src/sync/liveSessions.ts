@@ -113,3 +113,10 @@ export function ago(then: number, now: number): string {
   if (hours < 36) return `${hours} h ago`;
   return `${Math.round(hours / 24)} d ago`;
 }
+
+/** Who uses a session that a host reports: this window, other devices (named), or nobody (an orphan). */
+export function usedBy(id: string, openHere: ReadonlySet<string>, slots: readonly RemoteSlotView[], ownSlotId: string | undefined): string | undefined {
+  if (openHere.has(id)) return 'open here';
+  const others = ownSlotId === undefined ? [] : devicesListing(slots, ownSlotId, id);
+  return others.length > 0 ? `open on ${[...new Set(others)].join(', ')}` : undefined;
+}

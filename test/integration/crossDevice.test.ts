@@ -2,7 +2,10 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { usedBy } from '../../src/sync/liveSessions';
 import { generateSyncKey } from '../../src/sync/syncKey';
+import { inventoryScript, parseInventory } from '../../src/terminal/hostInventory';
+import { hostCapabilities } from '../../src/terminal/persistentSession';
 import { SshHost } from './fixtures/sshHost';
 import { eventually, sleep } from './fixtures/sessionHarness';
 import { TestDevice } from './fixtures/testDevice';
@@ -148,5 +151,50 @@ describe('cross-device sessions: two devices, one sync server, one host', functi
       if (a.action === 'killed' || b.action === 'killed') killed++;
     }
     console.log(`      (50 simultaneous closes: ${killed} killed at close, ${50 - killed} by the last device to let go)`);
+  });
+});
+
+describe('the Hosts view inventory on a real host', function () {
+  this.timeout(60_000);
+  let host: SshHost;
+  let server: ServerProcess;
+  let laptop: TestDevice;
+  let desktop: TestDevice;
+
+  before(async () => {
+    host = await SshHost.start({ user: 'tetherinv' });
+    server = await ServerProcess.start(await buildServer(mkdtempSync(join(tmpdir(), 'tether-server-build-'))), mkdtempSync(join(tmpdir(), 'tether-server-data-')));
+    const key = generateSyncKey();
+    laptop = new TestDevice('laptop', server.url, key, () => host.resolved());
+    desktop = new TestDevice('desktop', server.url, key, () => host.resolved());
+    await Promise.all([laptop.goOnline(), desktop.goOnline()]);
+  });
+  after(async () => {
+    await laptop?.dispose();
+    await desktop?.dispose();
+    await server?.stop();
+    await host?.dispose();
+  });
+
+  it('marks each session as open here, open on another device, or an orphan no device lists', async () => {
+    const mine = await desktop.open(host.resolved());
+    const theirs = await laptop.open(host.resolved());
+    // An orphan: a session a crashed device created and never published.
+    const orphan = await laptop.open(host.resolved());
+    laptop.tabs.delete(orphan.session.id);
+    orphan.session.detach();
+    laptop.publish();
+    await eventually(() => desktop.live().some((session) => session.id === theirs.session.id) && !desktop.live().some((session) => session.id === orphan.session.id), 5000);
+
+    const connection = await desktop.pool.acquire(host.resolved());
+    const inventory = parseInventory((await connection.runScript(inventoryScript(await hostCapabilities(connection)))).output);
+    const slots = desktop.client!.getRemoteState().slots;
+    const rows = new Map(inventory.map((session) => [session.id, usedBy(session.id, new Set(desktop.tabs.keys()), slots, desktop.client!.slotId)]));
+    assert.equal(rows.get(mine.session.id), 'open here');
+    assert.equal(rows.get(theirs.session.id), 'open on laptop');
+    assert.ok(rows.has(orphan.session.id));
+    assert.equal(rows.get(orphan.session.id), undefined, 'an orphan is listed by no device');
+    assert.equal(inventory.find((session) => session.id === theirs.session.id)?.attachedClients, 1);
+    assert.equal(inventory.find((session) => session.id === orphan.session.id)?.attachedClients, 0);
   });
 });
