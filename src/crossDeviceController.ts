@@ -4,7 +4,7 @@ import { CrossDeviceSessions } from './sync/crossDevice';
 import { LiveSession, usedBy } from './sync/liveSessions';
 import type { TetherSync } from './sync/syncController';
 import { hostCapabilities, PersistentSession } from './terminal/persistentSession';
-import { inventoryScript, parseInventory } from './terminal/hostInventory';
+import { inventoryScript, parseInventory, provenGone } from './terminal/hostInventory';
 import type { ConnectionPool } from './terminal/sshConnection';
 import type { TabRecord } from './terminal/tabSnapshot';
 import { TabManager, setting } from './terminal/tabManager';
@@ -124,6 +124,35 @@ export function registerCrossDevice(context: vscode.ExtensionContext, tabs: TabM
       hostsView.refresh();
     }),
   );
+  // Stale listings leave every device's list once a host we are connected to proves them gone
+  // (DESIGN §7): one inventory per connected host, never a new connection or a prompt.
+  let pruning = false;
+  const pruneStale = async (): Promise<void> => {
+    if (pruning) return;
+    pruning = true;
+    try {
+      const byHost = new Map<string, LiveSession[]>();
+      for (const session of liveView.sessions()) {
+        const key = `${session.user}@${session.hostName}:${session.port}`;
+        byHost.set(key, [...(byHost.get(key) ?? []), session]);
+      }
+      for (const sessions of byHost.values()) {
+        const connection = pool.peek(tabs.hostFor(sessions[0]));
+        if (!connection) continue;
+        const output = (await connection.runScript(inventoryScript(await hostCapabilities(connection)), 15_000)).output;
+        for (const id of provenGone(sessions, output)) {
+          log.info(`sync: session ${id} is gone from ${sessions[0].hostLabel}; removing it from every device's list`);
+          cross.ended(id);
+        }
+      }
+    } catch (error) {
+      log.debug(`stale listing check failed: ${(error as Error).message}`);
+    } finally {
+      pruning = false;
+    }
+  };
+  const pruneTimer = setInterval(() => void pruneStale(), 60_000);
+  context.subscriptions.push({ dispose: () => clearInterval(pruneTimer) });
   cross.onDidChange(refreshLive);
   cross.onRemoteTombstone(({ id, deviceName }) => tabs.endRemotelyKilled(id, deviceName));
   refreshLive();

@@ -35,3 +35,15 @@ export function parseInventory(output: string): HostSession[] {
   }
   return sessions;
 }
+
+/**
+ * Listed sessions that the host's inventory proves gone. A session counts as gone only when the
+ * inventory covered its multiplexer (a host whose tmux vanished from PATH proves nothing).
+ */
+export function provenGone(listed: readonly { id: string; multiplexer: 'tmux' | 'screen' }[], output: string): string[] {
+  const covered = new Set<string>();
+  if (output.includes(`${TMUX_MARK}\n`)) covered.add('tmux');
+  if (output.includes(`${SCREEN_MARK}\n`)) covered.add('screen');
+  const present = new Set(parseInventory(output).map((session) => session.id));
+  return listed.filter((session) => covered.has(session.multiplexer) && !present.has(session.id)).map((session) => session.id);
+}

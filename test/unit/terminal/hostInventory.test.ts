@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { inventoryScript, parseInventory } from '../../../src/terminal/hostInventory';
+import { inventoryScript, parseInventory, provenGone } from '../../../src/terminal/hostInventory';
 import { newSessionId } from '../../../src/terminal/sessionId';
 
 describe('host inventory', () => {
@@ -27,5 +27,19 @@ describe('host inventory', () => {
 
   it('ignores names that only look like ours', () => {
     assert.deepEqual(parseInventory(`== tmux\ntether_short 1 1\ntether_${newSessionId()}x 1 1\n`), []);
+  });
+});
+
+describe('stale listings proven gone by an inventory', () => {
+  it('reports only sessions whose multiplexer the inventory covered', () => {
+    const [alive, goneTmux, goneScreen] = [newSessionId(), newSessionId(), newSessionId()];
+    const listed = [
+      { id: alive, multiplexer: 'tmux' as const },
+      { id: goneTmux, multiplexer: 'tmux' as const },
+      { id: goneScreen, multiplexer: 'screen' as const },
+    ];
+    assert.deepEqual(provenGone(listed, `== tmux\ntether_${alive} 1 1\n`), [goneTmux]);
+    assert.deepEqual(provenGone(listed, `== tmux\ntether_${alive} 1 1\n== screen\n`), [goneTmux, goneScreen]);
+    assert.deepEqual(provenGone(listed, ''), [], 'an empty answer proves nothing');
   });
 });
