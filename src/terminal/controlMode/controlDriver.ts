@@ -1,0 +1,439 @@
+/**
+ * ControlDriver: a SessionDriver that talks to a Tether tmux session through a tmux control-mode
+ * client (`tmux -u -L tether -CC attach -t '=tether_<id>'`) on a pty channel, so that the tab's
+ * terminal holds the pane's real bytes (VS Code's own scrollback, find and selection work) while
+ * the shell stays in tmux and survives drops (DESIGN §2, "Drivers").
+ *
+ * Design:
+ * - Framing: `-CC` by default: no pty echo, and everything before the DCS marker (a banner, or
+ *   tmux's own error when it cannot attach) is never parsed; it is logged, and quoted in the error
+ *   when the channel ends before control mode starts. `-C` works too (echoes are skipped).
+ * - Readiness: commands are sent only after `%session-changed`; commands read before the attach
+ *   completes fail with "no current client".
+ * - One command line per request; each of its commands yields one `%begin`/`%end|%error` block
+ *   from our client (flags 1), in order, so replies are matched by order (a parse error yields one
+ *   block for the whole line). Lines stay under 4 KB (a canonical pty line holds 4095 bytes).
+ * - State sync (stateSync.ts): `refresh-client -C <cols>x<rows>` plus the display/capture batch,
+ *   on one line. tmux queues a pane's `%output` at the moment it parses those bytes into the pane's
+ *   screen, and writes command replies through the same ordered queue. So every `%output` that
+ *   arrives before the first reply block of the sync line is already part of the captured state,
+ *   and every `%output` after it is not. Before the first sync: dropped. Between the first block
+ *   and the end of the line: queued, and written right after the state bytes. Once live, output
+ *   is forwarded (a later sync starts with RIS, so output shown before it is never doubled).
+ * - Resize: the next sync line carries the new `refresh-client -C`; the sync rebuilds the screen
+ *   as tmux reflowed it (tmux's and xterm's reflow differ). At most one sync is in flight, and
+ *   resizes during it coalesce into one more.
+ * - Input: `send-keys -H -t %<pane> <hex bytes>` (raw bytes, any value), at most
+ *   INPUT_BYTES_PER_LINE bytes per line and MAX_INPUT_IN_FLIGHT lines awaiting replies, so a large
+ *   paste arrives intact and in order without flooding the server.
+ * - Flow control: `refresh-client -f pause-after=<secs>` (tmux 3.2+): when our client falls that far
+ *   behind, tmux drops the pane's pending output and sends `%pause`; we answer with
+ *   `refresh-client -A '%<pane>:continue'` and a fresh state sync on the same line, so a flood
+ *   never builds an unbounded backlog. pause()/resume() pause the SSH channel (back-pressure from
+ *   the OutputBatcher), which is what makes our client fall behind in the first place.
+ * - Close: `%exit` (session killed, server gone, detached by someone) closes the channel;
+ *   detach() sends `detach-client` and closes the channel. Either way onClose fires once, with the
+ *   channel's exit status when there was one.
+ * Output emitted before the first onOutput listener is registered (the initial state) is held and
+ * delivered to that listener.
+ */
+
+import type { ClientChannel, PseudoTtyOptions } from 'ssh2';
+import type { Logger } from '../logger';
+import { Version, versionAtLeast } from '../multiplexer';
+import { shellQuote } from '../quoting';
+import type { DriverClose, SessionDriver, TerminalSize } from '../sessionDriver';
+import { assertSessionId, sessionName } from '../sessionId';
+import type { SshConnection } from '../sshConnection';
+import { TMUX_SOCKET } from '../tmuxCommands';
+import { ControlEvent, ControlModeFlavour, ControlParser } from './parser';
+import { SyncCommands, SyncReply, parseSyncReplies, renderSync, syncCommands } from './stateSync';
+
+export const INPUT_BYTES_PER_LINE = 1200;
+export const MAX_INPUT_IN_FLIGHT = 8;
+const MAX_LINE_BYTES = 4000;
+
+/** Control mode with pause-after flow control and `refresh-client -C WxH` needs tmux 3.2. */
+export function controlModeSupported(version: Version | undefined): boolean {
+  return version !== undefined && versionAtLeast(version, 3, 2);
+}
+
+export interface ControlDriverOptions {
+  /** Lines of history written into the terminal's scrollback by each state sync. */
+  historyLines: number;
+  log: Logger;
+  /** tmux pauses our pane's output when we are this many seconds behind. Default 5. */
+  pauseAfterSeconds?: number;
+  /** Default '-CC'. */
+  flavour?: ControlModeFlavour;
+  /** How long to wait for control mode to start and the first sync. Default 20 s. */
+  openTimeoutMs?: number;
+}
+
+/** The script run on the host: the same environment as the attach script, in control mode. */
+export function controlAttachScript(id: string, flavour: ControlModeFlavour = '-CC'): string {
+  return [
+    'unset TMUX TMUX_PANE',
+    `exec tmux -u -L ${TMUX_SOCKET} ${flavour} attach-session -t ${shellQuote(`=${sessionName(assertSessionId(id))}`)}`,
+  ].join('\n');
+}
+
+export class ControlError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ControlError';
+  }
+}
+
+interface PendingLine {
+  commands: number;
+  replies: SyncReply[];
+  resolve: (replies: SyncReply[]) => void;
+  reject: (error: Error) => void;
+  /** Called when the first reply block of this line arrives. */
+  onStart?: () => void;
+}
+
+export async function openControlDriver(
+  connection: SshConnection,
+  id: string,
+  size: TerminalSize,
+  options: ControlDriverOptions,
+): Promise<ControlDriver> {
+  const flavour = options.flavour ?? '-CC';
+  const pty: PseudoTtyOptions = { term: 'xterm-256color', cols: size.cols, rows: size.rows, width: 0, height: 0, modes: {} };
+  const channel = await connection.openTerminal(controlAttachScript(id, flavour), pty);
+  const driver = new ControlDriver(channel, id, size, { ...options, flavour });
+  try {
+    await driver.started;
+  } catch (error) {
+    driver.detach();
+    throw error;
+  }
+  return driver;
+}
+
+export class ControlDriver implements SessionDriver {
+  /** Resolves after the first state sync has been produced; rejects if control mode never starts. */
+  readonly started: Promise<void>;
+  private readonly parser: ControlParser;
+  private readonly log: Logger;
+  private open = true;
+  private exitCode: number | null = null;
+  private exitReason: string | undefined;
+  private ready = false;
+  private live = false;
+  private paneId: number | undefined;
+  private size: TerminalSize;
+  private readonly pending: PendingLine[] = [];
+  private syncing = false;
+  private syncStarted = false;
+  private resyncWanted = false;
+  private continueWanted = false;
+  private queued: Buffer[] = [];
+  private input: Buffer[] = [];
+  private inputInFlight = 0;
+  private preamble: Buffer[] = [];
+  private early: Buffer[] | undefined = [];
+  private readonly outputListeners: ((chunk: Buffer) => void)[] = [];
+  private readonly closeListeners: ((info: DriverClose) => void)[] = [];
+  private startResolve!: () => void;
+  private startReject!: (error: Error) => void;
+  private startTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly channel: ClientChannel,
+    readonly id: string,
+    size: TerminalSize,
+    private readonly options: ControlDriverOptions,
+  ) {
+    this.size = { ...size };
+    this.log = options.log;
+    this.parser = new ControlParser(options.flavour ?? '-CC');
+    this.started = new Promise<void>((resolve, reject) => {
+      this.startResolve = resolve;
+      this.startReject = reject;
+    });
+    this.started.catch(() => undefined);
+    this.startTimer = setTimeout(() => this.failStart(new ControlError(`tmux control mode did not start within ${options.openTimeoutMs ?? 20_000} ms${this.preambleText()}`)), options.openTimeoutMs ?? 20_000);
+    const onData = (chunk: Buffer): void => {
+      for (const event of this.parser.push(chunk)) this.handle(event);
+    };
+    channel.on('data', onData);
+    channel.stderr.on('data', (chunk: Buffer) => this.log.debug(`tmux control ${this.name}: stderr ${JSON.stringify(chunk.toString('utf8').slice(0, 300))}`));
+    channel.on('exit', (code: number | null) => {
+      this.exitCode = typeof code === 'number' ? code : null;
+    });
+    channel.on('error', () => {
+      /* 'close' follows and carries the outcome */
+    });
+    channel.on('close', () => this.onChannelClose());
+  }
+
+  get isOpen(): boolean {
+    return this.open;
+  }
+
+  get name(): string {
+    return sessionName(this.id);
+  }
+
+  /** The pane whose output this driver forwards (`%<n>`), once known. */
+  get pane(): string | undefined {
+    return this.paneId === undefined ? undefined : `%${this.paneId}`;
+  }
+
+  /** Why tmux ended control mode (`%exit <reason>`), if it said. */
+  get exitMessage(): string | undefined {
+    return this.exitReason;
+  }
+
+  write(data: string | Buffer): void {
+    if (!this.open) return;
+    const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : Buffer.from(data);
+    if (bytes.length === 0) return;
+    this.input.push(bytes);
+    this.pumpInput();
+  }
+
+  resize(size: TerminalSize): void {
+    if (!this.open) return;
+    if (size.cols === this.size.cols && size.rows === this.size.rows) return;
+    this.size = { cols: size.cols, rows: size.rows };
+    if (this.ready) this.requestSync();
+  }
+
+  pause(): void {
+    this.channel.pause();
+  }
+
+  resume(): void {
+    this.channel.resume();
+  }
+
+  detach(): void {
+    if (!this.open) return;
+    try {
+      if (this.ready) this.channel.write('detach-client\n');
+    } catch {
+      /* the channel may already be gone */
+    }
+    this.channel.close();
+  }
+
+  onOutput(listener: (chunk: Buffer) => void): void {
+    this.outputListeners.push(listener);
+    const early = this.early;
+    this.early = undefined;
+    for (const chunk of early ?? []) listener(chunk);
+  }
+
+  onClose(listener: (info: DriverClose) => void): void {
+    if (!this.open) {
+      queueMicrotask(() => listener({ exitCode: this.exitCode }));
+      return;
+    }
+    this.closeListeners.push(listener);
+  }
+
+  /** Re-reads the pane's whole state from tmux and rewrites the terminal with it. */
+  requestSync(): void {
+    if (!this.open || !this.ready) return;
+    if (this.syncing) {
+      this.resyncWanted = true;
+      return;
+    }
+    this.resyncWanted = false;
+    const pre = [`refresh-client -C ${clamp(this.size.cols)}x${clamp(this.size.rows)}`];
+    if (this.continueWanted && this.paneId !== undefined) {
+      pre.push(`refresh-client -A ${shellQuote(`%${this.paneId}:continue`)}`);
+      this.continueWanted = false;
+    }
+    if (!this.live) pre.push(`refresh-client -f ${shellQuote(`pause-after=${Math.max(1, Math.trunc(this.options.pauseAfterSeconds ?? 5))}`)}`);
+    const target = this.paneId === undefined ? `=${this.name}:` : `%${this.paneId}`;
+    const sync = syncCommands(target, this.options.historyLines);
+    this.syncing = true;
+    this.syncStarted = false;
+    this.send([...pre, ...sync.commands], () => {
+      this.syncStarted = true;
+    }).then(
+      (replies) => this.applySync(sync, replies.slice(pre.length), replies.length === 1 && replies[0].error ? replies[0] : undefined),
+      () => undefined,
+    );
+  }
+
+  private applySync(sync: SyncCommands, replies: SyncReply[], lineError: SyncReply | undefined): void {
+    this.syncing = false;
+    if (!this.open) return;
+    let state: Buffer | undefined;
+    try {
+      if (lineError) throw new ControlError(`tmux refused the sync: ${lineError.lines.join(' ').slice(0, 200)}`);
+      const snapshot = parseSyncReplies(sync, replies);
+      this.paneId = snapshot.state.paneId;
+      if (snapshot.state.width !== this.size.cols || snapshot.state.height !== this.size.rows) {
+        this.log.debug(`tmux control ${this.name}: pane is ${snapshot.state.width}x${snapshot.state.height}, terminal ${this.size.cols}x${this.size.rows}`);
+      }
+      state = Buffer.from(renderSync(snapshot, this.size.rows), 'utf8');
+    } catch (error) {
+      this.log.warn(`tmux control ${this.name}: state sync failed: ${(error as Error).message}`);
+      if (!this.live) {
+        this.failStart(error instanceof Error ? error : new ControlError(String(error)));
+        return;
+      }
+    }
+    if (state) this.emit(state);
+    const queued = this.queued;
+    this.queued = [];
+    for (const chunk of queued) this.emit(chunk);
+    if (!this.live) {
+      this.live = true;
+      if (this.startTimer) clearTimeout(this.startTimer);
+      this.startTimer = undefined;
+      this.startResolve();
+    }
+    this.pumpInput();
+    if (this.resyncWanted || this.continueWanted) this.requestSync();
+  }
+
+  private handle(event: ControlEvent): void {
+    switch (event.type) {
+      case 'output':
+        if (this.paneId !== undefined && event.pane !== this.paneId) return;
+        if (this.syncing && this.syncStarted) this.queued.push(event.data);
+        else if (this.live) this.emit(event.data);
+        return;
+      case 'reply':
+        if (event.flags !== 1) return; // not a command of ours (the attach itself, hooks)
+        this.onReply(event);
+        return;
+      case 'notification':
+        if (event.name === 'session-changed' && !this.ready) {
+          this.ready = true;
+          this.log.debug(`tmux control ${this.name}: control mode ready`);
+          this.requestSync();
+        }
+        return;
+      case 'pause':
+        if (event.pane !== this.paneId) return;
+        this.log.info(`tmux control ${this.name}: output paused by tmux (client behind); resyncing`);
+        this.continueWanted = true;
+        this.requestSync();
+        return;
+      case 'continue':
+        return;
+      case 'exit':
+        this.exitReason = event.reason;
+        this.log.info(`tmux control ${this.name}: %exit${event.reason ? ` (${event.reason})` : ''}`);
+        if (!this.live) this.failStart(new ControlError(`tmux control mode ended${event.reason ? `: ${event.reason}` : ''}${this.preambleText()}`));
+        this.channel.close();
+        return;
+      case 'passthrough':
+        if (!this.ready) {
+          if (this.preamble.reduce((n, b) => n + b.length, 0) < 4096) this.preamble.push(event.data);
+        } else {
+          this.log.debug(`tmux control ${this.name}: ${JSON.stringify(event.data.toString('utf8').slice(0, 200))}`);
+        }
+        return;
+      case 'start':
+        return;
+    }
+  }
+
+  private onReply(event: Extract<ControlEvent, { type: 'reply' }>): void {
+    const line = this.pending[0];
+    if (!line) {
+      this.log.debug(`tmux control ${this.name}: reply ${event.number} matches no command`);
+      return;
+    }
+    const reply = { error: event.error, lines: event.lines };
+    if (line.replies.length === 0) line.onStart?.();
+    line.replies.push(reply);
+    const parseError = event.error && line.replies.length === 1 && /^parse error/.test(event.lines[0] ?? '');
+    if (parseError || line.replies.length >= line.commands) {
+      this.pending.shift();
+      line.resolve(line.replies);
+    }
+  }
+
+  /** Sends one command line; resolves with one reply per command (or one for a parse error). */
+  private send(commands: string[], onStart?: () => void): Promise<SyncReply[]> {
+    const text = commands.join(' ; ');
+    if (Buffer.byteLength(text) > MAX_LINE_BYTES) return Promise.reject(new ControlError(`command line of ${text.length} bytes is too long`));
+    if (!this.open) return Promise.reject(new ControlError('the control channel is closed'));
+    return new Promise((resolve, reject) => {
+      this.pending.push({ commands: commands.length, replies: [], resolve, reject, onStart });
+      this.parser.expectEcho(text);
+      this.channel.write(`${text}\n`);
+    });
+  }
+
+  private pumpInput(): void {
+    while (this.open && this.live && this.paneId !== undefined && this.inputInFlight < MAX_INPUT_IN_FLIGHT && this.input.length > 0) {
+      const bytes = this.takeInput(INPUT_BYTES_PER_LINE);
+      const hex: string[] = new Array(bytes.length);
+      for (let i = 0; i < bytes.length; i++) hex[i] = bytes[i].toString(16).padStart(2, '0');
+      this.inputInFlight++;
+      this.send([`send-keys -H -t ${shellQuote(`%${this.paneId}`)} ${hex.join(' ')}`]).then(
+        (replies) => {
+          this.inputInFlight--;
+          if (replies.some((reply) => reply.error)) this.log.warn(`tmux control ${this.name}: send-keys failed: ${replies.map((r) => r.lines.join(' ')).join(' ').slice(0, 200)}`);
+          this.pumpInput();
+        },
+        () => {
+          this.inputInFlight--;
+        },
+      );
+    }
+  }
+
+  private takeInput(max: number): Buffer {
+    const parts: Buffer[] = [];
+    let size = 0;
+    while (size < max && this.input.length > 0) {
+      const head = this.input[0];
+      const take = Math.min(head.length, max - size);
+      parts.push(head.subarray(0, take));
+      size += take;
+      if (take === head.length) this.input.shift();
+      else this.input[0] = head.subarray(take);
+    }
+    return parts.length === 1 ? parts[0] : Buffer.concat(parts, size);
+  }
+
+  private emit(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    if (this.early) {
+      this.early.push(chunk);
+      return;
+    }
+    for (const listener of this.outputListeners) listener(chunk);
+  }
+
+  private preambleText(): string {
+    const text = Buffer.concat(this.preamble).toString('utf8').replace(/\x1b\[[0-9;?]*[ -\/]*[@-~]/g, '').replace(/[\x00-\x1f\x7f]+/g, ' ').trim();
+    return text ? `: ${text.slice(0, 300)}` : '';
+  }
+
+  private failStart(error: Error): void {
+    if (this.startTimer) clearTimeout(this.startTimer);
+    this.startTimer = undefined;
+    if (this.live) return;
+    this.startReject(error);
+    if (this.open) this.channel.close();
+  }
+
+  private onChannelClose(): void {
+    if (!this.open) return;
+    this.open = false;
+    if (!this.live) this.failStart(new ControlError(`the control channel closed before control mode started${this.preambleText()}`));
+    if (this.startTimer) clearTimeout(this.startTimer);
+    const pending = this.pending.splice(0);
+    for (const line of pending) line.reject(new ControlError('the control channel closed'));
+    this.input = [];
+    for (const listener of this.closeListeners) listener({ exitCode: this.exitCode });
+  }
+}
+
+function clamp(value: number): number {
+  return Math.max(2, Math.min(1000, Math.trunc(value)));
+}

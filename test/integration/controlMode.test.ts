@@ -1,0 +1,266 @@
+/**
+ * The control-mode driver against a real sshd and tmux: the bytes the driver produces are fed into
+ * @xterm/headless, and the emulator's buffer is compared with what tmux itself holds for the pane.
+ */
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { Terminal } from '@xterm/headless';
+import { ControlDriver, openControlDriver } from '../../src/terminal/controlMode/controlDriver';
+import { newSessionId, sessionName } from '../../src/terminal/sessionId';
+import { ConnectionPool, SshConnection } from '../../src/terminal/sshConnection';
+import { TmuxScripts } from '../../src/terminal/tmuxCommands';
+import type { TerminalSize } from '../../src/terminal/sessionDriver';
+import { SshHost } from './fixtures/sshHost';
+import { eventually, sleep, testLog, testPool } from './fixtures/sessionHarness';
+
+/** A headless terminal fed by a driver, as the Pseudoterminal would feed VS Code's xterm. */
+class Mirror {
+  readonly terminal: Terminal;
+  private last: Promise<void> = Promise.resolve();
+  bytes = 0;
+  closed: number | null | undefined;
+
+  constructor(readonly driver: ControlDriver, size: TerminalSize) {
+    this.terminal = new Terminal({ cols: size.cols, rows: size.rows, allowProposedApi: true, scrollback: 100_000 });
+    driver.onOutput((chunk) => {
+      this.bytes += chunk.length;
+      this.last = new Promise<void>((resolve) => this.terminal.write(chunk, resolve));
+    });
+    driver.onClose((info) => (this.closed = info.exitCode));
+  }
+
+  async settled(): Promise<void> {
+    let seen: Promise<void> | undefined;
+    while (seen !== this.last) {
+      seen = this.last;
+      await seen;
+    }
+  }
+
+  resize(size: TerminalSize): void {
+    this.terminal.resize(size.cols, size.rows);
+    this.driver.resize(size);
+  }
+
+  viewport(): string[] {
+    const buffer = this.terminal.buffer.active;
+    return Array.from({ length: this.terminal.rows }, (_, i) => buffer.getLine(buffer.baseY + i)!.translateToString(true));
+  }
+
+  /** Scrollback as logical lines (wrapped rows joined), the way `capture-pane -J` reports history. */
+  scrollback(): string[] {
+    const buffer = this.terminal.buffer.normal;
+    const lines: string[] = [];
+    for (let i = 0; i < buffer.baseY; i++) {
+      const line = buffer.getLine(i)!;
+      const text = line.translateToString(true);
+      if (line.isWrapped && lines.length > 0) lines[lines.length - 1] += text;
+      else lines.push(text);
+    }
+    return lines.map((line) => line.replace(/\s+$/, ''));
+  }
+}
+
+describe('tmux control-mode driver against a real sshd', function () {
+  let host: SshHost;
+  let pool: ConnectionPool;
+  let connection: SshConnection;
+  const drivers: ControlDriver[] = [];
+  const size: TerminalSize = { cols: 90, rows: 24 };
+
+  before(async function () {
+    this.timeout(30_000);
+    host = await SshHost.start({ user: 'tethercm' });
+  });
+
+  beforeEach(async () => {
+    pool = testPool();
+    connection = await pool.acquire(host.resolved());
+  });
+
+  afterEach(() => {
+    for (const driver of drivers.splice(0)) driver.detach();
+    pool.dispose();
+    host.reboot();
+  });
+
+  after(async () => {
+    await host?.dispose();
+  });
+
+  async function createSession(cols = size.cols, rows = size.rows): Promise<string> {
+    const id = newSessionId();
+    const script = new TmuxScripts({ major: 3, minor: 3, suffix: 'a' }).create({ id, cols, rows, historyLimit: 5000, cwd: '/tmp' });
+    const result = await connection.runScript(script);
+    assert.match(result.output, /^created$/m);
+    return id;
+  }
+
+  async function attach(id: string, at: TerminalSize = size, historyLines = 2000, pauseAfterSeconds?: number): Promise<Mirror> {
+    const driver = await openControlDriver(connection, id, at, { historyLines, log: testLog, pauseAfterSeconds });
+    drivers.push(driver);
+    return new Mirror(driver, at);
+  }
+
+  const target = (id: string): string => `-t '=${sessionName(id)}:'`;
+
+  function hostScreen(id: string): string[] {
+    const out = host.tmux(`capture-pane -p ${target(id)}`);
+    return out.replace(/\n$/, '').split('\n').map((line) => line.replace(/\s+$/, ''));
+  }
+
+  function hostState(id: string): { x: number; y: number; alternate: boolean; history: number; width: number; height: number } {
+    const [x, y, alternate, history, width, height] = host.tmux(`display -p ${target(id)} '#{cursor_x} #{cursor_y} #{alternate_on} #{history_size} #{pane_width} #{pane_height}'`).trim().split(' ').map(Number);
+    return { x, y, alternate: alternate === 1, history, width, height };
+  }
+
+  /** Waits until the emulator shows exactly what tmux holds: screen, cursor, buffer kind. */
+  async function sameAsHost(mirror: Mirror, id: string, what: string): Promise<void> {
+    let last = '';
+    try {
+      await eventually(() => {
+        const state = hostState(id);
+        const mine = mirror.viewport().map((line) => line.replace(/\s+$/, ''));
+        const theirs = hostScreen(id);
+        const buffer = mirror.terminal.buffer.active;
+        last = JSON.stringify({ mine, theirs, cursor: [buffer.cursorX, buffer.cursorY], host: state, type: buffer.type });
+        return JSON.stringify(mine) === JSON.stringify(theirs) && buffer.cursorX === state.x && buffer.cursorY === state.y && (buffer.type === 'alternate') === state.alternate;
+      }, 20_000, what);
+    } catch (error) {
+      throw new Error(`${(error as Error).message}: ${last}`);
+    }
+    await mirror.settled();
+  }
+
+  async function waitForText(mirror: Mirror, pattern: RegExp): Promise<void> {
+    await eventually(() => pattern.test(mirror.viewport().join('\n')), 20_000, String(pattern));
+  }
+
+  it('rebuilds screen, cursor and scrollback on attach, and forwards input and output', async () => {
+    const id = await createSession();
+    host.tmux(`send-keys ${target(id)} 'for i in $(seq 1 150); do echo "before-attach-$i $(printf %0120d 0)"; done' Enter`);
+    await eventually(() => hostScreen(id).some((line) => line.startsWith('before-attach-150')), 10_000, 'output on the host');
+    const mirror = await attach(id);
+    await sameAsHost(mirror, id, 'screen after attach');
+    // History went into the terminal's real scrollback, as logical lines like tmux's.
+    const history = host.tmux(`capture-pane -p -J ${target(id)} -S -2000 -E -1`).replace(/\n$/, '').split('\n').map((line) => line.replace(/\s+$/, ''));
+    assert.ok(hostState(id).history > 100);
+    assert.deepEqual(mirror.scrollback(), history);
+    mirror.driver.write('echo "typed $((6*7)) é"\r');
+    await waitForText(mirror, /^typed 42 é$/m);
+    await sameAsHost(mirror, id, 'screen after typing');
+  });
+
+  it('puts lines printed while no client was attached into the scrollback of the next attach', async () => {
+    const id = await createSession();
+    const first = await attach(id);
+    await sameAsHost(first, id, 'first attach');
+    first.driver.detach();
+    await eventually(() => first.closed !== undefined, 10_000, 'first driver closed');
+    await eventually(() => host.tmux(`list-clients ${target(id)}`).trim() === '', 10_000, 'no client attached');
+    host.tmux(`send-keys ${target(id)} 'seq -f "offline-%g" 1 300' Enter`);
+    await eventually(() => hostScreen(id).some((line) => line === 'offline-300'), 10_000, 'offline output');
+    const second = await attach(id);
+    await sameAsHost(second, id, 'screen after re-attach');
+    const all = [...second.scrollback(), ...second.viewport()].join('\n');
+    const offline = all.split('\n').filter((line) => /^offline-\d+$/.test(line));
+    assert.deepEqual(offline, Array.from({ length: 300 }, (_, i) => `offline-${i + 1}`));
+    assert.ok(second.terminal.buffer.normal.baseY >= 300 - size.rows);
+  });
+
+  it('shows the same full-screen program after a reconnect, then the shell again when it exits', async () => {
+    const id = await createSession();
+    const first = await attach(id);
+    await sameAsHost(first, id, 'shell');
+    first.driver.write('seq 1 40; printf "line %s\\n" one two three > /tmp/cm-file-$$; vim -u NONE -N -c "set nu" /tmp/cm-file-$$\r');
+    await eventually(() => hostState(id).alternate && hostScreen(id).some((line) => /3 three/.test(line)), 15_000, 'vim on the host');
+    await sameAsHost(first, id, 'vim in the first client');
+    first.driver.write('jjA-edited\x1b');
+    await eventually(() => hostScreen(id).some((line) => /three-edited/.test(line)), 10_000, 'edit on the host');
+    first.driver.detach();
+    await eventually(() => first.closed !== undefined, 10_000, 'first driver closed');
+
+    const second = await attach(id);
+    await sameAsHost(second, id, 'vim after reconnect');
+    assert.equal(second.terminal.buffer.active.type, 'alternate');
+    assert.ok(second.viewport().some((line) => /3 line three-edited/.test(line)));
+    second.driver.write(':q!\r');
+    await eventually(() => !hostState(id).alternate, 10_000, 'vim gone on the host');
+    await sameAsHost(second, id, 'shell after vim, from the saved normal screen');
+    assert.equal(second.terminal.buffer.active.type, 'normal');
+    assert.ok(second.viewport().some((line) => line === '40'));
+  });
+
+  it('delivers a 1 MB paste intact', async function () {
+    this.timeout(120_000);
+    const id = await createSession();
+    const mirror = await attach(id);
+    await sameAsHost(mirror, id, 'shell');
+    const file = `/tmp/cm-paste-${id}`;
+    mirror.driver.write(`stty -echo; cat > ${file}; stty echo; echo "paste-done"\r`);
+    await sleep(300);
+    // Short lines: a canonical-mode tty keeps at most 4095 bytes of one line.
+    const payload = (randomBytes(768 * 1024).toString('base64').match(/.{1,76}/g) ?? []).join('\n') + '\n';
+    assert.ok(payload.length >= 1024 * 1024);
+    mirror.driver.write(payload);
+    mirror.driver.write('\x04');
+    await waitForText(mirror, /^paste-done$/m);
+    const sum = host.run(`sha256sum ${file} | cut -d' ' -f1`).trim();
+    assert.equal(sum, createHash('sha256').update(payload).digest('hex'));
+    host.run(`rm -f ${file}`);
+  });
+
+  it('follows a resize: the pane takes the new size and the screen matches', async () => {
+    const id = await createSession();
+    const mirror = await attach(id);
+    mirror.driver.write('seq 1 100\r');
+    await waitForText(mirror, /^100$/m);
+    await sameAsHost(mirror, id, 'before resize');
+    const smaller = { cols: 50, rows: 12 };
+    mirror.resize(smaller);
+    await eventually(() => hostState(id).width === 50 && hostState(id).height === 12, 10_000, 'pane resized on the host');
+    await sameAsHost(mirror, id, 'after shrinking');
+    mirror.driver.write(`printf '%0120d\\n' 7\r`);
+    await waitForText(mirror, /0{40}/);
+    await sameAsHost(mirror, id, 'long line at the new width');
+    const larger = { cols: 120, rows: 40 };
+    mirror.resize(larger);
+    await eventually(() => hostState(id).width === 120 && hostState(id).height === 40, 10_000, 'pane grown on the host');
+    await sameAsHost(mirror, id, 'after growing');
+  });
+
+  it('mirrors two control clients of one session', async () => {
+    const id = await createSession();
+    const a = await attach(id);
+    const b = await attach(id);
+    await eventually(() => host.tmux(`list-clients ${target(id)}`).trim().split('\n').length === 2, 10_000, 'two clients');
+    a.driver.write('echo "from-$((1+1))-a"\r');
+    await waitForText(b, /^from-2-a$/m);
+    b.driver.write('echo "from-$((2+1))-b"\r');
+    await waitForText(a, /^from-3-b$/m);
+    await sameAsHost(a, id, 'client a');
+    await sameAsHost(b, id, 'client b');
+    assert.deepEqual(a.viewport(), b.viewport());
+  });
+
+  it('recovers from tmux pausing a client that fell behind, and ends when the session is killed', async function () {
+    this.timeout(120_000);
+    const id = await createSession();
+    const mirror = await attach(id, size, 200, 1);
+    await sameAsHost(mirror, id, 'shell');
+    mirror.driver.pause();
+    mirror.driver.write('seq -f "flood-%g" 1 300000; echo flood-finished\r');
+    // Nobody reads our channel: tmux falls more than a second behind and pauses our pane.
+    host.tmux(`send-keys ${target(id)} ''`);
+    await eventually(() => hostScreen(id).some((line) => line === 'flood-finished'), 60_000, 'flood done on the host');
+    await sleep(1500);
+    mirror.driver.resume();
+    await sameAsHost(mirror, id, 'screen after the flood');
+    assert.ok(testLog.lines.some((line) => line.includes(`${sessionName(id)}: output paused by tmux`)), 'tmux paused the pane');
+    mirror.driver.write('echo after-flood\r');
+    await waitForText(mirror, /^after-flood$/m);
+    host.tmux(`kill-session ${target(id).replace(/:'$/, "'")}`);
+    await eventually(() => mirror.closed !== undefined, 10_000, 'driver closed after the kill');
+    assert.equal(mirror.driver.isOpen, false);
+  });
+});
