@@ -36,6 +36,7 @@ function packageVsix(runRoot: string): string {
   const target = join(runRoot, 'tether.vsix');
   if (given) {
     copyFileSync(resolve(given), target);
+    if (existsSync(join(REPO, 'dist', 'server.js'))) copyFileSync(join(REPO, 'dist', 'server.js'), join(runRoot, 'server.js'));
     log(`using ${given}`);
     return target;
   }
@@ -45,6 +46,7 @@ function packageVsix(runRoot: string): string {
   // A private copy: other work in this tree may rebuild tether.vsix while the suite runs.
   copyFileSync(join(REPO, 'tether.vsix'), target);
   log(`packaged tether.vsix in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  copyFileSync(join(REPO, 'dist', 'server.js'), join(runRoot, 'server.js'));
   return target;
 }
 
@@ -92,6 +94,8 @@ async function main(): Promise<number> {
         TMPDIR: runRoot,
         TETHER_E2E_RUN_ROOT: runRoot,
         TETHER_E2E_VSIX: vsix,
+        // The sync server built by the same `npm run package` (scenarios 4 and 5).
+        TETHER_E2E_SERVER: join(runRoot, 'server.js'),
         TETHER_E2E_ARTIFACTS: ARTIFACTS,
         TETHER_E2E_TOOLS: TOOLS,
       },

@@ -63,13 +63,47 @@ export class Workbench {
     await this.page.keyboard.press('Enter');
   }
 
-  /** Types into an input box (showInputBox or a quick pick's free text) and presses Enter. */
-  async answerInput(text: string, options: { prompt?: string | RegExp } = {}): Promise<void> {
+  /**
+   * Answers an input box (showInputBox) with the given title: replaces its text, as a paste
+   * does, and presses Enter. Waits until the box takes the answer (its validation passes).
+   */
+  async answerInput(text: string, options: { title: string }): Promise<void> {
+    await this.quickInput.locator('.quick-input-title', { hasText: options.title }).waitFor({ state: 'visible' });
     const input = this.quickInput.locator('input');
-    await input.waitFor({ state: 'visible' });
-    if (options.prompt) await this.quickInput.getByText(options.prompt).first().waitFor({ state: 'visible' });
-    await input.fill(text);
+    await input.click();
+    await this.page.keyboard.press('Control+A');
+    await this.page.keyboard.insertText(text);
+    const value = await input.inputValue();
+    if (value !== text) throw new Error(`input box "${options.title}" holds "${value}", expected "${text}"`);
     await this.page.keyboard.press('Enter');
+    await this.quickInput.locator('.quick-input-title', { hasText: options.title }).waitFor({ state: 'hidden' });
+  }
+
+  /** The open modal dialog: its message and detail text. */
+  async dialogText(): Promise<{ message: string; detail: string }> {
+    const dialog = this.page.locator('.monaco-dialog-box');
+    await dialog.waitFor({ state: 'visible' });
+    const message = (await dialog.locator('.dialog-message-text').first().textContent()) ?? '';
+    const detail = (await dialog.locator('.dialog-message-detail').first().textContent().catch(() => '')) ?? '';
+    return { message, detail };
+  }
+
+  /** Clicks a button of the open modal dialog. */
+  async dialogButton(label: string): Promise<void> {
+    const dialog = this.page.locator('.monaco-dialog-box');
+    await dialog.locator('.dialog-buttons a.monaco-button, .dialog-buttons .monaco-button', { hasText: label }).first().click();
+    await dialog.waitFor({ state: 'hidden' });
+  }
+
+  /** Opens a view container from the activity bar by its title (e.g. "Tether"). */
+  async openActivity(title: string): Promise<void> {
+    const item = this.page.locator(`.part.activitybar .action-item a[aria-label^="${title}"], .part.activitybar .action-item .action-label[aria-label^="${title}"]`).first();
+    await item.click();
+  }
+
+  /** A view pane in the side bar, by its title (e.g. "Live on other devices"). */
+  viewPane(title: string): Locator {
+    return this.page.locator('.part.sidebar .pane').filter({ has: this.page.locator('.pane-header', { hasText: title }) });
   }
 
   async dismissQuickInput(): Promise<void> {
