@@ -173,7 +173,7 @@ describe('tmux control-mode driver against a real sshd', function () {
     const first = await attach(id);
     await sameAsHost(first, id, 'shell');
     first.driver.write('seq 1 40; printf "line %s\\n" one two three > /tmp/cm-file-$$; vim -u NONE -N -c "set nu" /tmp/cm-file-$$\r');
-    await eventually(() => hostState(id).alternate && hostScreen(id).some((line) => /3 three/.test(line)), 15_000, 'vim on the host');
+    await eventually(() => hostState(id).alternate && hostScreen(id).some((line) => /3 line three/.test(line)), 15_000, 'vim on the host');
     await sameAsHost(first, id, 'vim in the first client');
     first.driver.write('jjA-edited\x1b');
     await eventually(() => hostScreen(id).some((line) => /three-edited/.test(line)), 10_000, 'edit on the host');
@@ -243,24 +243,65 @@ describe('tmux control-mode driver against a real sshd', function () {
     assert.deepEqual(a.viewport(), b.viewport());
   });
 
-  it('recovers from tmux pausing a client that fell behind, and ends when the session is killed', async function () {
+  it('resumes and re-syncs a pane that tmux paused for our client', async () => {
+    const id = await createSession();
+    const mirror = await attach(id);
+    await sameAsHost(mirror, id, 'shell');
+    const pane = mirror.driver.pane!;
+    const client = host.tmux(`list-clients ${target(id)} -F '#{client_name}'`).trim();
+    assert.match(client, /^\/dev\/pts\/\d+$/);
+    // What tmux does to a client that falls pause-after seconds behind, made to happen now.
+    host.tmux(`refresh-client -t ${client} -A '${pane}:pause'`);
+    host.tmux(`send-keys ${target(id)} 'seq -f "while-paused-%g" 1 50' Enter`);
+    await eventually(() => hostScreen(id).some((line) => line === 'while-paused-50'), 10_000, 'output on the host');
+    await sameAsHost(mirror, id, 'screen after the pause');
+    assert.ok(testLog.lines.some((line) => line.includes(`${sessionName(id)}: output paused by tmux`)));
+  });
+
+  it('catches up after a flood while our channel was paused, and ends when the session is killed', async function () {
     this.timeout(120_000);
     const id = await createSession();
     const mirror = await attach(id, size, 200, 1);
     await sameAsHost(mirror, id, 'shell');
     mirror.driver.pause();
     mirror.driver.write('seq -f "flood-%g" 1 300000; echo flood-finished\r');
-    // Nobody reads our channel: tmux falls more than a second behind and pauses our pane.
-    host.tmux(`send-keys ${target(id)} ''`);
-    await eventually(() => hostScreen(id).some((line) => line === 'flood-finished'), 60_000, 'flood done on the host');
-    await sleep(1500);
+    // Nobody reads our channel while the flood runs: tmux holds the pane back or pauses it.
+    await eventually(() => hostState(id).history > 1000, 30_000, 'the flood started on the host');
+    await sleep(2500);
     mirror.driver.resume();
+    await eventually(() => hostScreen(id).some((line) => line === 'flood-finished'), 60_000, 'flood done on the host');
     await sameAsHost(mirror, id, 'screen after the flood');
-    assert.ok(testLog.lines.some((line) => line.includes(`${sessionName(id)}: output paused by tmux`)), 'tmux paused the pane');
     mirror.driver.write('echo after-flood\r');
     await waitForText(mirror, /^after-flood$/m);
-    host.tmux(`kill-session ${target(id).replace(/:'$/, "'")}`);
+    // Our control client counts as one attached client: the lead's kill runs with N = 1.
+    const killed = await connection.runScript(new TmuxScripts({ major: 3, minor: 3, suffix: 'a' }).kill(id, 1, 'cm-killed-sentinel'));
+    assert.match(killed.output, /^cm-killed-sentinel$/m);
     await eventually(() => mirror.closed !== undefined, 10_000, 'driver closed after the kill');
     assert.equal(mirror.driver.isOpen, false);
+  });
+
+  it('neither loses nor repeats output that arrives while the state sync runs', async function () {
+    this.timeout(120_000);
+    const id = await createSession();
+    host.tmux(`send-keys ${target(id)} 'for i in $(seq 1 4000); do echo "tick-$i"; [ $((i % 20)) -eq 0 ] && sleep 0.01; done; echo ticks-done' Enter`);
+    await eventually(() => hostState(id).history > 50, 10_000, 'ticks started');
+    // Attach (and re-sync by resizing) while the loop prints.
+    const mirror = await attach(id, size, 5000);
+    mirror.resize({ cols: 80, rows: 20 });
+    await waitForText(mirror, /^ticks-done$/m);
+    await sameAsHost(mirror, id, 'after the ticks');
+    const ticks = [...mirror.scrollback(), ...mirror.viewport()].filter((line) => /^tick-\d+$/.test(line)).map((line) => Number(line.slice(5)));
+    assert.deepEqual(ticks, Array.from({ length: 4000 }, (_, i) => i + 1));
+  });
+
+  it('works with -C too, where the pty echoes our commands', async () => {
+    const id = await createSession();
+    const driver = await openControlDriver(connection, id, size, { historyLines: 100, log: testLog, flavour: '-C' });
+    drivers.push(driver);
+    const mirror = new Mirror(driver, size);
+    driver.write('echo "echo-$((3*5))"\r');
+    await waitForText(mirror, /^echo-15$/m);
+    await sameAsHost(mirror, id, '-C client');
+    assert.ok(!mirror.viewport().some((line) => line.includes('send-keys')), 'no echoed command on screen');
   });
 });

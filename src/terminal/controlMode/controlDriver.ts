@@ -129,6 +129,7 @@ export class ControlDriver implements SessionDriver {
   private syncing = false;
   private syncStarted = false;
   private resyncWanted = false;
+  private syncFailures = 0;
   private continueWanted = false;
   private queued: Buffer[] = [];
   private input: Buffer[] = [];
@@ -245,8 +246,10 @@ export class ControlDriver implements SessionDriver {
     }
     this.resyncWanted = false;
     const pre = [`refresh-client -C ${clamp(this.size.cols)}x${clamp(this.size.rows)}`];
-    if (this.continueWanted && this.paneId !== undefined) {
-      pre.push(`refresh-client -A ${shellQuote(`%${this.paneId}:continue`)}`);
+    const continuing = this.continueWanted && this.paneId !== undefined;
+    if (continuing) {
+      // tmux's parser refuses `%5:continue` unquoted; the pane number is an integer we parsed.
+      pre.push(`refresh-client -A '%${this.paneId}:continue'`);
       this.continueWanted = false;
     }
     if (!this.live) pre.push(`refresh-client -f ${shellQuote(`pause-after=${Math.max(1, Math.trunc(this.options.pauseAfterSeconds ?? 5))}`)}`);
@@ -257,12 +260,12 @@ export class ControlDriver implements SessionDriver {
     this.send([...pre, ...sync.commands], () => {
       this.syncStarted = true;
     }).then(
-      (replies) => this.applySync(sync, replies.slice(pre.length), replies.length === 1 && replies[0].error ? replies[0] : undefined),
+      (replies) => this.applySync(sync, replies.slice(pre.length), replies.length === 1 && replies[0].error ? replies[0] : undefined, continuing),
       () => undefined,
     );
   }
 
-  private applySync(sync: SyncCommands, replies: SyncReply[], lineError: SyncReply | undefined): void {
+  private applySync(sync: SyncCommands, replies: SyncReply[], lineError: SyncReply | undefined, continuing: boolean): void {
     this.syncing = false;
     if (!this.open) return;
     let state: Buffer | undefined;
@@ -280,8 +283,16 @@ export class ControlDriver implements SessionDriver {
         this.failStart(error instanceof Error ? error : new ControlError(String(error)));
         return;
       }
+      // A failed line may have carried the `continue` of a paused pane: never leave it paused.
+      if (this.syncFailures++ < 3) {
+        this.resyncWanted = true;
+        this.continueWanted ||= continuing;
+      }
     }
-    if (state) this.emit(state);
+    if (state) {
+      this.syncFailures = 0;
+      this.emit(state);
+    }
     const queued = this.queued;
     this.queued = [];
     for (const chunk of queued) this.emit(chunk);
