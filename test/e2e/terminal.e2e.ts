@@ -20,6 +20,15 @@ async function openTetherTerminal(device: Device, alias: string): Promise<void> 
   await workbench.waitForTerminal(PROMPT, { what: 'the remote shell prompt', timeout: 60_000 });
 }
 
+async function until(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting until ${what}`);
+}
+
 function numbersOf(lines: string[], pattern: RegExp): number[] {
   return lines.flatMap((line) => [...line.matchAll(pattern)].map((match) => Number(match[1])));
 }
@@ -233,6 +242,18 @@ describe('Tether in a real VS Code (code-server, packaged .vsix)', function () {
           (notifications.length ? `, and VS Code only said: ${notifications.join(' | ')}` : '') +
           ` (the terminal showed: ${recorder!.lines().slice(-4).join(' / ')}; see docs/e2e-findings.md)`,
       );
+    });
+
+    it('6c: a key pressed in the ended tab closes it, still without starting a shell', async function () {
+      if (!device || !/\[tether\]/.test(finalScreen)) this.skip(); // the tab is already gone
+      const workbench = device.workbench;
+      await workbench.focusTerminal();
+      await device.page.keyboard.press('Enter');
+      await until(async () => (await workbench.terminalCount()) < tabsAfter, 15_000, 'the ended tab closes');
+      await device.page.waitForTimeout(2_000);
+      await scenario.shot(device, 'ended tab closed');
+      assert.deepEqual(host.sessions(), [], 'no tmux session on the host');
+      assert.ok(host.proxy.connections <= connectionsBefore + 1, 'no new connection for a shell');
     });
   });
 });
