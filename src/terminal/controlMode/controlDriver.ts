@@ -131,7 +131,7 @@ export class ControlDriver implements SessionDriver {
   private resyncWanted = false;
   private syncFailures = 0;
   private continueWanted = false;
-  private queued: Buffer[] = [];
+  private queued: { pane: number; data: Buffer }[] = [];
   private input: Buffer[] = [];
   private inputInFlight = 0;
   private preamble: Buffer[] = [];
@@ -295,7 +295,7 @@ export class ControlDriver implements SessionDriver {
     }
     const queued = this.queued;
     this.queued = [];
-    for (const chunk of queued) this.emit(chunk);
+    for (const chunk of queued) if (chunk.pane === this.paneId) this.emit(chunk.data);
     if (!this.live) {
       this.live = true;
       if (this.startTimer) clearTimeout(this.startTimer);
@@ -310,7 +310,7 @@ export class ControlDriver implements SessionDriver {
     switch (event.type) {
       case 'output':
         if (this.paneId !== undefined && event.pane !== this.paneId) return;
-        if (this.syncing && this.syncStarted) this.queued.push(event.data);
+        if (this.syncing && this.syncStarted) this.queued.push({ pane: event.pane, data: event.data });
         else if (this.live) this.emit(event.data);
         return;
       case 'reply':

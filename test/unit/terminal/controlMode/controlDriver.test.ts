@@ -1,0 +1,197 @@
+import { strict as assert } from 'node:assert';
+import { EventEmitter } from 'node:events';
+import type { ClientChannel } from 'ssh2';
+import { ControlDriver, INPUT_BYTES_PER_LINE, MAX_INPUT_IN_FLIGHT, controlAttachScript, controlModeSupported } from '../../../../src/terminal/controlMode/controlDriver';
+import { STATE_FORMAT } from '../../../../src/terminal/controlMode/stateSync';
+import { silentLogger } from '../../../../src/terminal/logger';
+
+const ID = 'abcdefghijklmnopqrstuvwxyz';
+const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** Stands in for the ssh2 pty channel: records what the driver writes, lets the test play tmux. */
+class FakeChannel extends EventEmitter {
+  readonly stderr = new EventEmitter();
+  readonly lines: string[] = [];
+  closed = false;
+  paused = false;
+  private number = 100;
+
+  write(data: string): boolean {
+    for (const line of data.split('\n').slice(0, -1)) this.lines.push(line);
+    return true;
+  }
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.emit('close');
+  }
+  pause(): void {
+    this.paused = true;
+  }
+  resume(): void {
+    this.paused = false;
+  }
+  tmux(text: string): void {
+    this.emit('data', Buffer.from(text, 'latin1'));
+  }
+  /** One reply block from our client (flags 1). */
+  block(lines: string[] = [], error = false): string {
+    const n = this.number++;
+    return `%begin 1700000000 ${n} 1\r\n${lines.map((line) => `${line}\r\n`).join('')}%${error ? 'error' : 'end'} 1700000000 ${n} 1\r\n`;
+  }
+}
+
+function stateLine(overrides: Record<string, string> = {}): string {
+  const values: Record<string, string> = {
+    pane_id: '%4', pane_width: '80', pane_height: '3', cursor_x: '2', cursor_y: '0', cursor_flag: '1', wrap_flag: '1',
+    scroll_region_upper: '0', scroll_region_lower: '2', alternate_on: '0', history_size: '0', ...overrides,
+  };
+  return STATE_FORMAT.replace(/#\{(\w+)\}/g, (_, key: string) => values[key] ?? '0');
+}
+
+/** Replies to a sync line: the refresh-client commands, then display and three captures. */
+function syncReplies(channel: FakeChannel, line: string, screen: string[], state = stateLine()): string {
+  const commands = line.split(' ; ');
+  let out = '';
+  for (const command of commands) {
+    if (command.startsWith('display-message')) out += channel.block([state]);
+    else if (command.startsWith('capture-pane -p -e -t')) out += channel.block(screen);
+    else out += channel.block();
+  }
+  return out;
+}
+
+function started(): { channel: FakeChannel; driver: ControlDriver; output: Buffer[] } {
+  const channel = new FakeChannel();
+  const driver = new ControlDriver(channel as unknown as ClientChannel, ID, { cols: 80, rows: 3 }, { historyLines: 10, log: silentLogger });
+  const output: Buffer[] = [];
+  driver.onOutput((chunk) => output.push(chunk));
+  return { channel, driver, output };
+}
+
+describe('control mode driver (against a scripted tmux)', () => {
+  it('runs tmux in -CC control mode on the session, with TMUX unset', () => {
+    assert.equal(controlAttachScript(ID), `unset TMUX TMUX_PANE\nexec tmux -u -L tether -CC attach-session -t =tether_${ID}`);
+    assert.throws(() => controlAttachScript('bad id; rm -rf /'));
+    assert.equal(controlModeSupported({ major: 3, minor: 2, suffix: '' }), true);
+    assert.equal(controlModeSupported({ major: 3, minor: 1, suffix: 'c' }), false);
+    assert.equal(controlModeSupported(undefined), false);
+  });
+
+  it('syncs only after the attach, drops output covered by the state and queues output after it', async () => {
+    const { channel, driver, output } = started();
+    channel.tmux('motd\r\n\x1bP1000p%begin 1 1 0\r\n%end 1 1 0\r\n%output %4 before-ready\r\n');
+    assert.equal(channel.lines.length, 0, 'nothing is sent before %session-changed');
+    channel.tmux(`%session-changed $1 tether_${ID}\r\n`);
+    assert.equal(channel.lines.length, 1);
+    const line = channel.lines[0];
+    assert.match(line, /^refresh-client -C 80x3 ; refresh-client -f pause-after=5 ; display-message -p -t =tether_abcdefghijklmnopqrstuvwxyz: /);
+    // Output parsed by tmux before our line ran is part of the captured state: dropped.
+    channel.tmux('%output %4 covered\r\n');
+    const replies = syncReplies(channel, line, ['$ covered', '', '']);
+    const firstBlockEnd = replies.indexOf('%end') + replies.slice(replies.indexOf('%end')).indexOf('\n') + 1;
+    channel.tmux(replies.slice(0, firstBlockEnd));
+    // After the first block: not in the state, so it must follow it.
+    channel.tmux('%output %4 after\r\n%output %9 other-pane\r\n');
+    channel.tmux(replies.slice(firstBlockEnd));
+    channel.tmux('%output %4 live\\015\\012\r\n');
+    await driver.started;
+    const text = Buffer.concat(output).toString('utf8');
+    assert.equal(text, `\x1bc$ covered\x1b[0m\r\n\x1b[0m\r\n\x1b[0m\x1b[1;3Hafterlive\r\n`);
+    assert.equal(driver.pane, '%4');
+  });
+
+  it('sends input as send-keys -H lines of bounded size, with a bounded number in flight, in order', async () => {
+    const { channel, driver } = started();
+    channel.tmux(`\x1bP1000p%session-changed $1 x\r\n`);
+    channel.tmux(syncReplies(channel, channel.lines[0], ['', '', '']));
+    await driver.started;
+    const sentBefore = channel.lines.length;
+    const input = Buffer.from(Array.from({ length: 25_000 }, (_, i) => (i * 7) % 256));
+    driver.write(input.subarray(0, 10_000));
+    driver.write(input.subarray(10_000));
+    const received: Buffer[] = [];
+    let maxInFlight = 0;
+    let replied = sentBefore;
+    while (replied < channel.lines.length) {
+      maxInFlight = Math.max(maxInFlight, channel.lines.length - replied);
+      const line = channel.lines[replied++];
+      assert.ok(line.length <= 4000, `line of ${line.length} bytes`);
+      const match = /^send-keys -H -t %4 ((?:[0-9a-f]{2} )*[0-9a-f]{2})$/.exec(line);
+      assert.ok(match, line.slice(0, 80));
+      received.push(Buffer.from(match[1].replace(/ /g, ''), 'hex'));
+      channel.tmux(channel.block());
+      await tick();
+    }
+    assert.deepEqual(Buffer.concat(received), input);
+    assert.equal(maxInFlight, MAX_INPUT_IN_FLIGHT);
+    assert.equal(received[0].length, INPUT_BYTES_PER_LINE);
+  });
+
+  it('answers %pause with continue and a fresh sync on one line, and coalesces resizes', async () => {
+    const { channel, driver, output } = started();
+    channel.tmux(`\x1bP1000p%session-changed $1 x\r\n`);
+    channel.tmux(syncReplies(channel, channel.lines[0], ['', '', '']));
+    await driver.started;
+    channel.tmux('%pause %4\r\n');
+    const line = channel.lines[channel.lines.length - 1];
+    assert.match(line, /^refresh-client -C 80x3 ; refresh-client -A '%4:continue' ; display-message -p -t %4 /);
+    driver.resize({ cols: 100, rows: 5 });
+    driver.resize({ cols: 120, rows: 6 });
+    assert.equal(channel.lines[channel.lines.length - 1], line, 'one sync in flight at a time');
+    output.length = 0;
+    channel.tmux(syncReplies(channel, line, ['paused', '', ''], stateLine({ history_size: '0' })));
+    await tick();
+    assert.match(Buffer.concat(output).toString(), /^\x1bcpaused/);
+    const next = channel.lines[channel.lines.length - 1];
+    assert.match(next, /^refresh-client -C 120x6 ; display-message /);
+  });
+
+  it('retries a failed sync and keeps the continue of a paused pane', async () => {
+    const { channel, driver } = started();
+    channel.tmux(`\x1bP1000p%session-changed $1 x\r\n`);
+    channel.tmux(syncReplies(channel, channel.lines[0], ['', '', '']));
+    await driver.started;
+    channel.tmux('%pause %4\r\n');
+    channel.tmux(channel.block(['parse error: syntax error'], true));
+    await tick();
+    assert.match(channel.lines[channel.lines.length - 1], /refresh-client -A '%4:continue' ; display-message/);
+  });
+
+  it('closes on %exit and reports it once', async () => {
+    const { channel, driver } = started();
+    const closes: (number | null)[] = [];
+    driver.onClose((info) => closes.push(info.exitCode));
+    channel.tmux(`\x1bP1000p%session-changed $1 x\r\n`);
+    channel.tmux(syncReplies(channel, channel.lines[0], ['', '', '']));
+    await driver.started;
+    channel.emit('exit', 0);
+    channel.tmux('%exit\r\n\x1b\\');
+    assert.equal(channel.closed, true);
+    assert.equal(driver.isOpen, false);
+    assert.deepEqual(closes, [0]);
+    driver.write('ignored');
+    driver.detach();
+    assert.deepEqual(closes, [0]);
+  });
+
+  it('fails to start with what tmux printed when it cannot attach', async () => {
+    const { channel, driver } = started();
+    channel.tmux(`can't find session: =tether_${ID}\r\n`);
+    channel.close();
+    await assert.rejects(driver.started, /closed before control mode started: can't find session/);
+  });
+
+  it('detach() sends detach-client and closes the channel', async () => {
+    const { channel, driver } = started();
+    channel.tmux(`\x1bP1000p%session-changed $1 x\r\n`);
+    channel.tmux(syncReplies(channel, channel.lines[0], ['', '', '']));
+    await driver.started;
+    let closed = 0;
+    driver.onClose(() => closed++);
+    driver.detach();
+    assert.equal(channel.lines[channel.lines.length - 1], 'detach-client');
+    assert.equal(channel.closed, true);
+    assert.equal(closed, 1);
+  });
+});
