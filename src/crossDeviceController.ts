@@ -92,7 +92,9 @@ export function registerCrossDevice(context: vscode.ExtensionContext, tabs: TabM
       refreshLive();
     }),
     vscode.commands.registerCommand('tether.joinSession', async (arg?: unknown) => {
-      let session = isLiveSession(arg) ? arg : undefined;
+      // A row's inline action passes the tree node; the row's own click passes the session.
+      const candidate = arg && typeof arg === 'object' && 'session' in arg ? (arg as { session: unknown }).session : arg;
+      let session = isLiveSession(candidate) ? candidate : undefined;
       if (!session) {
         const choices = liveView.sessions();
         if (choices.length === 0) return void vscode.window.showInformationMessage('Tether: no sessions are open on your other devices.');
