@@ -243,6 +243,23 @@ describe('tmux control-mode driver against a real sshd', function () {
     assert.deepEqual(a.viewport(), b.viewport());
   });
 
+  it('rebuilds the screen when another client of another size takes the window, and when it leaves', async () => {
+    const id = await createSession();
+    const a = await attach(id);
+    a.driver.write('seq 1 60\r');
+    await waitForText(a, /^60$/m);
+    await sameAsHost(a, id, 'a alone');
+    const small = { cols: 60, rows: 14 };
+    const b = await attach(id, small);
+    await eventually(() => hostState(id).width === 60 && hostState(id).height === 14, 10_000, 'window follows the latest client');
+    await sameAsHost(b, id, 'b');
+    // a's terminal is larger than the pane now: its top rows show the pane exactly.
+    await eventually(() => JSON.stringify(a.viewport().slice(0, 14).map((line) => line.replace(/\s+$/, ''))) === JSON.stringify(hostScreen(id)), 10_000, 'a shows the smaller pane');
+    b.driver.detach();
+    await eventually(() => hostState(id).width === size.cols && hostState(id).height === size.rows, 10_000, 'window back to a');
+    await sameAsHost(a, id, 'a alone again');
+  });
+
   it('resumes and re-syncs a pane that tmux paused for our client', async () => {
     const id = await createSession();
     const mirror = await attach(id);

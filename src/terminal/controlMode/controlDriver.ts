@@ -61,6 +61,8 @@ export function controlModeSupported(version: Version | undefined): boolean {
 export interface ControlDriverOptions {
   /** Lines of history written into the terminal's scrollback by each state sync. */
   historyLines: number;
+  /** Bytes of history written by each state sync, at most (the oldest lines go). Default 1 MiB. */
+  historyMaxBytes?: number;
   log: Logger;
   /** tmux pauses our pane's output when we are this many seconds behind. Default 5. */
   pauseAfterSeconds?: number;
@@ -124,6 +126,7 @@ export class ControlDriver implements SessionDriver {
   private ready = false;
   private live = false;
   private paneId: number | undefined;
+  private paneSize: TerminalSize | undefined;
   private size: TerminalSize;
   private readonly pending: PendingLine[] = [];
   private syncing = false;
@@ -273,6 +276,8 @@ export class ControlDriver implements SessionDriver {
       if (lineError) throw new ControlError(`tmux refused the sync: ${lineError.lines.join(' ').slice(0, 200)}`);
       const snapshot = parseSyncReplies(sync, replies);
       this.paneId = snapshot.state.paneId;
+      this.paneSize = { cols: snapshot.state.width, rows: snapshot.state.height };
+      snapshot.history = tailWithin(snapshot.history, this.options.historyMaxBytes ?? 1024 * 1024);
       if (snapshot.state.width !== this.size.cols || snapshot.state.height !== this.size.rows) {
         this.log.debug(`tmux control ${this.name}: pane is ${snapshot.state.width}x${snapshot.state.height}, terminal ${this.size.cols}x${this.size.rows}`);
       }
@@ -322,6 +327,11 @@ export class ControlDriver implements SessionDriver {
           this.ready = true;
           this.log.debug(`tmux control ${this.name}: control mode ready`);
           this.requestSync();
+        } else if (event.name === 'layout-change' && this.live) {
+          // Another client made the window another size (window-size latest): tmux reflowed the
+          // pane, so rebuild our copy from tmux's rather than let the two drift apart.
+          const layout = /^@\d+ [0-9a-f]{4},(\d+)x(\d+),/.exec(event.args);
+          if (layout && (Number(layout[1]) !== this.paneSize?.cols || Number(layout[2]) !== this.paneSize?.rows)) this.requestSync();
         }
         return;
       case 'pause':
@@ -443,6 +453,18 @@ export class ControlDriver implements SessionDriver {
     this.input = [];
     for (const listener of this.closeListeners) listener({ exitCode: this.exitCode });
   }
+}
+
+/** The last lines whose UTF-8 size (with a line break each) fits in `maxBytes`. */
+function tailWithin(lines: string[], maxBytes: number): string[] {
+  let bytes = 0;
+  let start = lines.length;
+  while (start > 0) {
+    bytes += Buffer.byteLength(lines[start - 1]) + 2;
+    if (bytes > maxBytes) break;
+    start--;
+  }
+  return start === 0 ? lines : lines.slice(start);
 }
 
 function clamp(value: number): number {

@@ -175,6 +175,27 @@ describe('control mode driver (against a scripted tmux)', () => {
     assert.deepEqual(closes, [0]);
   });
 
+  it('bounds the history it writes by bytes, keeping the newest lines', async () => {
+    const channel = new FakeChannel();
+    const driver = new ControlDriver(channel as unknown as ClientChannel, ID, { cols: 80, rows: 3 }, { historyLines: 100, historyMaxBytes: 30, log: silentLogger });
+    const output: Buffer[] = [];
+    driver.onOutput((chunk) => output.push(chunk));
+    channel.tmux(`\x1bP1000p%session-changed $1 x\r\n`);
+    const line = channel.lines[0];
+    let replies = '';
+    for (const command of line.split(' ; ')) {
+      if (command.startsWith('display-message')) replies += channel.block([stateLine({ history_size: '5' })]);
+      else if (command.startsWith('capture-pane -p -e -J')) replies += channel.block(['old-1', 'old-2', 'newer-3', 'newer-4', 'newest-5']);
+      else if (command.startsWith('capture-pane -p -e -t')) replies += channel.block(['$', '', '']);
+      else replies += channel.block();
+    }
+    channel.tmux(replies);
+    await driver.started;
+    const text = Buffer.concat(output).toString();
+    assert.ok(!text.includes('old-'), text);
+    assert.match(text, /newer-3.*newer-4.*newest-5/s);
+  });
+
   it('fails to start with what tmux printed when it cannot attach', async () => {
     const { channel, driver } = started();
     channel.tmux(`can't find session: =tether_${ID}\r\n`);
