@@ -5,7 +5,8 @@
  *   tsx test/e2e/run.ts [extra mocha arguments, e.g. --grep "1:"]
  *
  * Environment: TETHER_E2E_VSIX=<file> uses that .vsix instead of running `npm run package`;
- * TETHER_E2E_KEEP=1 keeps the run folder (code-server data, logs) for a look afterwards.
+ * TETHER_E2E_KEEP=1 keeps the run folder (code-server data, logs) for a look afterwards;
+ * TETHER_E2E_LIMIT_S caps the whole mocha run (default 780 s), after which it is stopped and fails.
  *
  * Every process the suite starts has the run folder in its command line; whatever is still alive
  * when mocha ends (pass, fail, crash or signal) is ended here.
@@ -106,7 +107,15 @@ async function main(): Promise<number> {
     };
     process.on('SIGINT', forward);
     process.on('SIGTERM', forward);
+    // A hard cap, so a wedged browser or server can never hold CI for long.
+    const limitS = Number(process.env.TETHER_E2E_LIMIT_S ?? 780);
+    const watchdog = setTimeout(() => {
+      log(`the suite ran past ${limitS} s: stopping it`);
+      child.kill('SIGTERM');
+      setTimeout(() => child.kill('SIGKILL'), 15_000).unref();
+    }, limitS * 1000);
     code = await new Promise<number>((resolvePromise) => child.once('exit', (exitCode, signal) => resolvePromise(exitCode ?? (signal ? 1 : 0))));
+    clearTimeout(watchdog);
   } finally {
     await cleanUp(runRoot);
     log(`finished in ${((Date.now() - started) / 1000).toFixed(0)} s with exit code ${code}; screenshots and logs in ${ARTIFACTS}`);
