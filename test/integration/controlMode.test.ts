@@ -200,7 +200,8 @@ describe('tmux control-mode driver against a real sshd', function () {
     mirror.driver.write(`stty -echo; cat > ${file}; stty echo; echo "paste-done"\r`);
     await sleep(300);
     // Short lines: a canonical-mode tty keeps at most 4095 bytes of one line.
-    const payload = (randomBytes(768 * 1024).toString('base64').match(/.{1,76}/g) ?? []).join('\n') + '\n';
+    const tricky = "it's café ; #{pane_id} $HOME ~ \\ \"quoted\" 你好 -- -x %1\n".repeat(200);
+    const payload = tricky + (randomBytes(768 * 1024).toString('base64').match(/.{1,76}/g) ?? []).join('\n') + '\n';
     assert.ok(payload.length >= 1024 * 1024);
     mirror.driver.write(payload);
     mirror.driver.write('\x04');

@@ -1,7 +1,9 @@
 import { strict as assert } from 'node:assert';
 import { EventEmitter } from 'node:events';
 import type { ClientChannel } from 'ssh2';
-import { ControlDriver, INPUT_BYTES_PER_LINE, MAX_INPUT_IN_FLIGHT, controlAttachScript, controlModeSupported } from '../../../../src/terminal/controlMode/controlDriver';
+import {
+  ControlDriver, MAX_INPUT_IN_FLIGHT, MAX_LINE_BYTES, controlAttachScript, controlModeSupported, encodeInput,
+} from '../../../../src/terminal/controlMode/controlDriver';
 import { STATE_FORMAT } from '../../../../src/terminal/controlMode/stateSync';
 import { silentLogger } from '../../../../src/terminal/logger';
 
@@ -39,6 +41,17 @@ class FakeChannel extends EventEmitter {
     const n = this.number++;
     return `%begin 1700000000 ${n} 1\r\n${lines.map((line) => `${line}\r\n`).join('')}%${error ? 'error' : 'end'} 1700000000 ${n} 1\r\n`;
   }
+}
+
+/** What tmux types for our send-keys commands (literal text, or hex bytes). */
+function decodeCommands(commands: string[]): Buffer {
+  return Buffer.concat(commands.map((command) => {
+    const literal = /^send-keys -l -t %4 -- '([^']*)'$/.exec(command);
+    if (literal) return Buffer.from(literal[1], 'latin1');
+    const hex = /^send-keys -H -t %4 ((?:[0-9a-f]{2} )*[0-9a-f]{2})$/.exec(command);
+    assert.ok(hex, command.slice(0, 80));
+    return Buffer.from(hex[1].replace(/ /g, ''), 'hex');
+  }));
 }
 
 function stateLine(overrides: Record<string, string> = {}): string {
@@ -101,13 +114,31 @@ describe('control mode driver (against a scripted tmux)', () => {
     assert.equal(driver.pane, '%4');
   });
 
-  it('sends input as send-keys -H lines of bounded size, with a bounded number in flight, in order', async () => {
+  it('encodes input as literal runs and hex bytes that tmux types back exactly', () => {
+    const input = Buffer.from("ls -la 'x y' \\ ; #{pane_id} $HOME\r\x1b[A\x03é-", 'utf8');
+    const lines = encodeInput(input, 4);
+    assert.deepEqual(lines, [{
+      bytes: input.length,
+      commands: [
+        "send-keys -l -t %4 -- 'ls -la '", 'send-keys -H -t %4 27', "send-keys -l -t %4 -- 'x y'", 'send-keys -H -t %4 27',
+        "send-keys -l -t %4 -- ' \\ ; #{pane_id} $HOME'", 'send-keys -H -t %4 0d 1b', "send-keys -l -t %4 -- '[A'",
+        'send-keys -H -t %4 03 c3 a9', "send-keys -l -t %4 -- '-'",
+      ],
+    }]);
+    assert.deepEqual(decodeCommands(lines.flatMap((line) => line.commands)), input);
+  });
+
+  it('sends input in lines of bounded size, with a bounded number in flight, in order', async () => {
     const { channel, driver } = started();
     channel.tmux(`\x1bP1000p%session-changed $1 x\r\n`);
     channel.tmux(syncReplies(channel, channel.lines[0], ['', '', '']));
     await driver.started;
     const sentBefore = channel.lines.length;
-    const input = Buffer.from(Array.from({ length: 25_000 }, (_, i) => (i * 7) % 256));
+    const input = Buffer.concat([
+      Buffer.from(Array.from({ length: 25_000 }, (_, i) => (i * 7) % 256)),
+      Buffer.from('plain text typed by a user, and pasted; '.repeat(400)),
+      Buffer.from(Array.from({ length: 5_000 }, (_, i) => (i % 2 ? 0x27 : 0x61))),
+    ]);
     driver.write(input.subarray(0, 10_000));
     driver.write(input.subarray(10_000));
     const received: Buffer[] = [];
@@ -116,16 +147,14 @@ describe('control mode driver (against a scripted tmux)', () => {
     while (replied < channel.lines.length) {
       maxInFlight = Math.max(maxInFlight, channel.lines.length - replied);
       const line = channel.lines[replied++];
-      assert.ok(line.length <= 4000, `line of ${line.length} bytes`);
-      const match = /^send-keys -H -t %4 ((?:[0-9a-f]{2} )*[0-9a-f]{2})$/.exec(line);
-      assert.ok(match, line.slice(0, 80));
-      received.push(Buffer.from(match[1].replace(/ /g, ''), 'hex'));
-      channel.tmux(channel.block());
+      assert.ok(line.length <= MAX_LINE_BYTES, `line of ${line.length} bytes`);
+      const commands = line.split(' ; ');
+      received.push(decodeCommands(commands));
+      channel.tmux(commands.map(() => channel.block()).join(''));
       await tick();
     }
     assert.deepEqual(Buffer.concat(received), input);
     assert.equal(maxInFlight, MAX_INPUT_IN_FLIGHT);
-    assert.equal(received[0].length, INPUT_BYTES_PER_LINE);
   });
 
   it('answers %pause with continue and a fresh sync on one line, and coalesces resizes', async () => {
