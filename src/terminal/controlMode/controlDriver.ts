@@ -139,6 +139,9 @@ export class ControlError extends Error {
     super(message);
     this.name = 'ControlError';
   }
+  static is(error: unknown): error is ControlError {
+    return error instanceof ControlError;
+  }
 }
 
 interface PendingLine {

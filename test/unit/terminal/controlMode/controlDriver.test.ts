@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import { EventEmitter } from 'node:events';
 import type { ClientChannel } from 'ssh2';
 import {
-  ControlDriver, MAX_INPUT_IN_FLIGHT, MAX_LINE_BYTES, controlAttachScript, controlModeSupported, encodeInput,
+  ControlDriver, ControlError, MAX_INPUT_IN_FLIGHT, MAX_LINE_BYTES, controlAttachScript, controlModeSupported, encodeInput,
 } from '../../../../src/terminal/controlMode/controlDriver';
 import { STATE_FORMAT } from '../../../../src/terminal/controlMode/stateSync';
 import { silentLogger } from '../../../../src/terminal/logger';
@@ -229,7 +229,7 @@ describe('control mode driver (against a scripted tmux)', () => {
     const { channel, driver } = started();
     channel.tmux(`can't find session: =tether_${ID}\r\n`);
     channel.close();
-    await assert.rejects(driver.started, /closed before control mode started: can't find session/);
+    await assert.rejects(driver.started, (error: unknown) => ControlError.is(error) && /closed before control mode started: can't find session/.test(error.message));
   });
 
   it('detach() sends detach-client and closes the channel', async () => {
