@@ -13,7 +13,7 @@
  * - One command line per request; each of its commands yields one `%begin`/`%end|%error` block
  *   from our client (flags 1), in order, so replies are matched by order (a parse error yields one
  *   block for the whole line). Lines stay under 4 KB (a canonical pty line holds 4095 bytes).
- * - State sync (stateSync.ts): `refresh-client -C <cols>x<rows>` plus the display/capture batch,
+ * - State sync (stateSync.ts): `refresh-client -C <cols>,<rows>` plus the display/capture batch,
  *   on one line. tmux queues a pane's `%output` at the moment it parses those bytes into the pane's
  *   screen, and writes command replies through the same ordered queue. So every `%output` that
  *   arrives before the first reply block of the sync line is already part of the captured state,
@@ -107,7 +107,7 @@ export function encodeInput(bytes: Buffer, pane: number): InputLine[] {
   return lines;
 }
 
-/** Control mode with pause-after flow control and `refresh-client -C WxH` needs tmux 3.2. */
+/** Control mode with pause-after flow control and control-client sizes (`refresh-client -C`) need tmux 3.2. */
 export function controlModeSupported(version: Version | undefined): boolean {
   return version !== undefined && versionAtLeast(version, 3, 2);
 }
@@ -305,7 +305,8 @@ export class ControlDriver implements SessionDriver {
       return;
     }
     this.resyncWanted = false;
-    const pre = [`refresh-client -C ${clamp(this.size.cols)}x${clamp(this.size.rows)}`];
+    // W,H: the form every tmux with control-mode sizes accepts (3.3 also takes WxH).
+    const pre = [`refresh-client -C ${clamp(this.size.cols)},${clamp(this.size.rows)}`];
     const continuing = this.continueWanted && this.paneId !== undefined;
     if (continuing) {
       // tmux's parser refuses `%5:continue` unquoted; the pane number is an integer we parsed.

@@ -98,7 +98,7 @@ describe('control mode driver (against a scripted tmux)', () => {
     channel.tmux(`%session-changed $1 tether_${ID}\r\n`);
     assert.equal(channel.lines.length, 1);
     const line = channel.lines[0];
-    assert.match(line, /^refresh-client -C 80x3 ; refresh-client -f pause-after=5 ; display-message -p -t =tether_abcdefghijklmnopqrstuvwxyz: /);
+    assert.match(line, /^refresh-client -C 80,3 ; refresh-client -f pause-after=5 ; display-message -p -t =tether_abcdefghijklmnopqrstuvwxyz: /);
     // Output parsed by tmux before our line ran is part of the captured state: dropped.
     channel.tmux('%output %4 covered\r\n');
     const replies = syncReplies(channel, line, ['$ covered', '', '']);
@@ -164,7 +164,7 @@ describe('control mode driver (against a scripted tmux)', () => {
     await driver.started;
     channel.tmux('%pause %4\r\n');
     const line = channel.lines[channel.lines.length - 1];
-    assert.match(line, /^refresh-client -C 80x3 ; refresh-client -A '%4:continue' ; display-message -p -t %4 /);
+    assert.match(line, /^refresh-client -C 80,3 ; refresh-client -A '%4:continue' ; display-message -p -t %4 /);
     driver.resize({ cols: 100, rows: 5 });
     driver.resize({ cols: 120, rows: 6 });
     assert.equal(channel.lines[channel.lines.length - 1], line, 'one sync in flight at a time');
@@ -173,7 +173,7 @@ describe('control mode driver (against a scripted tmux)', () => {
     await tick();
     assert.match(Buffer.concat(output).toString(), /^\x1bcpaused/);
     const next = channel.lines[channel.lines.length - 1];
-    assert.match(next, /^refresh-client -C 120x6 ; display-message /);
+    assert.match(next, /^refresh-client -C 120,6 ; display-message /);
   });
 
   it('retries a failed sync and keeps the continue of a paused pane', async () => {
