@@ -86,6 +86,7 @@ describe('reliability: network drops', function () {
     let typedOk = 0;
     let typedLost = 0;
     let firstLineLost = 0;
+    let lateNotLost = 0;
     const reattachMs: number[] = [];
     let duringOutput = 0;
     let duringTyping = 0;
@@ -131,14 +132,23 @@ describe('reliability: network drops', function () {
       // line that does not come back is typed again; a tab that never answers is stuck.
       const typist = typists[i % 2];
       let answered = false;
+      let retries = 0;
       for (let attempt = 0; attempt < 3 && !answered; attempt++) {
-        if (attempt > 0) firstLineLost++;
+        if (attempt > 0) retries++;
         typist.type(`\x15echo mark-${i}-${attempt}-$((40+2))\r`);
         try {
           await typist.waitFor(new RegExp(`mark-${i}-${attempt}-42`), 4_000);
           answered = true;
         } catch {
           /* typed again below */
+        }
+      }
+      if (retries > 0) {
+        // Lost, or only slow (a loaded machine)? A slow line still shows up.
+        await sleep(1000);
+        for (let attempt = 0; attempt < retries; attempt++) {
+          if (new RegExp(`mark-${i}-${attempt}-42`).test(typist.plain)) lateNotLost++;
+          else firstLineLost++;
         }
       }
       if (answered) typedOk++;
@@ -200,7 +210,8 @@ describe('reliability: network drops', function () {
         'tabs ended': ended,
         'recreated shells': recreated,
         'typed line ran after re-attach': `${typedOk}/${typedOk + typedLost}`,
-        'typed line retyped': firstLineLost,
+        'typed line lost (retyped)': firstLineLost,
+        'typed line slow > 4 s (not lost)': lateNotLost,
         'cut to re-attach median ms': median(reattachMs),
         'cut to re-attach max ms': Math.max(0, ...reattachMs),
       },
@@ -226,7 +237,7 @@ describe('reliability: network drops', function () {
     tabs.push(tab);
     await tab.waitForState('attached', 20_000);
     let lost = 0;
-    const rounds = 5;
+    const rounds = 20;
     for (let i = 0; i < rounds; i++) {
       await sleep(300);
       const typed = new Promise<void>((resolve) => {
