@@ -20,7 +20,7 @@ import { endProcessesMentioning } from './harness/processes';
 const REPO = resolve(__dirname, '..', '..');
 const TOOLS = join(REPO, 'scripts', 'e2e', 'tools', 'node_modules');
 const ARTIFACTS = join(REPO, '.test-artifacts', 'e2e');
-const E2E_USERS = ['tethere2e', 'tethere2eb'];
+const E2E_USERS = ['tethere2e'];
 
 function log(message: string): void {
   console.log(`[e2e] ${message}`);
