@@ -15,6 +15,7 @@ import type { ResolvedHost } from './sshConfig';
 import { TmuxScripts } from './tmuxCommands';
 import { boundReplay } from './scrollback';
 import { RemoteCommandError } from './remoteExec';
+import { ControlError, controlModeSupported, openControlDriver } from './controlMode/controlDriver';
 
 export type SessionState = 'connecting' | 'attached' | 'reconnecting' | 'waiting-for-user' | 'ended';
 
@@ -36,6 +37,11 @@ export interface PersistentSessionOptions {
   replayMaxBytes?: number;
   reconnect?: ReconnectPolicyOptions;
   probeTimeoutMs?: number;
+  /** On tmux 3.2+, `control` drives the session through tmux control mode (VS Code keeps its own
+   * scrollback, find and selection); `attach` lets tmux draw. Default `attach`. */
+  tmuxMode?: 'control' | 'attach';
+  /** History lines each control-mode state sync writes into the terminal's scrollback. */
+  controlHistoryLines?: number;
 }
 
 export interface SessionEvents {
@@ -88,6 +94,9 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
   /** Set once the tab has attached: from then on every (re)connect is attach-only. */
   private established = false;
   private replayPending: boolean;
+  /** Set when this tab talks to tmux through control mode (decided once per tab). */
+  private control: boolean | undefined;
+  private killing = false;
 
   constructor(private readonly options: PersistentSessionOptions) {
     super();
@@ -140,7 +149,8 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
       if (status.state !== 'alive') return this.endGone(status);
       if (this.replayPending) {
         this.replayPending = false;
-        await this.replay(connection);
+        // Control mode's state sync rebuilds history and screen on every attach instead.
+        if (!(await this.usesControl(connection))) await this.replay(connection);
       }
     }
     await this.attach(connection);
@@ -172,6 +182,8 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
    * echoes. Returns what happened; the tab's channel is closed either way.
    */
   async kill(): Promise<KillOutcome> {
+    // Our own kill ends our client too; that is not news for the tab to report.
+    this.killing = true;
     const sentinel = `tether-killed-${randomBytes(12).toString('hex')}`;
     try {
       if (this.kind === 'none') {
@@ -254,8 +266,30 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
     if (text) this.emit('data', text + '\x1b[0m\r\n\x1b[H\x1b[2J');
   }
 
-  private async attach(connection: SshConnection): Promise<void> {
-    if (this.ending) return;
+  /** Whether this tab uses control mode: tmux 3.2+ and the setting asks for it. */
+  private async usesControl(connection: SshConnection): Promise<boolean> {
+    if (this.control === undefined) {
+      const capabilities = await hostCapabilities(connection, this.options.probeTimeoutMs);
+      this.control = this.kind === 'tmux' && this.options.tmuxMode === 'control' && controlModeSupported(capabilities.tmux);
+    }
+    return this.control;
+  }
+
+  private async openDriver(connection: SshConnection): Promise<SessionDriver> {
+    if (await this.usesControl(connection)) {
+      try {
+        return await openControlDriver(connection, this.id, this.size, {
+          historyLines: this.options.controlHistoryLines ?? 2000,
+          historyMaxBytes: this.options.replayMaxBytes,
+          log: this.options.log,
+        });
+      } catch (error) {
+        // A session that is gone is the probe's business; anything else falls back to attach.
+        if (!ControlError.is(error) || /can't find session|no server running/i.test(error.message)) throw error;
+        this.options.log.warn(`session ${this.name}: control mode failed (${error.message}); using tmux attach`);
+        this.control = false;
+      }
+    }
     const pty = { term: 'xterm-256color', cols: this.size.cols, rows: this.size.rows, width: 0, height: 0, modes: {} };
     const channel =
       this.kind === 'none'
@@ -263,11 +297,16 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
             connection.client.shell({ term: pty.term, cols: pty.cols, rows: pty.rows }, (error, stream) => (error ? reject(error) : resolve(stream))),
           )
         : await connection.openTerminal(this.scripts!.attach(this.id), pty);
+    return new AttachDriver(channel);
+  }
+
+  private async attach(connection: SshConnection): Promise<void> {
+    if (this.ending) return;
+    const driver = await this.openDriver(connection);
     if (this.ending) {
-      channel.close();
+      driver.detach();
       return;
     }
-    const driver = new AttachDriver(channel);
     this.driver = driver;
     this.batcher.reset();
     driver.onOutput((chunk) => this.batcher.push(chunk));
@@ -284,7 +323,7 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
 
   /** The channel ended: tell a shell that exited from a dropped connection and a killed session. */
   private async onChannelClosed(connection: SshConnection, exitCode: number | null): Promise<void> {
-    if (this.ending) return;
+    if (this.ending || this.killing) return;
     // ssh2 closes channels before it reports the connection closed; let that news arrive first.
     await delay(20);
     if (this.ending) return;
@@ -354,7 +393,7 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
     if (this.ending) return;
     const message = error instanceof Error ? error.message : String(error);
     const existing = this.options.mode === 'attach' || this.established;
-    const transient = (ConnectError.is(error) && !error.permanent) || RemoteCommandError.is(error);
+    const transient = (ConnectError.is(error) && !error.permanent) || RemoteCommandError.is(error) || ControlError.is(error);
     if (transient && during !== 'probe' && existing) {
       // An unreachable host keeps a restored tab waiting, not closed (its snapshot entry stays).
       if (this.currentState !== 'reconnecting') {

@@ -240,6 +240,8 @@ export class TabManager implements vscode.Disposable {
       cwd: spec.cwd,
       historyLimit: setting<number>('historyLimit', 50_000),
       replayLines: spec.replayLines ?? 0,
+      tmuxMode: setting<'control' | 'attach'>('tmux.mode', 'control'),
+      controlHistoryLines: setting<number>('scrollback.replayLines', 2000),
     });
     const record: TabRecord = {
       id: spec.id,

@@ -44,7 +44,9 @@ describe('cross-device sessions: two devices, one sync server, one host', functi
     await host?.dispose();
   });
 
-  it('tells the whole story: list, join, mirror, close one, close the last', async () => {
+  for (const tmuxMode of ['attach', 'control'] as const)
+  it(`tells the whole story in tmux ${tmuxMode} mode: list, join, mirror, close one, close the last`, async () => {
+    laptop.tmuxMode = desktop.tmuxMode = tmuxMode;
     const started = Date.now();
     const tab = await laptop.open(host.resolved({ label: 'shared-host' }));
     await eventually(() => desktop.live().some((session) => session.id === tab.session.id), 5000, 'desktop lists the session');

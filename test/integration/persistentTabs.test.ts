@@ -6,14 +6,15 @@ import { SshHost } from './fixtures/sshHost';
 import { TabRecorder, eventually, sleep, testPool } from './fixtures/sessionHarness';
 import { TcpProxy } from './fixtures/tcpProxy';
 
-describe('persistent tabs against a real sshd', function () {
+for (const tmuxMode of ['attach', 'control'] as const)
+describe(`persistent tabs against a real sshd (tmux ${tmuxMode} mode)`, function () {
   let host: SshHost;
   let proxy: TcpProxy;
   let pool: ConnectionPool;
   const tabs: TabRecorder[] = [];
 
   const open = (options: Partial<Parameters<typeof TabRecorder.open>[0]> = {}): TabRecorder => {
-    const tab = TabRecorder.open({ id: newSessionId(), host: host.resolved({ port: proxy.port }), pool, mode: 'create', preference: 'auto', ...options });
+    const tab = TabRecorder.open({ id: newSessionId(), host: host.resolved({ port: proxy.port }), pool, mode: 'create', preference: 'auto', tmuxMode, ...options });
     tabs.push(tab);
     return tab;
   };

@@ -23,7 +23,8 @@ function recordOf(tab: TabRecorder): TabRecord {
   };
 }
 
-describe('workspace restore after a crash', function () {
+for (const tmuxMode of ['attach', 'control'] as const)
+describe(`workspace restore after a crash (tmux ${tmuxMode} mode)`, function () {
   let hostA: SshHost;
   let hostB: SshHost;
   let proxyA: TcpProxy;
@@ -33,8 +34,8 @@ describe('workspace restore after a crash', function () {
 
   before(async function () {
     this.timeout(30_000);
-    hostA = await SshHost.start({ user: 'tetherra' });
-    hostB = await SshHost.start({ user: 'tetherrb', withoutTmux: true });
+    hostA = await SshHost.start({ user: `tetherra${tmuxMode[0]}` });
+    hostB = await SshHost.start({ user: `tetherrb${tmuxMode[0]}`, withoutTmux: true });
     proxyA = await TcpProxy.start(hostA.port);
     proxyB = await TcpProxy.start(hostB.port);
   });
@@ -54,7 +55,7 @@ describe('workspace restore after a crash', function () {
     const resolvedA = hostA.resolved({ port: proxyA.port, label: 'host-a' });
     const resolvedB = hostB.resolved({ port: proxyB.port, label: 'host-b' });
     const open = (host: typeof resolvedA): TabRecorder => {
-      const tab = TabRecorder.open({ id: newSessionId(), host, pool: before, mode: 'create', preference: 'auto' });
+      const tab = TabRecorder.open({ id: newSessionId(), host, pool: before, mode: 'create', preference: 'auto', tmuxMode });
       tabs.push(tab);
       return tab;
     };
@@ -90,7 +91,7 @@ describe('workspace restore after a crash', function () {
     assert.equal(decoded.tabs.length, 3);
     const restored = decoded.tabs.map((record) => {
       const host = record.hostLabel === 'host-a' ? resolvedA : resolvedB;
-      const tab = TabRecorder.open({ id: record.id, host, pool: fresh, mode: 'attach', multiplexer: record.multiplexer, replayLines: 2000 });
+      const tab = TabRecorder.open({ id: record.id, host, pool: fresh, mode: 'attach', multiplexer: record.multiplexer, replayLines: 2000, tmuxMode });
       tabs.push(tab);
       return tab;
     });
@@ -132,7 +133,7 @@ describe('workspace restore after a crash', function () {
 
     const fresh = testPool();
     pools.push(fresh);
-    const again = TabRecorder.open({ id: first.session.id, host: resolved, pool: fresh, mode: 'attach', multiplexer: 'tmux', replayLines: 100 });
+    const again = TabRecorder.open({ id: first.session.id, host: resolved, pool: fresh, mode: 'attach', multiplexer: 'tmux', replayLines: 100, tmuxMode });
     tabs.push(again);
     await again.waitFor(/retrying/);
     assert.equal(again.session.state, 'reconnecting');
