@@ -87,6 +87,7 @@ describe('reliability: network drops', function () {
     let typedLost = 0;
     let firstLineLost = 0;
     let lateNotLost = 0;
+    let lostAfterTyping = 0;
     const reattachMs: number[] = [];
     let duringOutput = 0;
     let duringTyping = 0;
@@ -127,9 +128,11 @@ describe('reliability: network drops', function () {
       const audited = audit(names);
       lost += audited.lost;
       duplicates += Math.max(0, audited.duplicates);
-      // The tab works after the drop: a fresh line typed now is run by the same shell. Keystrokes
-      // sent in the first moments after 'attached' can be lost (see the skipped test below), so a
-      // line that does not come back is typed again; a tab that never answers is stuck.
+      // The tab works after the drop: a fresh line typed now is run by the same shell. It starts with
+      // Ctrl-U to clear what the storm left on the line; written in the few ms between 'attached' and
+      // tmux putting the pty in raw mode, the Ctrl-U is eaten by the pty's cooked line discipline
+      // (same root cause as the skipped test in concurrency.test.ts), the line then runs glued to the
+      // leftovers, and it is typed again. A tab that never answers is stuck.
       const typist = typists[i % 2];
       let answered = false;
       let retries = 0;
@@ -148,7 +151,11 @@ describe('reliability: network drops', function () {
         await sleep(1000);
         for (let attempt = 0; attempt < retries; attempt++) {
           if (new RegExp(`mark-${i}-${attempt}-42`).test(typist.plain)) lateNotLost++;
-          else firstLineLost++;
+          else {
+            firstLineLost++;
+            if (typing) lostAfterTyping++;
+            if (process.env.TETHER_REL_DEBUG) console.log(`      cut ${i} (${typing ? 'typing' : 'output'}): line ${attempt} lost; tail ${JSON.stringify(typist.text.slice(-700))}`);
+          }
         }
       }
       if (answered) typedOk++;
@@ -210,7 +217,8 @@ describe('reliability: network drops', function () {
         'tabs ended': ended,
         'recreated shells': recreated,
         'typed line ran after re-attach': `${typedOk}/${typedOk + typedLost}`,
-        'typed line lost (retyped)': firstLineLost,
+        'first line not run as typed (retyped)': firstLineLost,
+        'of which after a typing storm': lostAfterTyping,
         'typed line slow > 4 s (not lost)': lateNotLost,
         'cut to re-attach median ms': median(reattachMs),
         'cut to re-attach max ms': Math.max(0, ...reattachMs),
