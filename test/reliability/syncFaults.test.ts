@@ -165,7 +165,8 @@ describe('reliability: sync server faults', function () {
 
     for (let i = 0; i < KILLS; i++) {
       writer.publish([entry(`rev-${i}`), entry(`rev-${i}-b`)]);
-      await sleep(Math.floor(random() * 40));
+      // Anywhere from before the write leaves to well after its answer.
+      await sleep(Math.floor(random() * 150));
       await server!.kill9();
       const acked = ackedSeq();
       const rawAckedNow = lastAck;
