@@ -123,6 +123,12 @@ export const UNSAFE_DISPLAY = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u2
 
 let serverJsPromise: Promise<string> | undefined;
 
+/** Every server child this process started: none may outlive the run (mocha --exit ends us abruptly). */
+const children = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+});
+
 /** The real server bundle (src/server/main.ts), built once per run into a world-readable folder. */
 export function serverJs(): Promise<string> {
   if (!serverJsPromise) {
@@ -161,6 +167,8 @@ export class SyncServer {
       ...(options.uid !== undefined ? { uid: options.uid, gid: options.gid ?? options.uid } : {}),
       cwd: '/',
     });
+    children.add(child);
+    child.once('exit', () => children.delete(child));
     const lines: string[] = [];
     let resolveUrl: (url: string) => void = () => undefined;
     const listening = new Promise<string>((resolve) => (resolveUrl = resolve));

@@ -72,6 +72,7 @@ describe('reliability: hostile input corpus', function () {
   const log = new CapturingLog();
   const tabs: TabRecorder[] = [];
   let canaryChecks = 0;
+  const servers: SyncServer[] = [];
 
   const canaryAbsent = (): void => {
     canaryChecks++;
@@ -93,6 +94,7 @@ describe('reliability: hostile input corpus', function () {
   });
 
   after(async () => {
+    for (const server of servers) await server.stop();
     for (const tab of tabs) tab.session.dispose();
     pool?.dispose();
     host?.reboot();
@@ -240,6 +242,7 @@ describe('reliability: hostile input corpus', function () {
 
   it('another device’s manifest: hostile entries are dropped or cleaned, nothing runs, display strings are clean', async () => {
     const server = await SyncServer.start({ dataDir: tempDir('tetherrel-hostile-data-') });
+    servers.push(server);
     const key = generateSyncKey();
     const keys = deriveSyncKeys(key);
     const api = new SyncServerApi({ serverUrl: server.url, token: keys.token });
