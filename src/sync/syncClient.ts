@@ -493,7 +493,20 @@ export class SyncClient {
   private readonly streamFetch: FetchLike = async (url, init) => {
     const headers: Record<string, string> = { ...init.headers, Authorization: this.api.authorization };
     if (this.lastEventId !== undefined && !('Last-Event-ID' in headers)) headers['Last-Event-ID'] = this.lastEventId;
-    const response = await (this.options.fetch ?? fetch)(url, { ...init, headers, redirect: 'error' } as RequestInit);
+    // A server that accepts and never answers must not hold the stream in "connecting" forever:
+    // no headers within the request timeout aborts it, and the error path falls back to polling.
+    const controller = new AbortController();
+    const outer = init.signal as AbortSignal | undefined | null;
+    const forward = (): void => controller.abort(outer?.reason);
+    if (outer?.aborted) forward();
+    else outer?.addEventListener('abort', forward, { once: true });
+    const timer = setTimeout(() => controller.abort(new Error('the sync server did not answer')), this.options.requestTimeoutMs ?? 10_000);
+    let response: Response;
+    try {
+      response = await (this.options.fetch ?? fetch)(url, { ...init, headers, redirect: 'error', signal: controller.signal } as RequestInit);
+    } finally {
+      clearTimeout(timer);
+    }
     this.lastActivity = performance.now();
     const wrapped: FetchLikeResponse = {
       body: response.body ? limitSseEvents(response.body, this.options.maxEventBytes ?? 2 * 1024 * 1024, () => (this.lastActivity = performance.now())) : null,

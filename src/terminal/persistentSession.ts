@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { stripControls } from './displayText';
 import { EventEmitter } from 'node:events';
 import type { Logger } from './logger';
 import {
@@ -97,6 +98,8 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
   /** Set when this tab talks to tmux through control mode (decided once per tab). */
   private control: boolean | undefined;
   private killing = false;
+  /** Keys typed before the client is attached, replayed once it is (bounded). */
+  private readonly typedWhileAttaching: string[] = [];
 
   constructor(private readonly options: PersistentSessionOptions) {
     super();
@@ -161,7 +164,8 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
       this.userInputWaiter?.();
       return;
     }
-    this.driver?.write(data);
+    if (this.currentState === 'attached') this.driver?.write(data);
+    else if (this.typedWhileAttaching.reduce((sum, text) => sum + text.length, 0) < 64 * 1024) this.typedWhileAttaching.push(data);
   }
 
   resize(size: TerminalSize): void {
@@ -309,16 +313,29 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
     }
     this.driver = driver;
     this.batcher.reset();
-    driver.onOutput((chunk) => this.batcher.push(chunk));
+    let drawn!: () => void;
+    const firstOutput = new Promise<void>((resolve) => (drawn = resolve));
+    driver.onOutput((chunk) => {
+      drawn();
+      this.batcher.push(chunk);
+    });
     driver.onClose((info) => {
+      drawn();
       if (this.driver !== driver) return;
       this.batcher.flush();
       this.driver = undefined;
       void this.onChannelClosed(connection, info.exitCode);
     });
+    // An attach client is on the host's client list (and its pty in raw mode) only once it draws;
+    // until then a kill's client count would miss it and typed control keys would be cooked.
+    // Control mode resolves only after its first state sync, so it is attached already.
+    if (driver instanceof AttachDriver) await Promise.race([firstOutput, delay(5000)]);
+    if (this.ending || this.driver !== driver) return;
     this.policy.reset();
     this.established = true;
     this.setState('attached');
+    const typed = this.typedWhileAttaching.splice(0);
+    if (typed.length > 0) driver.write(typed.join(''));
   }
 
   /** The channel ended: tell a shell that exited from a dropped connection and a killed session. */
@@ -415,7 +432,7 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
 
   private status(text: string): void {
     this.batcher.flush();
-    this.emit('data', `\r\n${DIM}[tether] ${text.replace(/[\x00-\x1f\x7f]/g, ' ')}${RESET}\r\n`);
+    this.emit('data', `\r\n${DIM}[tether] ${stripControls(text)}${RESET}\r\n`);
   }
 
   private setState(state: SessionState): void {

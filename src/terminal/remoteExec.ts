@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { quoteForMessage } from './displayText';
 import type { Client, ClientChannel, PseudoTtyOptions } from 'ssh2';
 import { MAX_REMOTE_COMMAND_BYTES, wrapScript } from './quoting';
 
@@ -67,7 +68,7 @@ export async function runScript(client: Client, script: string, timeoutMs = 15_0
       const text = Buffer.concat(chunks).toString('utf8');
       const start = text.indexOf(`${marker}\n`);
       if (start < 0) {
-        reject(new RemoteCommandError('no-marker', `remote shell did not run our command (exit ${exitCode}); output: ${JSON.stringify(text.slice(0, 200))}`));
+        reject(new RemoteCommandError('no-marker', `remote shell did not run our command (exit ${exitCode}); output: ${quoteForMessage(text, 200)}`));
         return;
       }
       resolve({ output: text.slice(start + marker.length + 1), exitCode });

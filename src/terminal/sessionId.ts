@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { quoteForMessage } from './displayText';
 
 /** Session and slot IDs: 16 random bytes as 26 lowercase RFC 4648 base32 characters (DESIGN §2). */
 export const SESSION_ID_PATTERN = /^[a-z2-7]{26}$/;
@@ -31,7 +32,7 @@ export function isValidSessionId(value: unknown): value is string {
 
 export class InvalidSessionIdError extends Error {
   constructor(readonly value: unknown) {
-    super(`invalid Tether session ID ${JSON.stringify(String(value).slice(0, 64))}: expected 26 characters of a-z and 2-7`);
+    super(`invalid Tether session ID ${quoteForMessage(value, 64)}: expected 26 characters of a-z and 2-7`);
     this.name = 'InvalidSessionIdError';
   }
   static is(error: unknown): error is InvalidSessionIdError {

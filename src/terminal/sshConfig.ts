@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import { quoteForMessage } from './displayText';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { LineType, parse as parseSshConfigText, type Line, type Match } from 'ssh-config';
@@ -71,7 +72,7 @@ const IPV6 = /^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(%[A-Za-z0-9_.-]+)?$/;
 const USER_NAME = /^[\p{L}\p{N}_.@+\\-]+$/u;
 
 function invalidTarget(input: string, why: string): SshConfigError {
-  return new SshConfigError('invalid-target', `invalid host ${JSON.stringify(input.slice(0, 100))}: ${why}`);
+  return new SshConfigError('invalid-target', `invalid host ${quoteForMessage(input)}: ${why}`);
 }
 
 /**
@@ -335,7 +336,7 @@ function applySetting(key: string, values: string[], state: Evaluation): void {
   // ProxyJump and ProxyCommand exclude each other; whichever comes first wins.
   if ((key === 'proxyjump' && state.settings.has('proxycommand')) || (key === 'proxycommand' && state.settings.has('proxyjump'))) return;
   if (key === 'port' && parsePort(values[0]) === undefined) {
-    throw new SshConfigError('unreadable', `ssh config: bad Port ${JSON.stringify(values[0])}`);
+    throw new SshConfigError('unreadable', `ssh config: bad Port ${quoteForMessage(values[0])}`);
   }
   state.settings.set(key, values);
   if (key === 'hostname') state.hostName = expandTokens(values[0], { h: state.originalHost }).toLowerCase();
@@ -402,7 +403,7 @@ function resolveChain(input: string, files: ConfigFiles, chain: string[]): Resol
 
   const hops = spec.split(',');
   for (const hop of hops) {
-    if (hop === '') throw new SshConfigError('invalid-target', `${input}: empty hop in ProxyJump ${JSON.stringify(spec)}`);
+    if (hop === '') throw new SshConfigError('invalid-target', `${quoteForMessage(input)}: empty hop in ProxyJump ${quoteForMessage(spec)}`);
   }
   // OpenSSH runs `ssh -J <hops but last> -W … <last hop>`, so only the first hop's own
   // ProxyJump applies; the later hops' are overridden by the hops before them.

@@ -1,4 +1,5 @@
 import * as os from 'node:os';
+import { stripControls } from './displayText';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { Logger } from './logger';
@@ -165,7 +166,7 @@ export class TabManager implements vscode.Disposable {
   endRemotelyKilled(id: string, byDevice: string): void {
     for (const tab of this.tabs.values()) {
       if (tab.record.id !== id || tab.ended) continue;
-      tab.pty.session.emit('data', `\r\n\x1b[2m[tether] session ${tab.session.name} was ended on ${byDevice.replace(/[\x00-\x1f\x7f]/g, ' ')}\x1b[0m\r\n`);
+      tab.pty.session.emit('data', `\r\n\x1b[2m[tether] session ${tab.session.name} was ended on ${stripControls(byDevice)}\x1b[0m\r\n`);
       tab.detaching = true;
       tab.session.detach();
       tab.terminal.dispose();

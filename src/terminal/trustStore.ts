@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import { quoteForMessage } from './displayText';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { hostPatternFor, keyTypeOfBlob, parseKnownHosts, type KnownHostEntry } from './knownHosts';
@@ -41,7 +42,7 @@ export class TrustStore {
 
   add(host: string, port: number, keyBlob: Buffer): void {
     if (!STORABLE_HOST.test(host) || host.startsWith('-')) {
-      throw new TrustStoreError('invalid-host', `cannot trust a key for host ${JSON.stringify(host)}: not a plain host name`);
+      throw new TrustStoreError('invalid-host', `cannot trust a key for host ${quoteForMessage(host)}: not a plain host name`);
     }
     if (!Number.isInteger(port) || port < 1 || port > 65535) {
       throw new TrustStoreError('invalid-host', `cannot trust a key for port ${port}`);

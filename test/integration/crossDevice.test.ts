@@ -72,7 +72,9 @@ describe('cross-device sessions: two devices, one sync server, one host', functi
     await tab.waitFor(/laptop-still-live\r?\n/);
 
     // The laptop closes last: the session is killed, confirmed, and tombstoned everywhere.
-    await eventually(() => !desktop.client!.getRemoteState().slots.some((slot) => slot.deviceName === 'desktop' && slot.blob.sessions.length > 0), 2000);
+    // The desktop's withdrawal reaches the laptop, and its client has left the host.
+    await eventually(() => laptop.cross.closeVerdict(tab.session.id).kill, 5000, 'the desktop no longer lists the session');
+    await eventually(() => host.tmux(`list-clients -t '=${tab.session.name}'`).trim().split('\n').filter(Boolean).length === 1, 5000, 'one client left');
     const last = await laptop.close(tab.session.id);
     assert.equal(last.action, 'killed');
     assert.deepEqual(host.tmuxSessions(), []);

@@ -188,7 +188,7 @@ describe('reliability: two devices at the same moment', function () {
   // kill/use race when the suite ran under load. Fix: report 'attached' (and publish) only once the
   // client is attached on the host, e.g. after the first output bytes of the attach channel (tmux draws
   // the screen on attach), or have the attach script signal readiness. Un-skip then.
-  it.skip('refuses a kill from another device the moment a joined tab reports attached (20 rounds)', async () => {
+  it('refuses a kill from another device the moment a joined tab reports attached (20 rounds)', async () => {
     const owner = testPool();
     let killed = 0;
     try {
