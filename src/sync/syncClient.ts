@@ -141,6 +141,7 @@ export class SyncClient {
   private reconnectTimer: NodeJS.Timeout | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
   private watchdogTimer: NodeJS.Timeout | undefined;
+  private writesFailing = false;
   private etag: string | undefined;
   private refreshing: Promise<boolean> | undefined;
 
@@ -461,8 +462,8 @@ export class SyncClient {
     if (result.skipped === 0) this.etag = result.etag;
     await this.persist();
     if (changed) this.emitRemote();
-    // A good answer over an open stream clears an earlier error.
-    if (this.streamOpen) this.setState('live');
+    // A good answer over an open stream clears an earlier error (but not failing writes).
+    if (this.streamOpen && !this.writesFailing) this.setState('live');
     return true;
   }
 
@@ -479,7 +480,13 @@ export class SyncClient {
   }
 
   private noteServerError(what: string, error: unknown): void {
-    if (SyncHttpError.is(error) && error.transient) {
+    if (what === 'write') {
+      // An open stream is not "live" if this device's list cannot be saved: others would decide
+      // on a stale listing, so the state says so until a write lands.
+      this.writesFailing = true;
+      this.log.warn(`sync: write failed: ${errorText(error)}`);
+      this.setState('error', `cannot save this device's session list: ${errorText(error)}`);
+    } else if (SyncHttpError.is(error) && error.transient) {
       this.log.info(`sync: ${what} failed: ${error.message}`);
       if (!this.streamOpen) this.setState('offline', error.message);
     } else {
@@ -540,7 +547,7 @@ export class SyncClient {
       this.log.info('sync: event stream open');
       // Close the gap between the last thing we saw and the stream, then we are live.
       void this.refresh().then((ok) => {
-        if (ok && current() && this.streamOpen) this.setState('live');
+        if (ok && current() && this.streamOpen && !this.writesFailing) this.setState('live');
       });
       // The server is back: a write that was waiting on backoff can go now.
       if (this.localRevision !== this.writtenRevision) {
@@ -716,6 +723,7 @@ export class SyncClient {
           this.ownVersion = result.version;
           this.writtenRevision = revision;
           this.writeBackoff.reset();
+          this.writesFailing = false;
           if (this.streamOpen) this.setState('live');
           await this.persist();
           this.log.debug(`sync: wrote slot version ${result.version}, seq ${seq}`);
