@@ -1,0 +1,185 @@
+/**
+ * Cross-device latency: slot A changes its manifest (SyncClient.publish) until slot B's
+ * onDidChangeRemote fires with that change, over the real sync server on loopback, with 2, 10 and
+ * 100 slots on one account (the other slots are live SyncClients in child processes, so every
+ * change is fanned out to all of them). Baseline: the server's own part, from receiving the PUT to
+ * writing the event to the streams (stamped by bench/sync/serverProbe.cjs).
+ */
+import { ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as readline from 'node:readline';
+import type { SessionEntry } from '../src/sync/blob';
+import { SyncClient } from '../src/sync/syncClient';
+import { writeFileAtomic } from '../src/sync/atomicFile';
+import { formatSyncKey, generateSyncKey, parseSyncKey } from '../src/sync/syncKey';
+import { newSessionId } from '../src/terminal/sessionId';
+import { ProbedServer } from './sync/server';
+import { sampleSession } from '../test/integration/sync/harness';
+import { Summary, sleep, summarize, waitUntil, wallMs } from './lib/util';
+
+export interface CrossDeviceConfig {
+  slots: number;
+  changes: number;
+  endToEnd: Summary;
+  /** Server: PUT received -> blob event written to the last stream. */
+  serverReceiveToStreamWrite: Summary;
+  serverReceiveToFirstStreamWrite: Summary;
+  /** A: publish() -> the server has the PUT's headers (debounce timer, state fsync, seal, fetch). */
+  publishToServerReceive: Summary;
+  /** B: last stream write -> onDidChangeRemote (SSE parse, decrypt, validate). */
+  streamWriteToRemoteEvent: Summary;
+  streamsPerFanout: number;
+}
+
+export interface CrossDeviceResult {
+  configs: CrossDeviceConfig[];
+  /** One SyncClient state save (writeFileAtomic: write, fsync, rename, fsync dir) of ~2 KB, alone. */
+  stateSaveMs: Summary;
+  production?: { changes: number; writeDebounceMs: number; endToEnd: Summary };
+}
+
+const startedAt = Date.now() - 60_000;
+function session(title: string, id: string): SessionEntry {
+  return sampleSession({ id, title, startedAt, cwd: '/home/dev/project' });
+}
+
+function startPassive(serverUrl: string, syncKey: string, slotIds: string[], stateDir: string): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['--require', 'tsx/cjs', join(__dirname, 'sync', 'passive.ts'), JSON.stringify({ serverUrl, syncKey, slotIds, stateDir })], {
+    cwd: join(__dirname, '..'),
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  return new Promise((resolve, reject) => {
+    readline.createInterface({ input: child.stdout! }).on('line', (line) => {
+      if (line.includes('"ready"')) resolve(child);
+    });
+    child.once('exit', (code) => reject(new Error(`passive clients exited with ${code}`)));
+  });
+}
+
+async function stopPassive(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.stdin!.end();
+  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+async function measure(slots: number, changes: number, writeDebounceMs: number | undefined, spacingMs: number, log: (line: string) => void): Promise<{ e2e: number[]; config?: CrossDeviceConfig }> {
+  const server = await ProbedServer.start(['--heartbeat-ms', '15000']);
+  const stateDir = mkdtempSync(join(tmpdir(), 'tether-bench-sync-'));
+  const syncKey = formatSyncKey(generateSyncKey());
+  const key = parseSyncKey(syncKey);
+  const children: ChildProcess[] = [];
+  const clients: SyncClient[] = [];
+  try {
+    // Passive slots in up to two child processes.
+    const passiveIds = Array.from({ length: slots - 2 }, () => newSessionId());
+    const groups = passiveIds.length > 20 ? [passiveIds.slice(0, passiveIds.length / 2), passiveIds.slice(passiveIds.length / 2)] : passiveIds.length ? [passiveIds] : [];
+    for (const group of groups) children.push(await startPassive(server.url, syncKey, group, stateDir));
+    const make = (name: string): SyncClient =>
+      new SyncClient({ serverUrl: server.url, syncKey: key, slotId: newSessionId(), deviceName: name, stateDir, requestTimeoutMs: 30_000, ...(process.env.TETHER_BENCH_LOG ? { log: { debug: (m: string) => console.error(name, m), info: (m: string) => console.error(name, m), warn: (m: string) => console.error(name, m), error: (m: string) => console.error(name, m) } } : {}), ...(writeDebounceMs === undefined ? {} : { writeDebounceMs }) });
+    const a = make('device A');
+    const b = make('device B');
+    clients.push(a, b);
+    const sessionId = newSessionId();
+    let wanted = '';
+    let seenAt = 0;
+    b.onDidChangeRemote((remote) => {
+      if (!wanted || seenAt) return;
+      const slot = remote.slots.find((s) => s.slotId === a.slotId);
+      if (slot?.blob.sessions.some((s) => s.title === wanted)) seenAt = wallMs();
+    });
+    a.publish([session('start', sessionId)]);
+    await Promise.all([a.start(), b.start()]);
+    await a.flush();
+    await waitUntil(() => a.state.state === 'live' && b.state.state === 'live' && b.getRemoteState().slots.length === slots - 1, 60_000, 'all slots visible to B', 10);
+    await sleep(500);
+    const e2e: number[] = [];
+    const marks: { publishedAt: number; seenAt: number }[] = [];
+    for (let i = 0; i < changes; i++) {
+      wanted = `change-${i}`;
+      seenAt = 0;
+      const publishedAt = wallMs();
+      a.publish([session(wanted, sessionId)]);
+      await waitUntil(() => seenAt > 0, 30_000, `change ${i} at B`, 0);
+      e2e.push(seenAt - publishedAt);
+      marks.push({ publishedAt, seenAt });
+      if (spacingMs) await sleep(spacingMs);
+    }
+    log(`  ${slots} slots, ${changes} changes${writeDebounceMs === undefined ? ' (production debounce)' : ''}: p50 ${summarize(e2e).p50.toFixed(1)} ms, p99 ${summarize(e2e).p99.toFixed(1)} ms`);
+    for (const client of clients) await client.stop();
+    clients.length = 0;
+    for (const child of children) await stopPassive(child);
+    children.length = 0;
+    const records = (await server.stop()).filter((r) => r.slotId === a.slotId && r.receivedAt !== undefined);
+    if (writeDebounceMs === undefined) return { e2e };
+    // Match each change with the fan-out the server did for it (the one received inside its window).
+    const serverPart: number[] = [];
+    const serverFirst: number[] = [];
+    const before: number[] = [];
+    const after: number[] = [];
+    let streams = 0;
+    for (const mark of marks) {
+      const record = records.find((r) => r.receivedAt! >= mark.publishedAt && r.receivedAt! <= mark.seenAt);
+      if (!record) continue;
+      serverPart.push(record.lastWrite - record.receivedAt!);
+      serverFirst.push(record.firstWrite - record.receivedAt!);
+      before.push(record.receivedAt! - mark.publishedAt);
+      after.push(mark.seenAt - record.lastWrite);
+      streams = Math.max(streams, record.streams);
+    }
+    return {
+      e2e,
+      config: {
+        slots,
+        changes,
+        endToEnd: summarize(e2e),
+        serverReceiveToStreamWrite: summarize(serverPart),
+        serverReceiveToFirstStreamWrite: summarize(serverFirst),
+        publishToServerReceive: summarize(before),
+        streamWriteToRemoteEvent: summarize(after),
+        streamsPerFanout: streams,
+      },
+    };
+  } finally {
+    for (const client of clients) await client.stop();
+    for (const child of children) await stopPassive(child).catch(() => undefined);
+    await server.stop().catch(() => undefined);
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+}
+
+async function stateSaveCost(): Promise<Summary> {
+  const dir = mkdtempSync(join(tmpdir(), 'tether-bench-fsync-'));
+  try {
+    const content = JSON.stringify({ format: 1, padding: 'x'.repeat(2000) });
+    const samples: number[] = [];
+    for (let i = 0; i < 50; i++) {
+      const t0 = performance.now();
+      await writeFileAtomic(join(dir, 'sync-state.json'), content);
+      samples.push(performance.now() - t0);
+    }
+    return summarize(samples);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export async function crossDevice(options: { quick: boolean; log: (line: string) => void }): Promise<CrossDeviceResult> {
+  const changes = options.quick ? 100 : 500;
+  const stateSaveMs = await stateSaveCost();
+  options.log(`  one state save (writeFileAtomic, fsync): p50 ${stateSaveMs.p50.toFixed(2)} ms, p99 ${stateSaveMs.p99.toFixed(2)} ms`);
+  const configs: CrossDeviceConfig[] = [];
+  for (const slots of [2, 10, 100]) {
+    const { config } = await measure(slots, changes, 0, 0, options.log);
+    configs.push(config!);
+  }
+  // As the extension ships it: SyncClient's default write debounce, changes 1 s apart.
+  const productionChanges = options.quick ? 4 : 10;
+  const production = await measure(2, productionChanges, undefined, 1000, options.log);
+  return { configs, stateSaveMs, production: { changes: productionChanges, writeDebounceMs: 750, endToEnd: summarize(production.e2e) } };
+}
+
