@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import { utils } from 'ssh2';
 import type { AuthenticationType, AuthHandlerMiddleware, KeyboardInteractiveCallback, NextAuthHandler, Prompt } from 'ssh2';
 import type { ResolvedHost } from './sshConfig';
 
@@ -103,6 +102,8 @@ async function loadKey(keyPath: string, prompter: AuthPrompter): Promise<{ data:
   } catch {
     return undefined; // A default identity that does not exist is simply skipped, as OpenSSH does.
   }
+  // ssh2 loads on first use, not at activation (it is most of the bundle's start-up cost).
+  const { utils } = require('ssh2') as typeof import('ssh2');
   const parsed = utils.parseKey(data);
   if (!(parsed instanceof Error)) return { data };
   if (!/encrypted/i.test(parsed.message) && !/passphrase/i.test(parsed.message)) return undefined;

@@ -1,12 +1,11 @@
 import { StringDecoder } from 'node:string_decoder';
 
 export interface OutputBatcherOptions {
-  /** Receives decoded text; called at most once per flush interval. */
+  /** Receives decoded text; called once per burst of chunks. */
   write: (text: string) => void;
   /** Applies back-pressure to the source (the SSH channel) while the backlog is large. */
   pause: () => void;
   resume: () => void;
-  flushIntervalMs?: number;
   /** Above this many pending bytes the source is paused until a flush drains them. */
   highWaterMark?: number;
 }
@@ -20,14 +19,12 @@ export class OutputBatcher {
   private readonly decoder = new StringDecoder('utf8');
   private pending: string[] = [];
   private pendingBytes = 0;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: NodeJS.Immediate | undefined;
   private paused = false;
   private disposed = false;
-  private readonly flushIntervalMs: number;
   private readonly highWaterMark: number;
 
   constructor(private readonly options: OutputBatcherOptions) {
-    this.flushIntervalMs = options.flushIntervalMs ?? 4;
     this.highWaterMark = options.highWaterMark ?? 256 * 1024;
   }
 
@@ -41,12 +38,14 @@ export class OutputBatcher {
       this.paused = true;
       this.options.pause();
     }
-    this.timer ??= setTimeout(() => this.flush(), this.flushIntervalMs);
+    // Chunks that arrive in one turn of the event loop become one write; a keystroke's echo is
+    // written in the same turn it arrives (a timer here cost every echo its full interval).
+    this.timer ??= setImmediate(() => this.flush());
   }
 
   /** Writes everything pending now (for example before a status line, so order is kept). */
   flush(): void {
-    if (this.timer) clearTimeout(this.timer);
+    if (this.timer) clearImmediate(this.timer);
     this.timer = undefined;
     if (this.pending.length > 0) {
       const text = this.pending.join('');

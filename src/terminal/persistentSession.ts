@@ -11,7 +11,7 @@ import { DEFAULT_RECONNECT_POLICY, ReconnectPolicy, ReconnectPolicyOptions } fro
 import { ScreenScripts } from './screenCommands';
 import { AttachDriver, SessionDriver, TerminalSize } from './sessionDriver';
 import { assertSessionId, sessionName } from './sessionId';
-import { ConnectError, ConnectionPool, SshConnection } from './sshConnection';
+import { ConnectError, ConnectionPool, SshConnection, isChannelRefusal } from './sshConnection';
 import type { ResolvedHost } from './sshConfig';
 import { TmuxScripts } from './tmuxCommands';
 import { boundReplay } from './scrollback';
@@ -279,7 +279,19 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
     return this.control;
   }
 
-  private async openDriver(connection: SshConnection): Promise<SessionDriver> {
+  /** Opens the tab's driver; a connection at the host's session limit hands over to another. */
+  private async openDriver(connection: SshConnection): Promise<{ driver: SessionDriver; connection: SshConnection }> {
+    try {
+      return { driver: await this.openDriverOn(connection), connection };
+    } catch (error) {
+      if (!isChannelRefusal(error)) throw error;
+      this.options.log.info(`session ${this.name}: ${this.options.host.label} refused another channel; opening another connection`);
+      const other = await this.options.pool.acquire(this.options.host);
+      return { driver: await this.openDriverOn(other), connection: other };
+    }
+  }
+
+  private async openDriverOn(connection: SshConnection): Promise<SessionDriver> {
     if (await this.usesControl(connection)) {
       try {
         return await openControlDriver(connection, this.id, this.size, {
@@ -295,18 +307,12 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
       }
     }
     const pty = { term: 'xterm-256color', cols: this.size.cols, rows: this.size.rows, width: 0, height: 0, modes: {} };
-    const channel =
-      this.kind === 'none'
-        ? await new Promise<import('ssh2').ClientChannel>((resolve, reject) =>
-            connection.client.shell({ term: pty.term, cols: pty.cols, rows: pty.rows }, (error, stream) => (error ? reject(error) : resolve(stream))),
-          )
-        : await connection.openTerminal(this.scripts!.attach(this.id), pty);
-    return new AttachDriver(channel);
+    return new AttachDriver(await connection.openTerminal(this.kind === 'none' ? undefined : this.scripts!.attach(this.id), pty));
   }
 
-  private async attach(connection: SshConnection): Promise<void> {
+  private async attach(via: SshConnection): Promise<void> {
     if (this.ending) return;
-    const driver = await this.openDriver(connection);
+    const { driver, connection } = await this.openDriver(via);
     if (this.ending) {
       driver.detach();
       return;

@@ -1,11 +1,10 @@
 import { EventEmitter } from 'node:events';
-import { Client } from 'ssh2';
-import type { ClientChannel, ConnectConfig } from 'ssh2';
+import type { Client, ClientChannel, ConnectConfig } from 'ssh2';
 import type { Duplex } from 'node:stream';
 import { AuthPrompter, createAuthPlan } from './auth';
 import { HostKeyCheck, HostKeyError, HostKeyPromptInfo, createHostKeyCheck } from './hostKeyVerifier';
 import type { Logger } from './logger';
-import { ScriptResult, openScriptChannel, runScript } from './remoteExec';
+import { RemoteCommandError, ScriptResult, openScriptChannel, runScript } from './remoteExec';
 import type { ResolvedHost } from './sshConfig';
 import type { TrustStore } from './trustStore';
 import type { PseudoTtyOptions } from 'ssh2';
@@ -43,6 +42,8 @@ export interface ConnectionOptions {
 /** One SSH connection to a host, with each ProxyJump hop as a channel over the previous hop. */
 export class SshConnection extends EventEmitter {
   private closed = false;
+  private terminals = 0;
+  private full = false;
   private readonly hops: Client[] = [];
 
   private constructor(
@@ -83,12 +84,45 @@ export class SshConnection extends EventEmitter {
     return !this.closed;
   }
 
-  runScript(script: string, timeoutMs?: number): Promise<ScriptResult> {
-    return runScript(this.client, script, timeoutMs);
+  /** Runs a probe script. A channel the host refuses (MaxSessions reached for a moment, while
+   * terminals open) is retried briefly: probe channels are short-lived. */
+  async runScript(script: string, timeoutMs?: number): Promise<ScriptResult> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await runScript(this.client, script, timeoutMs);
+      } catch (error) {
+        if (!isChannelRefusal(error) || attempt >= 8 || this.closed) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 25 * 2 ** Math.min(attempt, 4)));
+      }
+    }
   }
 
-  openTerminal(script: string, pty: PseudoTtyOptions): Promise<ClientChannel> {
-    return openScriptChannel(this.client, script, pty);
+  /** Room for another long-lived terminal channel on this connection. */
+  get hasRoom(): boolean {
+    return !this.full && this.terminals < TERMINALS_PER_CONNECTION;
+  }
+
+  /** Opens a terminal channel (a pty running `script`, or the login shell without one). A refusal
+   * marks the connection full until one of its terminals closes; the caller then asks the pool. */
+  async openTerminal(script: string | undefined, pty: PseudoTtyOptions): Promise<ClientChannel> {
+    let channel: ClientChannel;
+    try {
+      channel =
+        script === undefined
+          ? await new Promise<ClientChannel>((resolve, reject) =>
+              this.client.shell({ term: pty.term, cols: pty.cols, rows: pty.rows }, (error, stream) => (error ? reject(new RemoteCommandError('channel', `could not open a channel: ${error.message}`)) : resolve(stream))),
+            )
+          : await openScriptChannel(this.client, script, pty);
+    } catch (error) {
+      if (isChannelRefusal(error)) this.full = true;
+      throw error;
+    }
+    this.terminals += 1;
+    channel.once('close', () => {
+      this.terminals -= 1;
+      this.full = false;
+    });
+    return channel;
   }
 
   /** Ends the connection and every hop under it. */
@@ -106,6 +140,11 @@ export class SshConnection extends EventEmitter {
   }
 }
 
+/** The host refused to open another channel on this connection (sshd's MaxSessions). */
+export function isChannelRefusal(error: unknown): boolean {
+  return RemoteCommandError.is(error) && error.reason === 'channel' && /open failure|administratively prohibited|refused/i.test(error.message);
+}
+
 function describe(host: ResolvedHost): string {
   return `${host.user}@${host.hostName}:${host.port}`;
 }
@@ -120,7 +159,9 @@ async function connectOne(host: ResolvedHost, options: ConnectionOptions, sock?:
     confirmUnknown: options.confirmUnknownHostKey,
   });
   const auth = createAuthPlan(host, options.prompter);
-  const client = new Client();
+  // ssh2 loads on first connect, not at activation (it is most of the bundle's start-up cost).
+  const { Client: SshClient } = require('ssh2') as typeof import('ssh2');
+  const client = new SshClient();
   const config: ConnectConfig = {
     host: host.hostName,
     port: host.port,
@@ -145,6 +186,8 @@ async function connectOne(host: ResolvedHost, options: ConnectionOptions, sock?:
     };
     client.once('ready', () => {
       settled = true;
+      // Small interactive packets (keystrokes, probe commands) must not wait for Nagle's algorithm.
+      if (!sock) (client as Client & { setNoDelay?: (noDelay: boolean) => void }).setNoDelay?.(true);
       auth.onReady();
       options.log.info(`ssh: connected to ${host.label}`);
       client.on('error', (error) => options.log.warn(`ssh: ${host.label}: ${error.message}`));
@@ -178,10 +221,15 @@ function forward(client: Client, from: ResolvedHost, to: ResolvedHost): Promise<
 
 /**
  * Shares one connection per host among all tabs and probes, as OpenSSH's ControlMaster does.
- * Concurrent requests for a host wait on the same connect.
+ * Concurrent requests for a host wait on the same connect. sshd allows 10 sessions per connection
+ * by default (MaxSessions), so a connection holds at most TERMINALS_PER_CONNECTION long-lived
+ * terminals, leaving room for probes; beyond that, or once the host refuses a channel, the host
+ * gets another connection.
  */
+export const TERMINALS_PER_CONNECTION = 8;
+
 export class ConnectionPool {
-  private readonly live = new Map<string, SshConnection>();
+  private readonly live = new Map<string, SshConnection[]>();
   private readonly connecting = new Map<string, Promise<SshConnection>>();
 
   constructor(private readonly options: ConnectionOptions) {}
@@ -190,18 +238,21 @@ export class ConnectionPool {
     return [...host.proxyJump, host].map(describe).join(' > ');
   }
 
+  /** A connection to the host with room for another terminal. */
   async acquire(host: ResolvedHost): Promise<SshConnection> {
     const key = ConnectionPool.keyOf(host);
-    const existing = this.live.get(key);
-    if (existing?.isOpen) return existing;
+    const usable = (this.live.get(key) ?? []).find((connection) => connection.isOpen && connection.hasRoom);
+    if (usable) return usable;
     const inFlight = this.connecting.get(key);
     if (inFlight) return inFlight;
     const attempt = SshConnection.open(host, this.options).then(
       (connection) => {
         this.connecting.delete(key);
-        this.live.set(key, connection);
+        this.live.set(key, [...(this.live.get(key) ?? []), connection]);
         connection.once('close', () => {
-          if (this.live.get(key) === connection) this.live.delete(key);
+          const remaining = (this.live.get(key) ?? []).filter((candidate) => candidate !== connection);
+          if (remaining.length > 0) this.live.set(key, remaining);
+          else this.live.delete(key);
           this.options.log.info(`ssh: connection to ${host.label} closed`);
         });
         return connection;
@@ -215,14 +266,18 @@ export class ConnectionPool {
     return attempt;
   }
 
-  /** The open connection for a host, if any, without connecting. */
+  /** An open connection for a host, if any, without connecting. */
   peek(host: ResolvedHost): SshConnection | undefined {
-    const connection = this.live.get(ConnectionPool.keyOf(host));
-    return connection?.isOpen ? connection : undefined;
+    return (this.live.get(ConnectionPool.keyOf(host)) ?? []).find((connection) => connection.isOpen);
+  }
+
+  /** How many connections the pool holds for a host (for tests and benchmarks). */
+  connectionCount(host: ResolvedHost): number {
+    return (this.live.get(ConnectionPool.keyOf(host)) ?? []).filter((connection) => connection.isOpen).length;
   }
 
   dispose(): void {
-    for (const connection of this.live.values()) connection.dispose();
+    for (const connections of this.live.values()) for (const connection of connections) connection.dispose();
     this.live.clear();
   }
 }

@@ -109,7 +109,7 @@ describe('OutputBatcher', () => {
 
   describe('batching', () => {
     it('coalesces many chunks into one write on the timer', async () => {
-      const { writes, batcher, nextWrite } = make({ flushIntervalMs: 5 });
+      const { writes, batcher, nextWrite } = make({});
       const written = nextWrite();
       for (let i = 0; i < 100; i++) batcher.push(Buffer.from(`line ${i}\n`));
       assert.deepEqual(writes, [], 'nothing is written synchronously');
@@ -118,7 +118,7 @@ describe('OutputBatcher', () => {
     });
 
     it('writes later output in a later batch, in order', async () => {
-      const { writes, batcher, nextWrite } = make({ flushIntervalMs: 1 });
+      const { writes, batcher, nextWrite } = make({});
       let written = nextWrite();
       batcher.push(Buffer.from('first '));
       batcher.push(Buffer.from('batch'));
@@ -130,7 +130,7 @@ describe('OutputBatcher', () => {
     });
 
     it('flush() writes pending text at once and cancels the timer', async () => {
-      const { writes, batcher } = make({ flushIntervalMs: 5 });
+      const { writes, batcher } = make({});
       batcher.push(Buffer.from('now'));
       batcher.flush();
       assert.deepEqual(writes, ['now']);
@@ -143,7 +143,7 @@ describe('OutputBatcher', () => {
 
   describe('back-pressure', () => {
     it('pauses once at the high-water mark and resumes after the flush', () => {
-      const { events, batcher } = make({ highWaterMark: 10, flushIntervalMs: 1000 });
+      const { events, batcher } = make({ highWaterMark: 10 });
       batcher.push(Buffer.from('12345'));
       assert.deepEqual(events, []);
       batcher.push(Buffer.from('6789'));
@@ -162,13 +162,13 @@ describe('OutputBatcher', () => {
     });
 
     it('counts bytes, not characters', () => {
-      const { events, batcher } = make({ highWaterMark: 8, flushIntervalMs: 1000 });
+      const { events, batcher } = make({ highWaterMark: 8 });
       batcher.push(Buffer.from('\ud83d\ude00\ud83d\ude00')); // 2 characters, 8 bytes
       assert.deepEqual(events, ['pause']);
     });
 
     it('resumes after a timer flush too', async () => {
-      const { events, batcher, nextWrite } = make({ highWaterMark: 4, flushIntervalMs: 1 });
+      const { events, batcher, nextWrite } = make({ highWaterMark: 4 });
       const written = nextWrite();
       batcher.push(Buffer.from('abcdef'));
       await written;
@@ -222,7 +222,7 @@ describe('OutputBatcher', () => {
 
   describe('dispose', () => {
     it('writes what is pending, then never writes again', async () => {
-      const { writes, batcher } = make({ flushIntervalMs: 1 });
+      const { writes, batcher } = make({});
       batcher.push(Buffer.from('last words'));
       batcher.dispose();
       assert.deepEqual(writes, ['last words']);
@@ -234,19 +234,19 @@ describe('OutputBatcher', () => {
     });
 
     it('cancels a pending timer', async () => {
-      const { writes, batcher } = make({ flushIntervalMs: 1 });
+      const { writes, batcher } = make({});
       batcher.dispose();
       batcher.push(Buffer.from('x'));
       await delay(20);
       assert.deepEqual(writes, []);
     });
 
-    it('leaves no timer behind, however many chunks were pushed', () => {
-      const timers = () => process.getActiveResourcesInfo().filter((name) => name === 'Timeout').length;
+    it('leaves no pending flush behind, however many chunks were pushed', () => {
+      const timers = () => process.getActiveResourcesInfo().filter((name) => name === 'Immediate').length;
       const before = timers();
-      const { batcher } = make({ flushIntervalMs: 60_000 });
+      const { batcher } = make({});
       for (let i = 0; i < 10; i++) batcher.push(Buffer.from(`chunk ${i}`));
-      assert.equal(timers(), before + 1, 'one timer for the whole batch');
+      assert.equal(timers(), before + 1, 'one pending flush for the whole batch');
       batcher.dispose();
       assert.equal(timers(), before);
     });
