@@ -142,6 +142,7 @@ export class SyncClient {
   private pollTimer: NodeJS.Timeout | undefined;
   private watchdogTimer: NodeJS.Timeout | undefined;
   private writesFailing = false;
+  private lastWriteAt = -Infinity;
   private etag: string | undefined;
   private refreshing: Promise<boolean> | undefined;
 
@@ -225,7 +226,7 @@ export class SyncClient {
     if (this.stopped) return;
     this.localSessions = sessions.slice();
     this.localRevision++;
-    if (this.started) this.scheduleWrite(this.options.writeDebounceMs ?? 750);
+    if (this.started) this.scheduleLocalChange();
   }
 
   /** Records that this device killed a session, so every device drops it from its list (DESIGN §2, Kill). */
@@ -235,7 +236,7 @@ export class SyncClient {
     this.localSessions = this.localSessions?.filter((s) => s.id !== id);
     this.localRevision++;
     void this.persist();
-    if (this.started) this.scheduleWrite(this.options.writeDebounceMs ?? 750);
+    if (this.started) this.scheduleLocalChange();
   }
 
   /** Writes any pending change now and waits for it; true if nothing is left unwritten. */
@@ -665,6 +666,17 @@ export class SyncClient {
 
   // ---- writing our own slot ----------------------------------------------------------------
 
+  /**
+   * A local change goes out at once when nothing was written for a debounce interval (so another
+   * device sees a new tab in one hop), and changes that follow closely are grouped into one write.
+   */
+  private scheduleLocalChange(): void {
+    const debounce = this.options.writeDebounceMs ?? 750;
+    const quiet = !this.writeInFlight && !this.writeTimer && performance.now() - this.lastWriteAt >= debounce;
+    if (this.writeTimer && !quiet) return; // already grouped into the next write
+    this.scheduleWrite(quiet ? 0 : debounce);
+  }
+
   private scheduleWrite(delayMs: number): void {
     if (this.stopped || !this.started) return;
     if (this.writeTimer) clearTimeout(this.writeTimer);
@@ -696,6 +708,7 @@ export class SyncClient {
   /** One write at a time; a change made during a write is picked up when it ends. */
   private writeNow(): Promise<void> {
     if (!this.writeInFlight) {
+      this.lastWriteAt = performance.now();
       this.writeInFlight = this.doWrite().finally(() => {
         this.writeInFlight = undefined;
       });
