@@ -298,6 +298,9 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
           historyLines: this.options.controlHistoryLines ?? 2000,
           historyMaxBytes: this.options.replayMaxBytes,
           log: this.options.log,
+          // A control client that has not synced by then falls back to attach rather than keep
+          // a restoring tab blank (seen now and then when 20 tabs attach at once).
+          openTimeoutMs: 6000,
         });
       } catch (error) {
         // A session that is gone is the probe's business; anything else falls back to attach.
