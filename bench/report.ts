@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { DEFAULT_WRITE_DEBOUNCE_MS } from '../src/sync/syncClient';
 
 type Any = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -69,7 +70,7 @@ if (r.crossdevice && !r.crossdevice.error) {
   const c = r.crossdevice as Any;
   out.push(`### Cross-device latency details (load average ${load(c)})`, '');
   md(['slots', 'changes', 'end to end p50 / p99', 'A: publish → server receive', 'server: receive → last stream write', 'B: stream write → event', 'streams per fan-out'], (c.configs as Any[]).map((x) => [x.slots, x.changes, `${f(x.endToEnd.p50)} / ${f(x.endToEnd.p99)}`, `${f(x.publishToServerReceive.p50)} / ${f(x.publishToServerReceive.p99)}`, `${f(x.serverReceiveToStreamWrite.p50, 2)} / ${f(x.serverReceiveToStreamWrite.p99, 2)}`, `${f(x.streamWriteToRemoteEvent.p50)} / ${f(x.streamWriteToRemoteEvent.p99)}`, x.streamsPerFanout]));
-  out.push(`One SyncClient state save on this disk (writeFileAtomic, fsync): p50 ${f(c.stateSaveMs.p50, 2)} ms, p99 ${f(c.stateSaveMs.p99, 2)} ms. Production write debounce (750 ms), ${c.production.changes} changes: p50 ${f(c.production.endToEnd.p50)} ms, p99 ${f(c.production.endToEnd.p99)} ms.`, '');
+  out.push(`One SyncClient state save on this disk (writeFileAtomic, fsync): p50 ${f(c.stateSaveMs.p50, 2)} ms, p99 ${f(c.stateSaveMs.p99, 2)} ms. Production write debounce (${DEFAULT_WRITE_DEBOUNCE_MS} ms), ${c.production.changes} changes: p50 ${f(c.production.endToEnd.p50)} ms, p99 ${f(c.production.endToEnd.p99)} ms.`, '');
 }
 if (r.sse && !r.sse.error) {
   const s = r.sse as Any;

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as readline from 'node:readline';
 import type { SessionEntry } from '../src/sync/blob';
-import { SyncClient } from '../src/sync/syncClient';
+import { DEFAULT_WRITE_DEBOUNCE_MS, SyncClient } from '../src/sync/syncClient';
 import { writeFileAtomic } from '../src/sync/atomicFile';
 import { formatSyncKey, generateSyncKey, parseSyncKey } from '../src/sync/syncKey';
 import { newSessionId } from '../src/terminal/sessionId';
@@ -180,6 +180,6 @@ export async function crossDevice(options: { quick: boolean; log: (line: string)
   // As the extension ships it: SyncClient's default write debounce, changes 1 s apart.
   const productionChanges = options.quick ? 4 : 10;
   const production = await measure(2, productionChanges, undefined, 1000, options.log);
-  return { configs, stateSaveMs, production: { changes: productionChanges, writeDebounceMs: 750, endToEnd: summarize(production.e2e) } };
+  return { configs, stateSaveMs, production: { changes: productionChanges, writeDebounceMs: DEFAULT_WRITE_DEBOUNCE_MS, endToEnd: summarize(production.e2e) } };
 }
 

@@ -19,6 +19,9 @@ import { limitSseEvents, type PresenceEntry, parsePresence, parseStoredBlob, typ
 
 export type SyncState = 'off' | 'connecting' | 'live' | 'offline' | 'error';
 
+/** Changes closer together than this are grouped into one write (the first goes out at once). */
+export const DEFAULT_WRITE_DEBOUNCE_MS = 200;
+
 /** Structurally satisfied by vscode.LogOutputChannel. Never given the key or the token. */
 export interface SyncLog {
   debug(message: string): void;
@@ -671,7 +674,7 @@ export class SyncClient {
    * device sees a new tab in one hop), and changes that follow closely are grouped into one write.
    */
   private scheduleLocalChange(): void {
-    const debounce = this.options.writeDebounceMs ?? 750;
+    const debounce = this.options.writeDebounceMs ?? DEFAULT_WRITE_DEBOUNCE_MS;
     const quiet = !this.writeInFlight && !this.writeTimer && performance.now() - this.lastWriteAt >= debounce;
     if (this.writeTimer && !quiet) return; // already grouped into the next write
     this.scheduleWrite(quiet ? 0 : debounce);
@@ -740,7 +743,7 @@ export class SyncClient {
           if (this.streamOpen) this.setState('live');
           await this.persist();
           this.log.debug(`sync: wrote slot version ${result.version}, seq ${seq}`);
-          if (this.localRevision !== this.writtenRevision) this.scheduleWrite(this.options.writeDebounceMs ?? 750);
+          if (this.localRevision !== this.writtenRevision) this.scheduleWrite(this.options.writeDebounceMs ?? DEFAULT_WRITE_DEBOUNCE_MS);
           return;
         }
         if (conflicts >= MAX_CONFLICT_RETRIES) throw new SyncHttpError('status', 'the server kept refusing our slot version (412)', 412);
