@@ -43,6 +43,7 @@ export interface ConnectionOptions {
 export class SshConnection extends EventEmitter {
   private closed = false;
   private terminals = 0;
+  private claims = 0;
   private full = false;
   private readonly hops: Client[] = [];
 
@@ -97,9 +98,17 @@ export class SshConnection extends EventEmitter {
     }
   }
 
-  /** Room for another long-lived terminal channel on this connection. */
+  /** Room for another long-lived terminal channel on this connection, counting the tabs that
+   * were handed this connection and have not opened their terminal yet. */
   get hasRoom(): boolean {
-    return !this.full && this.terminals < TERMINALS_PER_CONNECTION;
+    return !this.full && this.terminals + this.claims < TERMINALS_PER_CONNECTION;
+  }
+
+  /** Reserves room for a terminal that is about to open; a claim lapses on its own after a while
+   * (a tab that only probes, or that failed before opening anything). */
+  claim(): void {
+    this.claims += 1;
+    setTimeout(() => (this.claims = Math.max(0, this.claims - 1)), 15_000).unref();
   }
 
   /** Opens a terminal channel (a pty running `script`, or the login shell without one). A refusal
@@ -118,6 +127,7 @@ export class SshConnection extends EventEmitter {
       throw error;
     }
     this.terminals += 1;
+    this.claims = Math.max(0, this.claims - 1);
     channel.once('close', () => {
       this.terminals -= 1;
       this.full = false;
@@ -238,13 +248,22 @@ export class ConnectionPool {
     return [...host.proxyJump, host].map(describe).join(' > ');
   }
 
-  /** A connection to the host with room for another terminal. */
+  /** A connection to the host with room for another terminal (reserved for the caller). */
   async acquire(host: ResolvedHost): Promise<SshConnection> {
     const key = ConnectionPool.keyOf(host);
-    const usable = (this.live.get(key) ?? []).find((connection) => connection.isOpen && connection.hasRoom);
-    if (usable) return usable;
-    const inFlight = this.connecting.get(key);
-    if (inFlight) return inFlight;
+    for (let round = 0; ; round++) {
+      if (round > 10) throw new ConnectError('closed', `${host.label} keeps closing new connections`);
+      const usable = (this.live.get(key) ?? []).find((connection) => connection.isOpen && connection.hasRoom);
+      if (usable) {
+        usable.claim();
+        return usable;
+      }
+      // Tabs that asked at once share one connect, then each takes room or asks again.
+      await (this.connecting.get(key) ?? this.connect(host, key));
+    }
+  }
+
+  private connect(host: ResolvedHost, key: string): Promise<SshConnection> {
     const attempt = SshConnection.open(host, this.options).then(
       (connection) => {
         this.connecting.delete(key);

@@ -40,10 +40,10 @@ export class TmuxScripts implements MultiplexerScripts {
       // A long escape-time makes Esc in vim feel stuck; 10 ms is what tmux itself now recommends.
       'set-option -s escape-time 10',
       `new-session -d -s ${shellQuote(name)} -x ${cols} -y ${rows} -c "$dir" ${inner}`,
-      `set-option -t ${paneTarget(id)} status off`,
     ];
-    if (versionAtLeast(this.version, 2, 1)) steps.push(`set-option -t ${paneTarget(id)} prefix None`);
-    steps.push(
+    const options_ = [`set-option -t ${paneTarget(id)} status off`];
+    if (versionAtLeast(this.version, 2, 1)) options_.push(`set-option -t ${paneTarget(id)} prefix None`);
+    options_.push(
       versionAtLeast(this.version, 3, 1)
         ? `set-window-option -t ${paneTarget(id)} window-size latest`
         : `set-window-option -t ${paneTarget(id)} aggressive-resize on`,
@@ -53,7 +53,15 @@ export class TmuxScripts implements MultiplexerScripts {
       ...cwdLines(options.cwd === undefined ? undefined : shellQuote(options.cwd)),
       ...exitFileLines(id),
       'rm -f "$exitfile"',
-      `t ${steps.join(' \\; ')} || exit 1`,
+      // Tabs created at once on a host whose tmux server is not running race to start it, and the
+      // losers fail: try again until the session exists (never creating it twice).
+      'i=0',
+      `until t has-session -t ${sessionTarget(id)} 2>/dev/null; do`,
+      '  [ "$i" -ge 6 ] && exit 1',
+      `  t ${steps.join(' \\; ')} 2>&1 || sleep 0.$((i + 1))`,
+      '  i=$((i + 1))',
+      'done',
+      `t ${options_.join(' \\; ')} || exit 1`,
       // For VS Code's xterm-256color terminal, once per server: truecolor, and no alternate screen,
       // so replayed history and lines tmux scrolls off stay in VS Code's own scrollback.
       `t show-options -s terminal-overrides 2>/dev/null | grep -q 'smcup@' || t set-option -as terminal-overrides ${shellQuote(versionAtLeast(this.version, 2, 2) ? ',xterm-256color:Tc:smcup@:rmcup@' : ',xterm-256color:smcup@:rmcup@')}`,
