@@ -19,7 +19,7 @@ import { limitSseEvents, type PresenceEntry, parsePresence, parseStoredBlob, typ
 
 export type SyncState = 'off' | 'connecting' | 'live' | 'offline' | 'error';
 
-/** Changes closer together than this are grouped into one write (the first goes out at once). */
+/** Local changes within this interval are grouped into one write. */
 export const DEFAULT_WRITE_DEBOUNCE_MS = 200;
 
 /** Structurally satisfied by vscode.LogOutputChannel. Never given the key or the token. */
@@ -144,8 +144,6 @@ export class SyncClient {
   private reconnectTimer: NodeJS.Timeout | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
   private watchdogTimer: NodeJS.Timeout | undefined;
-  private writesFailing = false;
-  private lastWriteAt = -Infinity;
   private etag: string | undefined;
   private refreshing: Promise<boolean> | undefined;
 
@@ -229,7 +227,7 @@ export class SyncClient {
     if (this.stopped) return;
     this.localSessions = sessions.slice();
     this.localRevision++;
-    if (this.started) this.scheduleLocalChange();
+    if (this.started) this.scheduleWrite(this.options.writeDebounceMs ?? DEFAULT_WRITE_DEBOUNCE_MS);
   }
 
   /** Records that this device killed a session, so every device drops it from its list (DESIGN §2, Kill). */
@@ -239,7 +237,7 @@ export class SyncClient {
     this.localSessions = this.localSessions?.filter((s) => s.id !== id);
     this.localRevision++;
     void this.persist();
-    if (this.started) this.scheduleLocalChange();
+    if (this.started) this.scheduleWrite(this.options.writeDebounceMs ?? DEFAULT_WRITE_DEBOUNCE_MS);
   }
 
   /** Writes any pending change now and waits for it; true if nothing is left unwritten. */
@@ -466,8 +464,8 @@ export class SyncClient {
     if (result.skipped === 0) this.etag = result.etag;
     await this.persist();
     if (changed) this.emitRemote();
-    // A good answer over an open stream clears an earlier error (but not failing writes).
-    if (this.streamOpen && !this.writesFailing) this.setState('live');
+    // A good answer over an open stream clears an earlier error.
+    if (this.streamOpen) this.setState('live');
     return true;
   }
 
@@ -484,13 +482,7 @@ export class SyncClient {
   }
 
   private noteServerError(what: string, error: unknown): void {
-    if (what === 'write') {
-      // An open stream is not "live" if this device's list cannot be saved: others would decide
-      // on a stale listing, so the state says so until a write lands.
-      this.writesFailing = true;
-      this.log.warn(`sync: write failed: ${errorText(error)}`);
-      this.setState('error', `cannot save this device's session list: ${errorText(error)}`);
-    } else if (SyncHttpError.is(error) && error.transient) {
+    if (SyncHttpError.is(error) && error.transient) {
       this.log.info(`sync: ${what} failed: ${error.message}`);
       if (!this.streamOpen) this.setState('offline', error.message);
     } else {
@@ -551,7 +543,7 @@ export class SyncClient {
       this.log.info('sync: event stream open');
       // Close the gap between the last thing we saw and the stream, then we are live.
       void this.refresh().then((ok) => {
-        if (ok && current() && this.streamOpen && !this.writesFailing) this.setState('live');
+        if (ok && current() && this.streamOpen) this.setState('live');
       });
       // The server is back: a write that was waiting on backoff can go now.
       if (this.localRevision !== this.writtenRevision) {
@@ -669,17 +661,6 @@ export class SyncClient {
 
   // ---- writing our own slot ----------------------------------------------------------------
 
-  /**
-   * A local change goes out at once when nothing was written for a debounce interval (so another
-   * device sees a new tab in one hop), and changes that follow closely are grouped into one write.
-   */
-  private scheduleLocalChange(): void {
-    const debounce = this.options.writeDebounceMs ?? DEFAULT_WRITE_DEBOUNCE_MS;
-    const quiet = !this.writeInFlight && !this.writeTimer && performance.now() - this.lastWriteAt >= debounce;
-    if (this.writeTimer && !quiet) return; // already grouped into the next write
-    this.scheduleWrite(quiet ? 0 : debounce);
-  }
-
   private scheduleWrite(delayMs: number): void {
     if (this.stopped || !this.started) return;
     if (this.writeTimer) clearTimeout(this.writeTimer);
@@ -711,7 +692,6 @@ export class SyncClient {
   /** One write at a time; a change made during a write is picked up when it ends. */
   private writeNow(): Promise<void> {
     if (!this.writeInFlight) {
-      this.lastWriteAt = performance.now();
       this.writeInFlight = this.doWrite().finally(() => {
         this.writeInFlight = undefined;
       });
@@ -739,7 +719,6 @@ export class SyncClient {
           this.ownVersion = result.version;
           this.writtenRevision = revision;
           this.writeBackoff.reset();
-          this.writesFailing = false;
           if (this.streamOpen) this.setState('live');
           await this.persist();
           this.log.debug(`sync: wrote slot version ${result.version}, seq ${seq}`);
