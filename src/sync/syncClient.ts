@@ -20,7 +20,7 @@ import { limitSseEvents, type PresenceEntry, parsePresence, parseStoredBlob, typ
 export type SyncState = 'off' | 'connecting' | 'live' | 'offline' | 'error';
 
 /** Local changes within this interval are grouped into one write. */
-export const DEFAULT_WRITE_DEBOUNCE_MS = 200;
+export const DEFAULT_WRITE_DEBOUNCE_MS = 750;
 
 /** Structurally satisfied by vscode.LogOutputChannel. Never given the key or the token. */
 export interface SyncLog {
