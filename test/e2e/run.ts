@@ -16,11 +16,12 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } f
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { endProcessesMentioning } from './harness/processes';
+import { E2E_USER } from './harness/hosts';
 
 const REPO = resolve(__dirname, '..', '..');
 const TOOLS = join(REPO, 'scripts', 'e2e', 'tools', 'node_modules');
 const ARTIFACTS = join(REPO, '.test-artifacts', 'e2e');
-const E2E_USERS = ['tethere2e'];
+const E2E_USERS = [E2E_USER];
 
 function log(message: string): void {
   console.log(`[e2e] ${message}`);

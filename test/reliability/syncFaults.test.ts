@@ -14,7 +14,7 @@ import { SyncServerApi } from '../../src/sync/syncHttp';
 import { deriveSyncKeys, generateSyncKey } from '../../src/sync/syncKey';
 import { newSessionId } from '../../src/terminal/sessionId';
 import type { ConnectionPool } from '../../src/terminal/sshConnection';
-import { SshHost, ensureUser } from '../integration/fixtures/sshHost';
+import { SshHost, ensureUser, testUserName } from '../integration/fixtures/sshHost';
 import { TabRecorder, testPool } from '../integration/fixtures/sessionHarness';
 import { CapturingLog, SyncServer, report, rng, sleep, tempDir, waitUntil } from './common';
 
@@ -92,7 +92,7 @@ describe('reliability: sync server faults', function () {
   const readerTitles = (): string[] => reader.getRemoteState().slots.find((slot) => slot.slotId === writerSlot)?.blob.sessions.map((s) => s.title ?? '') ?? [];
 
   before(async function () {
-    ({ uid } = ensureUser(SERVER_USER));
+    ({ uid } = ensureUser(testUserName(SERVER_USER)));
     dataDir = tempDir('tetherrel-syncdata-');
     chownSync(dataDir, uid, uid);
     await start();

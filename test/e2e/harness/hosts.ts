@@ -5,11 +5,11 @@
  */
 import { copyFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { SshHost, testKeys } from '../../integration/fixtures/sshHost';
+import { SshHost, testKeys, testUserName } from '../../integration/fixtures/sshHost';
 import { TcpProxy } from '../../integration/fixtures/tcpProxy';
 import { ARTIFACTS } from './env';
 
-export const E2E_USER = 'tethere2e';
+export const E2E_USER = testUserName('tethere2e');
 
 export class E2eHost {
   private constructor(
