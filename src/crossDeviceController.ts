@@ -22,6 +22,7 @@ export function entryOf(record: TabRecord): SessionEntry {
     multiplexer: record.multiplexer === 'screen' ? 'screen' : 'tmux',
     cwd: record.cwd ?? '~',
     startedAt: record.startedAt,
+    ...(record.title === undefined ? {} : { title: record.title }),
   };
 }
 
@@ -68,7 +69,7 @@ export function registerCrossDevice(context: vscode.ExtensionContext, tabs: TabM
   publish();
 
   const joinRecord = (session: SessionEntry & { title?: string }): void => {
-    tabs.attach({ ...session, cwd: session.cwd === '~' ? undefined : session.cwd, name: `${session.hostLabel} · ${session.id.slice(0, 6)}` }, setting<number>('scrollback.replayLines', 2000));
+    tabs.attach({ ...session, cwd: session.cwd === '~' ? undefined : session.cwd }, setting<number>('scrollback.replayLines', 2000));
   };
 
   context.subscriptions.push(
@@ -113,7 +114,7 @@ export function registerCrossDevice(context: vscode.ExtensionContext, tabs: TabM
     vscode.commands.registerCommand('tether.joinHostSession', (node?: { host?: string; row?: HostSessionRow }) => {
       if (!node?.host || !node.row) return;
       const host = tabs.resolve(node.host);
-      joinRecord({ id: node.row.id, hostLabel: node.host, user: host.user, hostName: host.hostName, port: host.port, multiplexer: node.row.multiplexer, cwd: '~', startedAt: node.row.createdAt ?? Date.now() });
+      joinRecord({ id: node.row.id, hostLabel: node.host, user: host.user, hostName: host.hostName, port: host.port, multiplexer: node.row.multiplexer, cwd: '~', startedAt: node.row.createdAt ?? Date.now(), title: node.row.meta?.title });
     }),
     vscode.commands.registerCommand('tether.killHostSession', async (node?: { host?: string; row?: HostSessionRow }) => {
       if (!node?.host || !node.row) return;

@@ -43,6 +43,20 @@ export function activate(context: vscode.ExtensionContext): void {
     if (confirm !== 'Kill Session') return;
     if (!(await tabs!.kill(terminal))) void vscode.window.showWarningMessage('Tether: the host did not confirm the kill; the session may still be running.');
   });
+  register('tether.renameSession', async (arg?: unknown) => {
+    // From the tab's context menu VS Code may pass the terminal; from the palette, the active one.
+    const terminal = arg && tabs!.tabFor(arg as vscode.Terminal) ? (arg as vscode.Terminal) : vscode.window.activeTerminal;
+    const record = tabs!.tabFor(terminal);
+    if (!terminal || !record) return void vscode.window.showInformationMessage('Tether: the active terminal is not a Tether terminal.');
+    const title = await vscode.window.showInputBox({
+      title: 'Tether: Rename Session',
+      prompt: `A name for session ${record.id.slice(0, 6)} on ${record.hostLabel}, shown on every device. Empty for the default name.`,
+      value: record.title ?? '',
+      validateInput: (value) => (value.length > 100 ? 'At most 100 characters' : undefined),
+    });
+    if (title === undefined) return;
+    if (!(await tabs!.rename(terminal, title))) void vscode.window.showWarningMessage(`Tether: renamed here, but ${record.hostLabel} could not store the name; other devices will not see it yet.`);
+  });
   register('tether.showLog', () => log.show());
 
   context.subscriptions.push(

@@ -144,6 +144,7 @@ export class ScreenScripts implements MultiplexerScripts {
       '  pid=${s##*/}; pid=${pid%%.*}; name=${s##*.}',
       '  child=$(pgrep -P "$pid" 2>/dev/null | head -n 1); sh=$(pgrep -P "$child" 2>/dev/null | head -n 1)',
       '  [ -n "$sh" ] && cwd=$(readlink "/proc/$sh/cwd" 2>/dev/null) && echo "$name $cwd"',
+      '  echo "title $name =$(sed -n \'s/^title=//p\' "$HOME/.tether/screen-meta/$name" 2>/dev/null | head -n 1)"',
       'done',
     ].join('\n');
   }

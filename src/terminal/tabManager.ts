@@ -5,11 +5,12 @@ import * as vscode from 'vscode';
 import type { Logger } from './logger';
 import type { MultiplexerKind, MultiplexerPreference } from './multiplexer';
 import { PersistentSession, hostCapabilities, scriptsFor } from './persistentSession';
-import { newSessionId, shortId } from './sessionId';
+import { newSessionId } from './sessionId';
 import { ConnectionPool } from './sshConnection';
 import { ListedHostResolution, resolveListedHost } from './listedHost';
 import { ResolvedHost, SshConfigError, listConfiguredHosts, resolveHost } from './sshConfig';
-import { SNAPSHOT_KEY, TabRecord, decodeSnapshot, encodeSnapshot, parseDirectories } from './tabSnapshot';
+import { SNAPSHOT_KEY, TabRecord, decodeSnapshot, encodeSnapshot, parseDirectories, parseTitles, tabName } from './tabSnapshot';
+import { META_LIMITS, cleanMetaText } from './sessionMetadata';
 import { TetherPty } from './tetherPty';
 
 /** What closing a tab by hand does; cross-device sessions replace the default (kill if the host allows). */
@@ -56,7 +57,11 @@ export class TabManager implements vscode.Disposable {
   ) {
     this.disposables.push(
       vscode.window.onDidCloseTerminal((terminal) => this.onTerminalClosed(terminal)),
-      vscode.window.onDidChangeActiveTerminal(() => void this.refreshDirectories()),
+      vscode.window.onDidChangeActiveTerminal((terminal) => {
+        // The tab's context menu offers Rename Session only on Tether tabs.
+        void vscode.commands.executeCommand('setContext', 'tether.activeTerminalIsTether', !!terminal && this.tabs.has(terminal));
+        void this.refreshDirectories();
+      }),
       this.changeEmitter,
     );
     this.cwdTimer = setInterval(() => void this.refreshDirectories(), CWD_REFRESH_MS);
@@ -111,14 +116,15 @@ export class TabManager implements vscode.Disposable {
   }
 
   /** Attaches a tab to an existing session (restore, join); never creates one. */
-  attach(record: Omit<TabRecord, 'name' | 'location'> & Partial<Pick<TabRecord, 'name' | 'location'>>, replayLines: number): vscode.Terminal | undefined {
+  attach(record: Omit<TabRecord, 'name' | 'location' | 'title'> & Partial<Pick<TabRecord, 'name' | 'location' | 'title'>>, replayLines: number): vscode.Terminal | undefined {
     if (this.hasSession(record.id)) {
       const tab = [...this.tabs.values()].find((candidate) => candidate.record.id === record.id);
       tab?.terminal.show();
       return tab?.terminal;
     }
     const { host, note } = this.resolveListed(record);
-    return this.createTab(host, { id: record.id, mode: 'attach', multiplexer: record.multiplexer, cwd: record.cwd, startedAt: record.startedAt, name: record.name, location: record.location, replayLines, notice: note });
+    const title = cleanMetaText(record.title, META_LIMITS.title);
+    return this.createTab(host, { id: record.id, mode: 'attach', multiplexer: record.multiplexer, cwd: record.cwd, startedAt: record.startedAt, name: title ?? record.name, location: record.location, replayLines, notice: note, title });
   }
 
   /** The session for a profile request: VS Code creates the terminal itself. */
@@ -137,13 +143,44 @@ export class TabManager implements vscode.Disposable {
     return profile;
   }
 
-  /** Closes a tab and leaves its session running on the host. */
+  /** Closes a tab and leaves its session running on the host, which records who detached it and
+   * when (every device's Hosts view then says "detached from laptop 2 h ago"). */
   detach(terminal: vscode.Terminal): boolean {
     const tab = this.tabs.get(terminal);
     if (!tab) return false;
     tab.detaching = true;
+    void tab.session.markDetached().then((marked) => {
+      if (marked) this.log.info(`detach: ${tab.session.name} recorded as detached from ${deviceName()} on ${tab.record.hostLabel}`);
+    });
     tab.session.detach();
     terminal.dispose();
+    return true;
+  }
+
+  /**
+   * Renames a tab's session: the title goes to the host (every device reads it there), into the
+   * snapshot (restore) and the listing (joins, Live view). An empty title goes back to `host · id`.
+   * Resolves to whether the host stored it; the tab is renamed here either way.
+   */
+  async rename(terminal: vscode.Terminal, title: string): Promise<boolean> {
+    const tab = this.tabs.get(terminal);
+    if (!tab) return false;
+    this.applyTitle(tab, cleanMetaText(title, META_LIMITS.title));
+    try {
+      return await tab.session.setTitle(tab.record.title);
+    } catch (error) {
+      this.log.warn(`rename: ${tab.session.name}: the host was not updated: ${(error as Error).message}`);
+      return false;
+    }
+  }
+
+  private applyTitle(tab: Tab, title: string | undefined): boolean {
+    if (tab.record.title === title) return false;
+    if (title === undefined) delete tab.record.title;
+    else tab.record.title = title;
+    tab.record.name = tabName(tab.record);
+    tab.pty.rename(tab.record.name);
+    this.changed();
     return true;
   }
 
@@ -230,7 +267,7 @@ export class TabManager implements vscode.Disposable {
   }
 
   private prepare(host: ResolvedHost, spec: SessionSpec): { pty: TetherPty; name: string; adopt: (terminal: vscode.Terminal) => void } {
-    const name = spec.name ?? `${host.label} · ${shortId(spec.id)}`;
+    const name = spec.name ?? tabName({ hostLabel: host.label, id: spec.id, title: spec.title });
     const session = new PersistentSession({
       id: spec.id,
       host,
@@ -258,6 +295,7 @@ export class TabManager implements vscode.Disposable {
       location: spec.location ?? (setting<string>('terminalLocation', 'panel') === 'editor' ? 'editor' : 'panel'),
       cwd: spec.cwd,
       startedAt: spec.startedAt ?? Date.now(),
+      ...(spec.title === undefined ? {} : { title: spec.title }),
     };
     let tab: Tab | undefined;
     const pty = new TetherPty(session, () => {
@@ -275,6 +313,7 @@ export class TabManager implements vscode.Disposable {
     const adopt = (terminal: vscode.Terminal): void => {
       tab = { record, session, pty, terminal };
       this.tabs.set(terminal, tab);
+      if (vscode.window.activeTerminal === terminal) void vscode.commands.executeCommand('setContext', 'tether.activeTerminalIsTether', true);
       this.changed();
     };
     return { pty, name, adopt };
@@ -335,7 +374,12 @@ export class TabManager implements vscode.Disposable {
             const scripts = scriptsFor(kind, capabilities);
             const result = await connection.runScript(scripts.currentDirectories(tabs.map((tab) => tab.record.id)), 10_000);
             const directories = parseDirectories(result.output);
+            const titles = parseTitles(result.output);
             for (const tab of tabs) {
+              // A rename on another device reaches this tab through the host. A host without a title
+              // (an older session, or a rename that could not reach it) leaves ours as it is.
+              const title = titles.get(tab.record.id);
+              if (title !== undefined) this.applyTitle(tab, title);
               const cwd = directories.get(tab.record.id);
               if (cwd && cwd !== tab.record.cwd) {
                 tab.record.cwd = cwd;
@@ -363,6 +407,7 @@ interface SessionSpec {
   replayLines?: number;
   /** Printed in the tab before it connects. */
   notice?: string;
+  title?: string;
 }
 
 export function setting<T>(key: string, fallback: T): T {

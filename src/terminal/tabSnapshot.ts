@@ -3,8 +3,9 @@
  * (never only at deactivate, which does not run after a crash). Decoding is tolerant: a corrupt
  * record is dropped on its own, an older format is migrated, garbage gives an empty snapshot.
  */
-import { isValidSessionId } from './sessionId';
+import { isValidSessionId, shortId } from './sessionId';
 import type { MultiplexerKind } from './multiplexer';
+import { META_LIMITS, cleanMetaText, decodeMetaValue } from './sessionMetadata';
 
 export const SNAPSHOT_FORMAT = 2;
 export const SNAPSHOT_KEY = 'tether.snapshot';
@@ -21,6 +22,13 @@ export interface TabRecord {
   location: 'panel' | 'editor';
   cwd?: string;
   startedAt: number;
+  /** Set by Rename Session (here or on another device); the tab is named by it. */
+  title?: string;
+}
+
+/** A tab's name: its title, or `host · abc123`. */
+export function tabName(record: Pick<TabRecord, 'hostLabel' | 'id' | 'title'>): string {
+  return record.title ?? `${record.hostLabel} · ${shortId(record.id)}`;
 }
 
 export interface Snapshot {
@@ -42,6 +50,16 @@ const MAX_TEXT = 1024;
 
 export function encodeSnapshot(tabs: readonly TabRecord[]): Snapshot {
   return { format: SNAPSHOT_FORMAT, tabs: tabs.map((tab) => ({ ...tab })) };
+}
+
+/** Parses `title tether_<id> =<encoded>` lines (currentDirectories prints them beside the cwds). */
+export function parseTitles(output: string): Map<string, string | undefined> {
+  const result = new Map<string, string | undefined>();
+  for (const line of output.split('\n')) {
+    const match = /^title tether_([a-z2-7]{26}) =(\S*)$/.exec(line);
+    if (match) result.set(match[1], decodeMetaValue(match[2], META_LIMITS.title));
+  }
+  return result;
 }
 
 export function decodeSnapshot(raw: unknown): DecodedSnapshot {
@@ -89,6 +107,7 @@ function decodeV2(entry: unknown): TabRecord | undefined {
     location: entry.location,
     cwd: entry.cwd,
     startedAt: entry.startedAt,
+    title: entry.title,
   });
 }
 
@@ -105,11 +124,13 @@ function decodeV1(entry: unknown): TabRecord | undefined {
     location: 'panel',
     cwd: undefined,
     startedAt: undefined,
+    title: undefined,
   });
 }
 
 function buildRecord(fields: Record<keyof TabRecord, unknown>): TabRecord | undefined {
   const { id, hostLabel, user, hostName, port, multiplexer, name, location, cwd, startedAt } = fields;
+  const title = cleanMetaText(fields.title, META_LIMITS.title);
   if (!isValidSessionId(id)) return undefined;
   if (!isText(hostLabel) || !isText(user) || !isText(hostName)) return undefined;
   if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) return undefined;
@@ -121,10 +142,11 @@ function buildRecord(fields: Record<keyof TabRecord, unknown>): TabRecord | unde
     hostName,
     port,
     multiplexer,
-    name: isText(name) ? name : `${hostLabel} · ${id.slice(0, 6)}`,
+    name: title ?? (isText(name) ? name : tabName({ hostLabel, id })),
     location: location === 'editor' ? 'editor' : 'panel',
     cwd: isText(cwd) ? cwd : undefined,
     startedAt: typeof startedAt === 'number' && Number.isFinite(startedAt) && startedAt > 0 ? startedAt : Date.now(),
+    ...(title === undefined ? {} : { title }),
   };
 }
 

@@ -129,7 +129,12 @@ export class TmuxScripts implements MultiplexerScripts {
 
   currentDirectories(ids: readonly string[]): string {
     ids.forEach(assertSessionId);
-    return [TMUX_FN, `t list-panes -a -F '#{session_name} #{pane_current_path}' 2>/dev/null`].join('\n');
+    return [
+      TMUX_FN,
+      `t list-panes -a -F '#{session_name} #{pane_current_path}' 2>/dev/null`,
+      // Titles ride along, so a rename on another device reaches open tabs here (parseTitles).
+      `t list-sessions -F 'title #{session_name} =#{@tether_title}' 2>/dev/null`,
+    ].join('\n');
   }
 
   /** `<name> <attached> <created> =<device> =<title> =<created_at> =<detached_by> =<detached_at>`

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { newSessionId } from '../../../src/terminal/sessionId';
-import { SNAPSHOT_FORMAT, TabRecord, decodeSnapshot, encodeSnapshot, parseDirectories } from '../../../src/terminal/tabSnapshot';
+import { SNAPSHOT_FORMAT, TabRecord, decodeSnapshot, encodeSnapshot, parseDirectories, parseTitles, tabName } from '../../../src/terminal/tabSnapshot';
 
 const record = (overrides: Partial<TabRecord> = {}): TabRecord => ({
   id: newSessionId(),
@@ -88,5 +88,29 @@ describe('tab snapshot', () => {
     const id = newSessionId();
     const output = [`tether_${id} /home/alice/my project`, 'mysession /tmp', `tether_${id.slice(0, 10)} /x`, `tether_${newSessionId()} relative`].join('\n');
     assert.deepEqual([...parseDirectories(output)], [[id, '/home/alice/my project']]);
+  });
+});
+
+describe('tab titles (Rename Session)', () => {
+  it('restores a renamed tab under its title, cleaned and bounded', () => {
+    const titled = record({ title: 'deploy logs', name: 'deploy logs' });
+    const hostile = record({ title: 'evil\x1b]0;x\x07\nname' + 'x'.repeat(500) });
+    const decoded = decodeSnapshot(JSON.parse(JSON.stringify(encodeSnapshot([titled, hostile, record()]))));
+    assert.equal(decoded.tabs[0].title, 'deploy logs');
+    assert.equal(decoded.tabs[0].name, 'deploy logs');
+    assert.equal(decoded.tabs[1].title!.length, 100);
+    assert.doesNotMatch(decoded.tabs[1].title!, /[\x00-\x1f]/);
+    assert.equal(decoded.tabs[1].name, decoded.tabs[1].title);
+    assert.equal(decoded.tabs[2].title, undefined);
+    assert.equal(tabName({ hostLabel: 'box', id: decoded.tabs[2].id }), `box · ${decoded.tabs[2].id.slice(0, 6)}`);
+  });
+
+  it('parses the titles the directory listing carries', () => {
+    const [a, b] = [newSessionId(), newSessionId()];
+    const titles = parseTitles(`tether_${a} /srv\ntitle tether_${a} =deploy%20logs\ntitle tether_${b} =\ntitle tether_${b}x =y\ntitle tether_${a} =#bad`);
+    assert.equal(titles.get(a), undefined, 'a later malformed line for the same session is read as no title');
+    assert.ok(titles.has(b));
+    assert.equal(titles.get(b), undefined);
+    assert.equal(parseTitles(`title tether_${a} =deploy%20logs`).get(a), 'deploy logs');
   });
 });
