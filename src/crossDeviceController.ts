@@ -11,6 +11,12 @@ import { TabManager, setting } from './terminal/tabManager';
 import { HostSessionRow, HostsView } from './views/hostsView';
 import { LiveSessionsView } from './views/liveSessionsView';
 
+/** tether.sync.staleDeviceDays as milliseconds; 0 or less turns staleness off. */
+export function staleAfterMs(): number | undefined {
+  const days = setting<number>('sync.staleDeviceDays', 30);
+  return typeof days === 'number' && days > 0 ? days * 24 * 60 * 60 * 1000 : undefined;
+}
+
 /** The manifest entry another device needs to find and join a tab's session. */
 export function entryOf(record: TabRecord): SessionEntry {
   return {
@@ -34,6 +40,9 @@ export function registerCrossDevice(context: vscode.ExtensionContext, tabs: TabM
   const cross = new CrossDeviceSessions({
     log,
     detachedSession: (entry) => new PersistentSession({ id: entry.id, host: tabs.hostFor(entry), pool, log, mode: 'attach', multiplexer: entry.multiplexer }),
+    localHolders: (id) => sync.device.holders(id),
+    staleAfterMs: () => staleAfterMs(),
+    lastKnown: () => sync.device.lastKnownSlots(),
   });
   const liveView = new LiveSessionsView();
   const hostsView = new HostsView({
@@ -48,7 +57,10 @@ export function registerCrossDevice(context: vscode.ExtensionContext, tabs: TabM
     },
   });
 
-  const publish = (): void => cross.publish(tabs.records().map(entryOf));
+  const publish = (): void => {
+    cross.publish(tabs.records().map(entryOf));
+    sync.publishLocalSessions();
+  };
   const refreshLive = (): void => {
     liveView.update(cross.liveOnOtherDevices(new Set(tabs.records().map((record) => record.id))));
     const state = sync.state;

@@ -54,10 +54,13 @@ export function activate(context: vscode.ExtensionContext): void {
     }),
   );
 
-  const sync = registerSync(context, log, () => (setting<boolean>('crossDeviceSessions', true) ? tabs!.records().map(entryOf) : []));
+  // This window's part of the device listing follows its tabs, with sharing on or off (the part is local).
+  const sync = registerSync(context, log, () => tabs!.records().map(entryOf));
   registerCrossDevice(context, tabs, pool, sync, log);
 
   if (setting<boolean>('restoreOnStartup', true)) tabs.restore(setting<number>('scrollback.replayLines', 2000));
+  // Only now: a part written before the restore would drop this workspace's sessions for a moment.
+  sync.restored();
 }
 
 export function deactivate(): void {

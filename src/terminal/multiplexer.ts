@@ -106,6 +106,9 @@ export function parseStatusOutput(output: string): SessionStatus {
 
 export type KillOutcome = { killed: true } | { killed: false; reason: 'in-use' | 'unconfirmed'; clients?: number };
 
+/** A kill's client limit that means "kill anyway" (the user confirmed it); the sentinel still decides. */
+export const FORCE_KILL_CLIENTS = 1000;
+
 /** A kill is believed only when the host echoed our one-time sentinel (DESIGN §2). */
 export function parseKillOutput(output: string, sentinel: string): KillOutcome {
   const lines = output.split('\n').map((line) => line.trim());

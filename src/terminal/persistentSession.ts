@@ -3,7 +3,7 @@ import { stripControls } from './displayText';
 import { EventEmitter } from 'node:events';
 import type { Logger } from './logger';
 import {
-  HostCapabilities, KillOutcome, MultiplexerKind, MultiplexerPreference, MultiplexerScripts, SessionStatus,
+  FORCE_KILL_CLIENTS, HostCapabilities, KillOutcome, MultiplexerKind, MultiplexerPreference, MultiplexerScripts, SessionStatus,
   chooseMultiplexer, detectScript, parseDetectOutput, parseKillOutput, parseStatusOutput,
 } from './multiplexer';
 import { OutputBatcher } from './outputBatcher';
@@ -183,9 +183,10 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
 
   /**
    * Kills the session if no more than our own client uses it, confirmed by a sentinel the host
-   * echoes. Returns what happened; the tab's channel is closed either way.
+   * echoes. Returns what happened; the tab's channel is closed either way. `force` (the user
+   * confirmed "Kill anyway") kills with other clients attached; the sentinel still decides.
    */
-  async kill(): Promise<KillOutcome> {
+  async kill(options: { force?: boolean } = {}): Promise<KillOutcome> {
     // Our own kill ends our client too; that is not news for the tab to report.
     this.killing = true;
     const sentinel = `tether-killed-${randomBytes(12).toString('hex')}`;
@@ -197,7 +198,9 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
       const connection = await this.options.pool.acquire(this.options.host);
       const scripts = this.scripts ?? scriptsFor(this.kind ?? 'tmux', await hostCapabilities(connection));
       let maxClients = 0;
-      if (scripts.kind === 'tmux' && this.driver?.isOpen) {
+      if (options.force) {
+        maxClients = FORCE_KILL_CLIENTS;
+      } else if (scripts.kind === 'tmux' && this.driver?.isOpen) {
         maxClients = 1; // Our own client is still attached; it leaves right after the kill.
       } else if (this.driver?.isOpen) {
         // screen cannot count clients: detach our display first, then "Attached" means someone else.

@@ -1,6 +1,6 @@
 import { shellQuote } from './quoting';
 import { assertSessionId, sessionName } from './sessionId';
-import { CreateOptions, MultiplexerScripts, cwdLines, exitFileLines, innerShellCommand } from './multiplexer';
+import { CreateOptions, FORCE_KILL_CLIENTS, MultiplexerScripts, cwdLines, exitFileLines, innerShellCommand } from './multiplexer';
 import { clampInt } from './tmuxCommands';
 
 /** A dedicated socket directory keeps our sessions out of the user's `screen -ls` (DESIGN §2). */
@@ -49,9 +49,13 @@ export class ScreenScripts implements MultiplexerScripts {
     ].join('\n');
   }
 
-  /** screen cannot count clients, so the caller detaches its own display first and passes 0. */
-  kill(id: string, _maxClients: number, sentinel: string): string {
+  /**
+   * screen cannot count clients, so the caller detaches its own display first and passes 0;
+   * FORCE_KILL_CLIENTS quits an attached session too (the user confirmed "Kill anyway").
+   */
+  kill(id: string, maxClients: number, sentinel: string): string {
     const name = shellQuote(sessionName(id));
+    const force = maxClients >= FORCE_KILL_CLIENTS;
     return [
       ...SCREENDIR_LINES,
       'command -v screen >/dev/null 2>&1 || { echo no-screen; exit 0; }',
@@ -59,7 +63,7 @@ export class ScreenScripts implements MultiplexerScripts {
       'case $line in',
       '  "") ;;',
       '  *etached*) screen -S ' + name + ' -X quit >/dev/null 2>&1 ;;',
-      '  *) echo "in-use 1"; exit 0 ;;',
+      force ? '  *) screen -S ' + name + ' -X quit >/dev/null 2>&1 ;;' : '  *) echo "in-use 1"; exit 0 ;;',
       'esac',
       // quit removes the session asynchronously (about a second after a display left): poll.
       'i=0; while [ $i -lt 50 ]; do',
