@@ -24,7 +24,7 @@ import type { RemoteState, SyncClient, SyncStateChange } from './syncClient';
 export type SyncPort = Pick<SyncClient, 'slotId' | 'state' | 'getRemoteState' | 'onDidChangeRemote' | 'onDidChangeState' | 'publish' | 'publishTombstone'>;
 
 /** A sync client for the device slot; the writer publishes, a reader never does. */
-export type DeviceClient = SyncPort & Pick<SyncClient, 'start' | 'stop' | 'deleteOwnSlot'>;
+export type DeviceClient = SyncPort & Pick<SyncClient, 'start' | 'stop' | 'deleteOwnSlot'> & Partial<Pick<SyncClient, 'flush'>>;
 export type DeviceRole = 'writer' | 'reader';
 export type DeviceClientFactory = (slotId: string, role: DeviceRole) => DeviceClient;
 
@@ -367,11 +367,16 @@ export class DeviceSync {
 
   private async stopClient(): Promise<void> {
     const client = this.client;
+    const wasWriter = this.clientRole === 'writer';
     this.client = undefined;
     this.clientRole = undefined;
     this.clientListeners.forEach((listener) => listener.dispose());
     this.clientListeners = [];
     if (!client) return;
+    // The writer's last change (a window closing its tabs) gets a short chance to reach the server.
+    if (wasWriter && client.flush) {
+      await Promise.race([client.flush().catch(() => false), new Promise((resolve) => setTimeout(resolve, 1500).unref?.())]);
+    }
     await client.stop();
     this.roleEmitter.fire(undefined);
     this.stateEmitter.fire({ state: 'off' });
