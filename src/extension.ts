@@ -35,14 +35,6 @@ export function activate(context: vscode.ExtensionContext): void {
     const terminal = vscode.window.activeTerminal;
     if (!terminal || !tabs!.detach(terminal)) void vscode.window.showInformationMessage('Tether: the active terminal is not a Tether terminal.');
   });
-  register('tether.killSession', async () => {
-    const terminal = vscode.window.activeTerminal;
-    const record = tabs!.tabFor(terminal);
-    if (!terminal || !record) return void vscode.window.showInformationMessage('Tether: the active terminal is not a Tether terminal.');
-    const confirm = await vscode.window.showWarningMessage(`Kill session ${record.name} on ${record.hostLabel}? Its processes end on every device.`, { modal: true }, 'Kill Session');
-    if (confirm !== 'Kill Session') return;
-    if (!(await tabs!.kill(terminal))) void vscode.window.showWarningMessage('Tether: the host did not confirm the kill; the session may still be running.');
-  });
   register('tether.showLog', () => log.show());
 
   context.subscriptions.push(

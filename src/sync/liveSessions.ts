@@ -22,7 +22,18 @@ export interface DeviceGroup {
   readonly deviceName: string;
   readonly online?: boolean;
   readonly lastSeen?: number;
+  /** Not seen for longer than tether.sync.staleDeviceDays: greyed, and it no longer blocks a close. */
+  readonly stale?: boolean;
   readonly sessions: readonly LiveSession[];
+}
+
+/** Marks each group stale or not, and gives it the time it was last seen (presence or last write). */
+export function withStaleness(groups: readonly DeviceGroup[], slots: readonly RemoteSlotView[], now: number, staleAfterMs: number | undefined): DeviceGroup[] {
+  return groups.map((group) => {
+    const slot = slots.find((candidate) => candidate.slotId === group.slotId);
+    if (!slot) return group;
+    return { ...group, lastSeen: slotLastSeen(slot, now), stale: isStaleSlot(slot, now, staleAfterMs) };
+  });
 }
 
 /** Every tombstoned ID in any slot, ours included, with the device that ended it. */
@@ -154,6 +165,15 @@ export function ago(then: number, now: number): string {
   const hours = Math.round(minutes / 60);
   if (hours < 36) return `${hours} h ago`;
   return `${Math.round(hours / 24)} d ago`;
+}
+
+/** "34 days" style text for how long a device has not been seen. */
+export function duration(ms: number): string {
+  const minutes = Math.max(1, Math.round(ms / 60_000));
+  if (minutes < 60) return `${minutes} min`;
+  const hours = Math.round(minutes / 60);
+  if (hours < 48) return `${hours} h`;
+  return `${Math.round(hours / 24)} days`;
 }
 
 /** Who uses a session that a host reports: this window, other devices (named), or nobody (an orphan). */
