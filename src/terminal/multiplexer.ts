@@ -1,4 +1,5 @@
 /** What a host offers, and the scripts that drive a multiplexer there. No vscode import. */
+import { parseClientDevices } from './sessionMetadata';
 
 export type MultiplexerKind = 'tmux' | 'screen' | 'none';
 export type MultiplexerPreference = 'auto' | MultiplexerKind;
@@ -104,17 +105,36 @@ export function parseStatusOutput(output: string): SessionStatus {
   return { state: 'unknown' };
 }
 
-export type KillOutcome = { killed: true } | { killed: false; reason: 'in-use' | 'unconfirmed'; clients?: number };
+export type KillOutcome =
+  | { killed: true }
+  | {
+      killed: false;
+      reason: 'in-use' | 'unconfirmed';
+      /** How many clients the host counted (ours included while it was attached). */
+      clients?: number;
+      /** In-use only: the devices of the *other* attached clients, read on the host by the kill
+       * itself (each Tether client is marked with its device at attach). A client that is not
+       * ours (a hand-run `tmux attach`) is counted in `clients` but not named. */
+      attachedDevices?: string[];
+    };
 
 /** A kill's client limit that means "kill anyway" (the user confirmed it); the sentinel still decides. */
 export const FORCE_KILL_CLIENTS = 1000;
 
-/** A kill is believed only when the host echoed our one-time sentinel (DESIGN §2). */
-export function parseKillOutput(output: string, sentinel: string): KillOutcome {
+/** A kill is believed only when the host echoed our one-time sentinel (DESIGN §2). `ownDevice`,
+ * when our own client was still attached, takes one client of that device out of the names. */
+export function parseKillOutput(output: string, sentinel: string, ownDevice?: string): KillOutcome {
   const lines = output.split('\n').map((line) => line.trim());
   if (lines.includes(sentinel)) return { killed: true };
   const inUse = lines.map((line) => /^in-use (\d+)$/.exec(line)).find(Boolean);
-  if (inUse) return { killed: false, reason: 'in-use', clients: Number(inUse[1]) };
+  if (inUse) {
+    const perClient = lines.flatMap((line) => parseClientDevices([line]).devices);
+    const own = ownDevice === undefined ? -1 : perClient.indexOf(ownDevice);
+    if (own >= 0) perClient.splice(own, 1);
+    const outcome: KillOutcome = { killed: false, reason: 'in-use', clients: Number(inUse[1]) };
+    if (perClient.length > 0) outcome.attachedDevices = [...new Set(perClient)];
+    return outcome;
+  }
   return { killed: false, reason: 'unconfirmed' };
 }
 
@@ -125,6 +145,9 @@ export interface CreateOptions {
   cols: number;
   rows: number;
   historyLimit: number;
+  /** Stored on the host as session metadata (sessionMetadata.ts). */
+  device?: string;
+  title?: string;
 }
 
 /** The per-multiplexer script builders. Every value is quoted by shellQuote before it lands here. */
@@ -132,8 +155,12 @@ export interface MultiplexerScripts {
   readonly kind: 'tmux' | 'screen';
   /** Creates the session detached, prints `created`. */
   create(options: CreateOptions): string;
-  /** Runs in the tab's pty: becomes the attached client. Never creates. */
-  attach(id: string): string;
+  /** Runs in the tab's pty: becomes the attached client, marked with `device`. Never creates. */
+  attach(id: string, device?: string): string;
+  /** Records a deliberate detach by `device` (and when) on the host; prints `marked`. */
+  detachMark(id: string, device: string): string;
+  /** Stores (or, undefined, removes) the session's title on the host; prints `titled`. */
+  setTitle(id: string, title: string | undefined): string;
   /** Prints `alive`, `exited <code>` or `gone`. */
   status(id: string): string;
   /** Kills only if at most `maxClients` clients are attached; echoes `sentinel` once the session is gone. */

@@ -43,6 +43,12 @@ export interface PersistentSessionOptions {
   tmuxMode?: 'control' | 'attach';
   /** History lines each control-mode state sync writes into the terminal's scrollback. */
   controlHistoryLines?: number;
+  /** This device's name, stored on the host as session metadata and as the mark of our client. */
+  deviceName?: string;
+  /** For create: the session's title, stored on the host. */
+  title?: string;
+  /** A line the tab prints before it connects (e.g. how a listed host was resolved). */
+  notice?: string;
 }
 
 export interface SessionEvents {
@@ -133,6 +139,7 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
   /** Starts the session; failures end the tab with a message rather than rejecting. */
   async start(size: TerminalSize): Promise<void> {
     this.size = usableSize(size) ?? this.size;
+    if (this.options.notice) this.status(this.options.notice);
     // Restored and joined tabs show their own progress; the replay clears it away.
     if (this.options.mode === 'attach') this.status(`attaching to ${this.name} on ${this.options.host.label}…`);
     try {
@@ -208,8 +215,11 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
         await delay(300);
       }
       const result = await connection.runScript(scripts.kill(this.id, maxClients, sentinel), this.options.probeTimeoutMs);
-      const outcome = parseKillOutput(result.output, sentinel);
-      this.options.log.info(`session ${this.name}: kill ${outcome.killed ? 'confirmed by sentinel' : `not done (${outcome.reason})`}`);
+      // While our own client is attached, the host lists it too: leave one of our device out.
+      const ownAttached = scripts.kind === 'tmux' && this.driver?.isOpen === true;
+      const outcome = parseKillOutput(result.output, sentinel, ownAttached ? this.options.deviceName : undefined);
+      const named = !outcome.killed && outcome.attachedDevices ? `; attached: ${outcome.attachedDevices.join(', ')}` : '';
+      this.options.log.info(`session ${this.name}: kill ${outcome.killed ? 'confirmed by sentinel' : `not done (${outcome.reason}${named})`}`);
       return outcome;
     } catch (error) {
       this.options.log.warn(`session ${this.name}: kill failed: ${(error as Error).message}`);
@@ -221,6 +231,33 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
 
   dispose(): void {
     this.finish(undefined);
+  }
+
+  /**
+   * Records on the host that this device detached on purpose (and when), so every device's Hosts
+   * view can say "detached from laptop 2 h ago". Best effort: a host that cannot be reached keeps
+   * the session anyway. Call before detach(), while the connection is still at hand.
+   */
+  async markDetached(): Promise<boolean> {
+    if (!this.options.deviceName || this.kind === 'none') return false;
+    try {
+      const connection = await this.options.pool.acquire(this.options.host);
+      const scripts = this.scripts ?? scriptsFor(this.kind ?? 'tmux', await hostCapabilities(connection));
+      const result = await connection.runScript(scripts.detachMark(this.id, this.options.deviceName), this.options.probeTimeoutMs);
+      return /^marked$/m.test(result.output);
+    } catch (error) {
+      this.options.log.info(`session ${this.name}: could not record the detach on the host: ${(error as Error).message}`);
+      return false;
+    }
+  }
+
+  /** Stores the session's title on the host (undefined removes it). True once the host confirmed. */
+  async setTitle(title: string | undefined): Promise<boolean> {
+    if (this.kind === 'none') return false;
+    const connection = await this.options.pool.acquire(this.options.host);
+    const scripts = this.scripts ?? scriptsFor(this.kind ?? 'tmux', await hostCapabilities(connection));
+    const result = await connection.runScript(scripts.setTitle(this.id, title), this.options.probeTimeoutMs);
+    return /^titled$/m.test(result.output);
   }
 
   private async connect(): Promise<SshConnection> {
@@ -248,6 +285,8 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
         cols: this.size.cols,
         rows: this.size.rows,
         historyLimit: this.options.historyLimit ?? 50_000,
+        device: this.options.deviceName,
+        title: this.options.title,
       }),
       this.options.probeTimeoutMs,
     );
@@ -304,6 +343,7 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
           // A control client that has not synced by then falls back to attach rather than keep
           // a restoring tab blank (seen now and then when 20 tabs attach at once).
           openTimeoutMs: 6000,
+          device: this.options.deviceName,
         });
       } catch (error) {
         // A session that is gone is the probe's business; anything else falls back to attach.
@@ -313,7 +353,7 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
       }
     }
     const pty = { term: 'xterm-256color', cols: this.size.cols, rows: this.size.rows, width: 0, height: 0, modes: {} };
-    return new AttachDriver(await connection.openTerminal(this.kind === 'none' ? undefined : this.scripts!.attach(this.id), pty));
+    return new AttachDriver(await connection.openTerminal(this.kind === 'none' ? undefined : this.scripts!.attach(this.id, this.options.deviceName), pty));
   }
 
   private async attach(via: SshConnection): Promise<void> {

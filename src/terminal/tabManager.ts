@@ -7,6 +7,7 @@ import type { MultiplexerKind, MultiplexerPreference } from './multiplexer';
 import { PersistentSession, hostCapabilities, scriptsFor } from './persistentSession';
 import { newSessionId, shortId } from './sessionId';
 import { ConnectionPool } from './sshConnection';
+import { ListedHostResolution, resolveListedHost } from './listedHost';
 import { ResolvedHost, SshConfigError, listConfiguredHosts, resolveHost } from './sshConfig';
 import { SNAPSHOT_KEY, TabRecord, decodeSnapshot, encodeSnapshot, parseDirectories } from './tabSnapshot';
 import { TetherPty } from './tetherPty';
@@ -127,8 +128,8 @@ export class TabManager implements vscode.Disposable {
       tab?.terminal.show();
       return tab?.terminal;
     }
-    const host = this.hostForRecord(record);
-    return this.createTab(host, { id: record.id, mode: 'attach', multiplexer: record.multiplexer, cwd: record.cwd, startedAt: record.startedAt, name: record.name, location: record.location, replayLines });
+    const { host, note } = this.resolveListed(record);
+    return this.createTab(host, { id: record.id, mode: 'attach', multiplexer: record.multiplexer, cwd: record.cwd, startedAt: record.startedAt, name: record.name, location: record.location, replayLines, notice: note });
   }
 
   /** The session for a profile request: VS Code creates the terminal itself. */
@@ -224,14 +225,14 @@ export class TabManager implements vscode.Disposable {
   }
 
   private hostForRecord(record: Pick<TabRecord, 'hostLabel' | 'user' | 'hostName' | 'port'>): ResolvedHost {
-    let base: ResolvedHost;
-    try {
-      base = this.resolve(record.hostLabel);
-    } catch {
-      // A label this device cannot resolve (another device's alias): the record carries enough.
-      base = this.resolve(`${record.user}@${record.hostName.includes(':') ? `[${record.hostName}]` : record.hostName}:${record.port}`);
-    }
-    return { ...base, label: record.hostLabel, user: record.user, hostName: record.hostName, port: record.port };
+    return this.resolveListed(record).host;
+  }
+
+  /** The listing's own target unless this device's alias of that label matches it exactly. */
+  private resolveListed(record: Pick<TabRecord, 'hostLabel' | 'user' | 'hostName' | 'port'>): ListedHostResolution {
+    const resolution = resolveListedHost(record, sshConfigOptions());
+    if (resolution.note) this.log.info(`host ${stripControls(record.hostLabel)}: ${stripControls(resolution.note)}`);
+    return resolution;
   }
 
   private createTab(host: ResolvedHost, spec: SessionSpec): vscode.Terminal {
@@ -260,6 +261,8 @@ export class TabManager implements vscode.Disposable {
       replayLines: spec.replayLines ?? 0,
       tmuxMode: setting<'control' | 'attach'>('tmux.mode', 'control'),
       controlHistoryLines: setting<number>('scrollback.replayLines', 2000),
+      deviceName: deviceName(),
+      notice: spec.notice,
     });
     const record: TabRecord = {
       id: spec.id,
@@ -375,10 +378,17 @@ interface SessionSpec {
   name?: string;
   location?: 'panel' | 'editor';
   replayLines?: number;
+  /** Printed in the tab before it connects. */
+  notice?: string;
 }
 
 export function setting<T>(key: string, fallback: T): T {
   return vscode.workspace.getConfiguration('tether').get<T>(key, fallback);
+}
+
+/** This device's name as other devices see it (the same setting the sync listing uses). */
+export function deviceName(): string {
+  return setting<string>('deviceName', '').trim() || os.hostname();
 }
 
 export function sshConfigOptions(): { configPath: string; homeDir: string; localUser: string } {

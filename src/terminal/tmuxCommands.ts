@@ -1,5 +1,6 @@
 import { shellQuote } from './quoting';
 import { assertSessionId, sessionName } from './sessionId';
+import { META_LIMITS, encodeMetaValue } from './sessionMetadata';
 import {
   CreateOptions, MultiplexerScripts, Version, cwdLines, exitFileLines, innerShellCommand, versionAtLeast,
 } from './multiplexer';
@@ -39,7 +40,9 @@ export class TmuxScripts implements MultiplexerScripts {
       `set-option -g history-limit ${history}`,
       // A long escape-time makes Esc in vim feel stuck; 10 ms is what tmux itself now recommends.
       'set-option -s escape-time 10',
-      `new-session -d -s ${shellQuote(name)} -x ${cols} -y ${rows} -c "$dir" ${inner}`,
+      // No -c: tmux expands formats in it (a directory named `#(touch X)` would run touch). The
+      // script cd's into the directory instead, and tmux starts the pane in the client's cwd.
+      `new-session -d -s ${shellQuote(name)} -x ${cols} -y ${rows} ${inner}`,
     ];
     const options_ = [`set-option -t ${paneTarget(id)} status off`];
     if (versionAtLeast(this.version, 2, 1)) options_.push(`set-option -t ${paneTarget(id)} prefix None`);
@@ -53,6 +56,7 @@ export class TmuxScripts implements MultiplexerScripts {
       ...cwdLines(options.cwd === undefined ? undefined : shellQuote(options.cwd)),
       ...exitFileLines(id),
       'rm -f "$exitfile"',
+      'cd "$dir" 2>/dev/null || cd',
       // Tabs created at once on a host whose tmux server is not running race to start it, and the
       // losers fail: try again until the session exists (never creating it twice).
       'i=0',
@@ -62,6 +66,7 @@ export class TmuxScripts implements MultiplexerScripts {
       '  i=$((i + 1))',
       'done',
       `t ${options_.join(' \\; ')} || exit 1`,
+      metadataLine(id, { device: options.device, title: options.title, createdAt: true }),
       // For VS Code's xterm-256color terminal, once per server: truecolor, and no alternate screen,
       // so replayed history and lines tmux scrolls off stay in VS Code's own scrollback.
       `t show-options -s terminal-overrides 2>/dev/null | grep -q 'smcup@' || t set-option -as terminal-overrides ${shellQuote(versionAtLeast(this.version, 2, 2) ? ',xterm-256color:Tc:smcup@:rmcup@' : ',xterm-256color:smcup@:rmcup@')}`,
@@ -69,11 +74,24 @@ export class TmuxScripts implements MultiplexerScripts {
     ].join('\n');
   }
 
-  attach(id: string): string {
+  attach(id: string, device?: string): string {
     return [
       'unset TMUX TMUX_PANE',
+      ...clientMarkLines(id, device),
       `exec tmux -L ${TMUX_SOCKET} attach-session -t ${sessionTarget(id)}`,
     ].join('\n');
+  }
+
+  detachMark(id: string, device: string): string {
+    return [TMUX_FN, metadataLine(assertSessionId(id), { detachedBy: device }), 'echo marked'].join('\n');
+  }
+
+  setTitle(id: string, title: string | undefined): string {
+    const value = encodeMetaValue(title, META_LIMITS.title);
+    const command = value === undefined
+      ? `set-option -qu -t ${paneTarget(id)} @tether_title`
+      : `set-option -t ${paneTarget(id)} @tether_title ${shellQuote(value)}`;
+    return [TMUX_FN, `t ${command} 2>/dev/null && echo titled`].join('\n');
   }
 
   status(id: string): string {
@@ -98,6 +116,8 @@ export class TmuxScripts implements MultiplexerScripts {
       'command -v tmux >/dev/null 2>&1 || { echo no-tmux; exit 0; }',
       killOnlyIfUnused,
       `if t has-session -t ${sessionTarget(id)} 2>/dev/null; then echo "in-use $(t list-clients -t ${sessionTarget(id)} 2>/dev/null | wc -l | tr -d ' ')"`,
+      // Name the devices of the clients that keep it alive (the marks clientMarkLines set).
+      `  for p in $(t list-clients -t ${sessionTarget(id)} -F '#{client_pid}' 2>/dev/null); do echo "client =$(t show-options -gqv "@tether_client_$p" 2>/dev/null)"; done`,
       `else echo ${shellQuote(sentinel)}; fi`,
     ].join('\n');
   }
@@ -112,9 +132,55 @@ export class TmuxScripts implements MultiplexerScripts {
     return [TMUX_FN, `t list-panes -a -F '#{session_name} #{pane_current_path}' 2>/dev/null`].join('\n');
   }
 
+  /** `<name> <attached> <created> =<device> =<title> =<created_at> =<detached_by> =<detached_at>`
+   * per session, then `client <name> =<device>` per attached client. Stored values are encoded
+   * (sessionMetadata.ts) and hold no space, so the fields split on spaces. */
   listSessions(): string {
-    return [TMUX_FN, `t list-sessions -F '#{session_name} #{session_attached} #{session_created}' 2>/dev/null`].join('\n');
+    const meta = META_KEYS.map((key) => `=#{@tether_${key}}`).join(' ');
+    return [
+      TMUX_FN,
+      `t list-sessions -F '#{session_name} #{session_attached} #{session_created} ${meta}' 2>/dev/null`,
+      `t list-clients -F '#{client_pid} #{session_name}' 2>/dev/null | while read -r p s; do echo "client $s =$(t show-options -gqv "@tether_client_$p" 2>/dev/null)"; done`,
+    ].join('\n');
   }
+}
+
+/** The metadata keys, in the order listSessions prints them (`@tether_<key>`). */
+export const META_KEYS = ['device', 'title', 'created_at', 'detached_by', 'detached_at'] as const;
+
+/**
+ * Lines for the attach scripts (attach and control mode): mark the client that is about to exec
+ * with its device, keyed by its pid (`exec` keeps `$$`, so tmux reports it as `#{client_pid}`),
+ * record the device as the session's last one, and clear a previous detach. Marks of processes
+ * that are gone are dropped; a mark is only ever read for a pid that is a live client.
+ */
+export function clientMarkLines(id: string, device: string | undefined): string[] {
+  const value = encodeMetaValue(device, META_LIMITS.device);
+  if (value === undefined) return [];
+  const target = paneTarget(id);
+  return [
+    TMUX_FN,
+    `t set-option -g "@tether_client_$$" ${shellQuote(value)} \\; set-option -t ${target} @tether_device ${shellQuote(value)} \\; set-option -qu -t ${target} @tether_detached_by \\; set-option -qu -t ${target} @tether_detached_at >/dev/null 2>&1`,
+    `for p in $(t show-options -g 2>/dev/null | sed -n 's/^@tether_client_\\([0-9][0-9]*\\) .*/\\1/p'); do kill -0 "$p" 2>/dev/null || t set-option -gqu "@tether_client_$p" >/dev/null 2>&1; done`,
+  ];
+}
+
+/** One tmux line that sets metadata options (values encoded and quoted); empty values are skipped. */
+function metadataLine(id: string, values: { device?: string; title?: string; createdAt?: boolean; detachedBy?: string }): string {
+  const target = paneTarget(id);
+  const sets: string[] = [];
+  const add = (key: string, value: string | undefined): void => {
+    if (value !== undefined) sets.push(`set-option -t ${target} @tether_${key} ${shellQuote(value)}`);
+  };
+  add('device', encodeMetaValue(values.device, META_LIMITS.device));
+  add('title', encodeMetaValue(values.title, META_LIMITS.title));
+  if (values.createdAt) sets.push(`set-option -t ${target} @tether_created_at "$(date +%s)"`);
+  const detachedBy = encodeMetaValue(values.detachedBy, META_LIMITS.device);
+  if (detachedBy !== undefined) {
+    add('detached_by', detachedBy);
+    sets.push(`set-option -t ${target} @tether_detached_at "$(date +%s)"`);
+  }
+  return sets.length ? `t ${sets.join(' \\; ')} >/dev/null 2>&1` : ':';
 }
 
 /** A tmux format that is true when at most `max` clients are attached. tmux compares `<=` as text

@@ -1,15 +1,7 @@
 import * as vscode from 'vscode';
-import { ago } from '../sync/liveSessions';
+import { HostSessionRow, describeHostSession } from './hostSessionText';
 
-/** What a host reported for one of our sessions, with who uses it. */
-export interface HostSessionRow {
-  id: string;
-  multiplexer: 'tmux' | 'screen';
-  attachedClients?: number;
-  createdAt?: number;
-  /** "open here", "open on laptop", or undefined for an orphan that no device lists. */
-  usedBy?: string;
-}
+export type { HostSessionRow } from './hostSessionText';
 
 export interface HostsViewSource {
   hosts(): string[];
@@ -72,13 +64,12 @@ export class HostsView implements vscode.TreeDataProvider<Node>, vscode.Disposab
       return item;
     }
     const { row } = node;
-    const item = new vscode.TreeItem(`tether_${row.id.slice(0, 6)}…`, vscode.TreeItemCollapsibleState.None);
+    const text = describeHostSession(row, node.host, this.now());
+    const item = new vscode.TreeItem(text.label, vscode.TreeItemCollapsibleState.None);
     item.id = `host-session:${node.host}:${row.id}`;
-    const clients = row.attachedClients === undefined ? '' : ` · ${row.attachedClients} attached`;
-    const created = row.createdAt ? ` · started ${ago(row.createdAt, this.now())}` : '';
-    item.description = `${row.usedBy ?? 'orphan: listed by no device'}${clients}${created}`;
-    item.tooltip = `${row.multiplexer} session tether_${row.id} on ${node.host}`;
-    item.iconPath = new vscode.ThemeIcon(row.usedBy ? 'terminal' : 'warning');
+    item.description = text.description;
+    item.tooltip = text.tooltip;
+    item.iconPath = new vscode.ThemeIcon(text.orphan ? 'warning' : 'terminal');
     item.contextValue = row.usedBy ? 'tether.hostSession' : 'tether.orphanSession';
     return item;
   }

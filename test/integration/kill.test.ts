@@ -63,6 +63,33 @@ describe('closing with the sentinel-confirmed kill', function () {
     assert.equal(second.session.state, 'attached');
   });
 
+  for (const mode of ['attach', 'control'] as const) {
+    it(`a refused kill names the device of the other attached client (tmux ${mode} mode), read on the host`, async () => {
+      const first = TabRecorder.open({ id: newSessionId(), host: tmuxHost.resolved(), pool, mode: 'create', preference: 'tmux', tmuxMode: mode, deviceName: 'laptop' });
+      tabs.push(first);
+      await first.waitForState('attached');
+      const second = TabRecorder.open({ id: first.session.id, host: tmuxHost.resolved(), pool: otherPool, mode: 'attach', multiplexer: 'tmux', tmuxMode: mode, deviceName: `desk 'top' #(touch /tmp/x)` });
+      tabs.push(second);
+      await second.waitForState('attached');
+      const outcome = await first.session.kill();
+      assert.deepEqual(outcome, { killed: false, reason: 'in-use', clients: 2, attachedDevices: [`desk 'top' #(touch /tmp/x)`] });
+      assert.deepEqual(tmuxHost.tmuxSessions(), [first.session.name]);
+      // The other device, now alone, ends it: nothing left to name.
+      assert.deepEqual(await second.session.kill(), { killed: true });
+    });
+  }
+
+  it('a refused screen kill names the device that attached last', async () => {
+    const first = TabRecorder.open({ id: newSessionId(), host: screenHost.resolved(), pool, mode: 'create', preference: 'screen', deviceName: 'laptop' });
+    tabs.push(first);
+    await first.waitForState('attached');
+    const second = TabRecorder.open({ id: first.session.id, host: screenHost.resolved(), pool: otherPool, mode: 'attach', multiplexer: 'screen', deviceName: 'desktop' });
+    tabs.push(second);
+    await second.waitForState('attached');
+    const outcome = await first.session.kill();
+    assert.deepEqual(outcome, { killed: false, reason: 'in-use', clients: 1, attachedDevices: ['desktop'] });
+  });
+
   it('mirrors two clients of one tmux session both ways', async () => {
     const [first, second] = await openPair(tmuxHost, 'tmux');
     first.type('echo typed-on-first\r');

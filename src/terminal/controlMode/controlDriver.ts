@@ -49,7 +49,7 @@ import { shellQuote } from '../quoting';
 import type { DriverClose, SessionDriver, TerminalSize } from '../sessionDriver';
 import { assertSessionId, sessionName } from '../sessionId';
 import type { SshConnection } from '../sshConnection';
-import { TMUX_SOCKET } from '../tmuxCommands';
+import { TMUX_SOCKET, clientMarkLines } from '../tmuxCommands';
 import { ControlEvent, ControlModeFlavour, ControlParser } from './parser';
 import { SyncCommands, SyncReply, parseSyncReplies, renderSync, syncCommands } from './stateSync';
 
@@ -124,12 +124,15 @@ export interface ControlDriverOptions {
   flavour?: ControlModeFlavour;
   /** How long to wait for control mode to start and the first sync. Default 20 s. */
   openTimeoutMs?: number;
+  /** This device's name: marks our client on the host, so a refused kill elsewhere can name it. */
+  device?: string;
 }
 
 /** The script run on the host: the same environment as the attach script, in control mode. */
-export function controlAttachScript(id: string, flavour: ControlModeFlavour = '-CC'): string {
+export function controlAttachScript(id: string, flavour: ControlModeFlavour = '-CC', device?: string): string {
   return [
     'unset TMUX TMUX_PANE',
+    ...clientMarkLines(id, device),
     `exec tmux -u -L ${TMUX_SOCKET} ${flavour} attach-session -t ${shellQuote(`=${sessionName(assertSessionId(id))}`)}`,
   ].join('\n');
 }
@@ -161,7 +164,7 @@ export async function openControlDriver(
 ): Promise<ControlDriver> {
   const flavour = options.flavour ?? '-CC';
   const pty: PseudoTtyOptions = { term: 'xterm-256color', cols: size.cols, rows: size.rows, width: 0, height: 0, modes: {} };
-  const channel = await connection.openTerminal(controlAttachScript(id, flavour), pty);
+  const channel = await connection.openTerminal(controlAttachScript(id, flavour, options.device), pty);
   const driver = new ControlDriver(channel, id, size, { ...options, flavour });
   try {
     await driver.started;

@@ -57,7 +57,7 @@ describe('screenCommands', () => {
       assert.ok(all.capture.includes(`screen -S tether_${id} -X hardcopy -h "$f"`));
       assert.ok(all.capture.includes('tail -n 2000'));
       assert.ok(all.status.includes(`grep '[0-9]\\.tether_${id}[[:space:]]'`));
-      assert.ok(all.kill.includes(`if [ -z "$line" ]; then echo tether-sentinel-0123; exit 0; fi`));
+      assert.ok(all.kill.includes(`if [ -z "$line" ]; then rm -f "$HOME/.tether/screen-meta/tether_${id}"; echo tether-sentinel-0123; exit 0; fi`));
       assert.ok(all.kill.trimEnd().endsWith('echo "in-use 1"'));
     });
 

@@ -7,6 +7,8 @@ import { CreateOptions, Version, parseKillOutput, parseStatusOutput } from '../.
 import { MAX_REMOTE_COMMAND_BYTES, shellQuote, wrapScript } from '../../../src/terminal/quoting';
 import { InvalidSessionIdError, newSessionId } from '../../../src/terminal/sessionId';
 import { TMUX_SOCKET, TmuxScripts, clampInt, parseSessionLines } from '../../../src/terminal/tmuxCommands';
+import { HostSession, inventoryScript, parseInventory } from '../../../src/terminal/hostInventory';
+import { cleanMetaText } from '../../../src/terminal/sessionMetadata';
 
 const v = (major: number, minor: number, suffix = ''): Version => ({ major, minor, suffix });
 const VERSIONS: Record<string, Version> = {
@@ -96,7 +98,10 @@ describe('tmuxCommands', () => {
           const create = all.create;
           assert.match(create, /status off/);
           assert.match(create, /set-option -g history-limit 50000 .*new-session/);
-          assert.match(create, new RegExp(`new-session -d -s tether_${id} -x 120 -y 40 -c "\\$dir" `));
+          // The start directory is cd'd into, never passed as -c (tmux expands formats in -c).
+          assert.match(create, new RegExp(`new-session -d -s tether_${id} -x 120 -y 40 `));
+          assert.match(create, /\ncd "\$dir" 2>\/dev\/null \|\| cd\n/);
+          assert.ok(!/-y 40 -c /.test(create));
           assert.match(create, /\|\| exit 1\n/);
           assert.match(create, /echo created$/);
           const atLeast = (major: number, minor: number) => version.major > major || (version.major === major && version.minor >= minor);
@@ -148,7 +153,7 @@ describe('tmuxCommands', () => {
         // Remove the one quoted occurrence: no other trace of the value may remain.
         const rest = script.replace(`dir=${quoted}`, 'dir=X');
         if (cwd.length > 2) assert.ok(!rest.includes(cwd), `${JSON.stringify(cwd)} appears unquoted`);
-        assert.ok(lines.some((line) => line.includes('-c "$dir"')));
+        assert.ok(lines.some((line) => line.startsWith('cd "$dir"')));
       }
     });
 
@@ -267,8 +272,8 @@ describe('tmuxCommands', () => {
     }
 
     /** Runs the attach script in a pty (util-linux script) and keeps its stdin open. */
-    function attachClient(id: string): ChildProcess {
-      const child = spawn('script', ['-q', '-f', '-c', `sh -c ${shellQuote(scripts.attach(id))}`, '/dev/null'], { env, stdio: ['pipe', 'ignore', 'ignore'] });
+    function attachClient(id: string, device?: string): ChildProcess {
+      const child = spawn('script', ['-q', '-f', '-c', `sh -c ${shellQuote(scripts.attach(id, device))}`, '/dev/null'], { env, stdio: ['pipe', 'ignore', 'ignore'] });
       clients.push(child);
       return child;
     }
@@ -381,6 +386,78 @@ describe('tmuxCommands', () => {
         await waitFor('client to leave', () => client.exitCode !== null || client.signalCode !== null);
       });
     }
+
+    const HOSTILE_NAMES = [
+      `lap'top $(touch CANARY) \`touch CANARY\`; "x"`,
+      '#(touch CANARY)#{session_name}##[fg=red]',
+      'desk\ntop\r\u001b[31m',
+      'x'.repeat(5000),
+    ];
+
+    it('names the devices of the other attached clients in a refused kill, hostile names as data', async () => {
+      const id = newSessionId();
+      create(id, undefined);
+      const [first, second, third] = [attachClient(id, HOSTILE_NAMES[0]), attachClient(id, HOSTILE_NAMES[1]), attachClient(id)];
+      await waitFor('three clients', () => tmux(['list-clients', '-t', `=tether_${id}`]).trim().split('\n').filter(Boolean).length === 3);
+      await waitFor('marks', () => tmux(['show-options', '-g']).split('\n').filter((line) => line.startsWith('@tether_client_')).length >= 2);
+      const sentinel = `tether-kill-${newSessionId()}`;
+      const refused = parseKillOutput(run(scripts.kill(id, 0, sentinel)).stdout, sentinel);
+      assert.equal(refused.killed, false);
+      assert.ok(!refused.killed);
+      assert.equal(refused.clients, 3);
+      assert.deepEqual([...(refused.attachedDevices ?? [])].sort(), [cleanMetaText(HOSTILE_NAMES[0], 64), cleanMetaText(HOSTILE_NAMES[1], 64)].sort());
+      // With our own client counted, one client of our device is left out of the names.
+      const asFirst = parseKillOutput(run(scripts.kill(id, 0, sentinel)).stdout, sentinel, cleanMetaText(HOSTILE_NAMES[0], 64));
+      assert.deepEqual(!asFirst.killed && asFirst.attachedDevices, [cleanMetaText(HOSTILE_NAMES[1], 64)]);
+      assert.ok(!fs.existsSync(path.join(env.HOME!, 'CANARY')), 'a device name ran as a command');
+      // Marks are tied to live processes: a client that is gone leaves no mark behind.
+      first.kill('SIGKILL');
+      await waitFor('client to leave', () => tmux(['list-clients', '-t', `=tether_${id}`]).trim().split('\n').filter(Boolean).length === 2);
+      const fourth = attachClient(id, 'fourth');
+      await waitFor('fourth to attach', () => tmux(['list-clients', '-t', `=tether_${id}`]).trim().split('\n').filter(Boolean).length === 3);
+      await waitFor('stale mark pruned', () => !tmux(['show-options', '-g']).includes(`@tether_client_${first.pid} `));
+      for (const client of [second, third, fourth]) client.kill('SIGKILL');
+    });
+
+    it('keeps hostile metadata as data: set on create, attach and detach, read back by the inventory', async () => {
+      const id = newSessionId();
+      const created = run(scripts.create({ id, cols: 80, rows: 24, historyLimit: 1000, device: HOSTILE_NAMES[1], title: HOSTILE_NAMES[0] }));
+      assert.equal(created.stdout, 'created\n', created.stderr);
+      const inventory = (): HostSession | undefined => parseInventory(run(inventoryScript({ home: env.HOME!, tmux: v(3, 3, 'a') })).stdout).find((session) => session.id === id);
+      let row = inventory();
+      assert.equal(row?.meta?.device, cleanMetaText(HOSTILE_NAMES[1], 64));
+      assert.equal(row?.meta?.title, cleanMetaText(HOSTILE_NAMES[0], 100));
+      assert.ok(row?.meta?.createdAt && Math.abs(row.meta.createdAt - Date.now()) < 60_000);
+      // The stored values hold nothing tmux could expand: `#` is encoded.
+      assert.ok(!tmux(['show-options', '-t', `=tether_${id}:`]).split('\n').filter((line) => line.startsWith('@tether')).some((line) => line.includes('#')));
+      const client = attachClient(id, HOSTILE_NAMES[2]);
+      const desk = cleanMetaText(HOSTILE_NAMES[2], 64);
+      assert.equal(desk, 'desk top [31m', 'control characters are cleaned away');
+      await waitFor('client device in the inventory', () => inventory()?.clientDevices?.[0] === desk);
+      assert.equal(inventory()?.meta?.device, desk);
+      assert.equal(run(scripts.detachMark(id, HOSTILE_NAMES[3])).stdout, 'marked\n');
+      client.kill('SIGKILL');
+      await waitFor('client to leave', () => inventory()?.attachedClients === 0);
+      row = inventory();
+      assert.equal(row?.meta?.detachedBy, 'x'.repeat(64));
+      assert.ok(row?.meta?.detachedAt && Math.abs(row.meta.detachedAt - Date.now()) < 60_000);
+      assert.equal(run(scripts.setTitle(id, 'renamed #{pane_id} $(touch CANARY)')).stdout, 'titled\n');
+      assert.equal(inventory()?.meta?.title, 'renamed #{pane_id} $(touch CANARY)');
+      // A new attach clears the detach.
+      const again = attachClient(id, 'laptop');
+      await waitFor('detach cleared', () => inventory()?.meta?.detachedBy === undefined && inventory()?.meta?.device === 'laptop');
+      again.kill('SIGKILL');
+      assert.ok(!fs.existsSync(path.join(env.HOME!, 'CANARY')), 'a value ran as a command');
+    });
+
+    it('never lets tmux expand a start directory: #(…) in a cwd is a directory name', async () => {
+      const id = newSessionId();
+      const dir = path.join(env.HOME!, '#(touch CANARY)#{session_name}');
+      fs.mkdirSync(dir);
+      create(id, dir);
+      await waitFor('pane cwd', () => parseSessionLines(run(scripts.currentDirectories([id])).stdout).get(id) === dir);
+      assert.ok(!fs.existsSync(path.join(env.HOME!, 'CANARY')));
+    });
 
     it('reports gone and confirms a kill when no server runs at all', () => {
       const fresh = makeEnv('/bin/bash');

@@ -1,0 +1,54 @@
+/**
+ * What the Hosts view says about one session a host reported: who uses it (listings), what the host
+ * knows (attached devices, a deliberate detach, the last device) and whether it is an orphan. No
+ * vscode import: the view only renders these strings.
+ */
+import { ago } from '../sync/liveSessions';
+import type { HostSession } from '../terminal/hostInventory';
+import { hasMetadata } from '../terminal/sessionMetadata';
+import { shortId } from '../terminal/sessionId';
+
+/** A host's session with who lists it: "open here", "open on laptop", or undefined for none. */
+export interface HostSessionRow extends HostSession {
+  usedBy?: string;
+}
+
+export interface HostSessionText {
+  label: string;
+  description: string;
+  tooltip: string;
+  /** No listing names it and it carries no metadata: nothing explains why it exists. */
+  orphan: boolean;
+}
+
+export function describeHostSession(row: HostSessionRow, host: string, now: number): HostSessionText {
+  const meta = row.meta ?? {};
+  const orphan = !row.usedBy && !hasMetadata(row.meta);
+  const parts: string[] = [];
+  if (row.usedBy) parts.push(row.usedBy);
+  const named = row.clientDevices ?? [];
+  if (named.length > 0) {
+    const unnamed = row.attachedClients - named.length;
+    const devices = [...new Set(named)].join(', ');
+    const onHost = `attached on ${devices}${unnamed > 0 ? ` and ${unnamed} other client${unnamed === 1 ? '' : 's'}` : ''}`;
+    // "open on laptop" from the listing and "attached on laptop" from the host say the same thing.
+    if (row.usedBy !== `open on ${devices}` || unnamed > 0) parts.push(onHost);
+  } else if (row.attachedClients > 0) {
+    parts.push(`${row.attachedClients} attached`);
+  } else if (meta.detachedBy) {
+    parts.push(`detached from ${meta.detachedBy}${meta.detachedAt ? ` ${ago(meta.detachedAt, now)}` : ''}`);
+  } else if (meta.device && !row.usedBy) {
+    parts.push(`last used on ${meta.device}`);
+  }
+  if (orphan) parts.unshift('orphan: listed by no device');
+  const created = row.createdAt ?? meta.createdAt;
+  if (created) parts.push(`started ${ago(created, now)}`);
+  const name = `tether_${row.id}`;
+  const tooltip = [
+    `${row.multiplexer} session ${name} on ${host}`,
+    meta.title ? `Title: ${meta.title}` : undefined,
+    meta.device ? `Last attached from: ${meta.device}` : undefined,
+    meta.detachedBy ? `Detached by: ${meta.detachedBy}${meta.detachedAt ? ` (${new Date(meta.detachedAt).toISOString()})` : ''}` : undefined,
+  ].filter(Boolean).join('\n');
+  return { label: meta.title ?? `tether_${shortId(row.id)}…`, description: parts.join(' · '), tooltip, orphan };
+}

@@ -1,0 +1,36 @@
+import assert from 'node:assert/strict';
+import { newSessionId } from '../../../src/terminal/sessionId';
+import { describeHostSession } from '../../../src/views/hostSessionText';
+
+describe('Hosts view text for a host session', () => {
+  const now = 1_700_000_000_000;
+  const id = newSessionId();
+  const base = { id, multiplexer: 'tmux' as const, attachedClients: 0, createdAt: now - 3 * 3600_000 };
+
+  it('explains a deliberate detach instead of warning about an orphan', () => {
+    const text = describeHostSession({ ...base, meta: { device: 'laptop', detachedBy: 'laptop', detachedAt: now - 2 * 3600_000 } }, 'box', now);
+    assert.equal(text.orphan, false);
+    assert.equal(text.description, 'detached from laptop 2 h ago · started 3 h ago');
+    assert.match(text.tooltip, /Detached by: laptop/);
+  });
+
+  it('says where it is open, from the host and from the listings', () => {
+    const attached = describeHostSession({ ...base, attachedClients: 2, clientDevices: ['desktop'], meta: { device: 'desktop' } }, 'box', now);
+    assert.equal(attached.description, 'attached on desktop and 1 other client · started 3 h ago');
+    const listed = describeHostSession({ ...base, attachedClients: 1, clientDevices: ['desktop'], usedBy: 'open on desktop', meta: { device: 'desktop' } }, 'box', now);
+    assert.equal(listed.description, 'open on desktop · started 3 h ago');
+    assert.equal(describeHostSession({ ...base, meta: { device: 'laptop' } }, 'box', now).description, 'last used on laptop · started 3 h ago');
+  });
+
+  it('keeps the orphan warning only without metadata and without a listing', () => {
+    const orphan = describeHostSession(base, 'box', now);
+    assert.equal(orphan.orphan, true);
+    assert.equal(orphan.description, 'orphan: listed by no device · started 3 h ago');
+    assert.equal(describeHostSession({ ...base, usedBy: 'open here' }, 'box', now).orphan, false);
+  });
+
+  it('shows the title as the label, the short ID otherwise', () => {
+    assert.equal(describeHostSession({ ...base, meta: { title: 'build server logs' } }, 'box', now).label, 'build server logs');
+    assert.equal(describeHostSession(base, 'box', now).label, `tether_${id.slice(0, 6)}…`);
+  });
+});
