@@ -1,15 +1,21 @@
 import * as vscode from 'vscode';
 import type { SessionEntry } from './sync/blob';
-import { CrossDeviceSessions } from './sync/crossDevice';
-import { LiveSession, usedBy } from './sync/liveSessions';
+import { type CloseResult, CrossDeviceSessions } from './sync/crossDevice';
+import { ago, LiveSession, slotLastSeen, usedBy, withStaleness } from './sync/liveSessions';
 import type { TetherSync } from './sync/syncController';
 import { hostCapabilities, PersistentSession } from './terminal/persistentSession';
 import { inventoryScript, parseInventory, provenGone } from './terminal/hostInventory';
 import type { ConnectionPool } from './terminal/sshConnection';
 import type { TabRecord } from './terminal/tabSnapshot';
-import { TabManager, setting } from './terminal/tabManager';
+import { type KillResult, TabManager, setting } from './terminal/tabManager';
 import { HostSessionRow, HostsView } from './views/hostsView';
-import { LiveSessionsView } from './views/liveSessionsView';
+import { type LocalWindowGroup, LiveSessionsView } from './views/liveSessionsView';
+
+/** tether.sync.staleDeviceDays as milliseconds; 0 or less turns staleness off. */
+export function staleAfterMs(): number | undefined {
+  const days = setting<number>('sync.staleDeviceDays', 30);
+  return typeof days === 'number' && days > 0 ? days * 24 * 60 * 60 * 1000 : undefined;
+}
 
 /** The manifest entry another device needs to find and join a tab's session. */
 export function entryOf(record: TabRecord): SessionEntry {
@@ -32,9 +38,15 @@ export function entryOf(record: TabRecord): SessionEntry {
  * CrossDeviceSessions; this file only connects parts.
  */
 export function registerCrossDevice(context: vscode.ExtensionContext, tabs: TabManager, pool: ConnectionPool, sync: TetherSync, log: vscode.LogOutputChannel): CrossDeviceSessions {
+  /** A handle on a session no tab here holds: its kill runs with no client of ours attached. */
+  const detached = (entry: SessionEntry): PersistentSession =>
+    new PersistentSession({ id: entry.id, host: tabs.hostFor(entry), pool, log, mode: 'attach', multiplexer: entry.multiplexer });
   const cross = new CrossDeviceSessions({
     log,
-    detachedSession: (entry) => new PersistentSession({ id: entry.id, host: tabs.hostFor(entry), pool, log, mode: 'attach', multiplexer: entry.multiplexer }),
+    detachedSession: detached,
+    localHolders: (id) => sync.device.holders(id),
+    staleAfterMs: () => staleAfterMs(),
+    lastKnown: () => sync.device.lastKnownSlots(),
   });
   const liveView = new LiveSessionsView();
   const hostsView = new HostsView({
@@ -49,9 +61,62 @@ export function registerCrossDevice(context: vscode.ExtensionContext, tabs: TabM
     },
   });
 
-  const publish = (): void => cross.publish(tabs.records().map(entryOf));
+  const liveTree = vscode.window.createTreeView('tether.liveSessions', { treeDataProvider: liveView });
+  const hostsTree = vscode.window.createTreeView('tether.hosts', { treeDataProvider: hostsView });
+  // Relative times ("started 5 min ago", "last seen") stay true while a view is visible.
+  const labelTimer = setInterval(() => {
+    if (liveTree.visible) refreshLive();
+    if (hostsTree.visible) hostsView.refreshLabels();
+  }, 30_000);
+  context.subscriptions.push({ dispose: () => clearInterval(labelTimer) });
+
+  /** Any session: a tab here, another window's, another device's, or a Hosts row; else a quick pick. */
+  const pickSessionToKill = async (arg: unknown): Promise<{ entry: SessionEntry; label: string } | undefined> => {
+    const row = arg && typeof arg === 'object' && 'row' in arg ? (arg as { host?: string; row?: HostSessionRow }) : undefined;
+    if (row?.host && row.row) {
+      const host = tabs.resolve(row.host);
+      return {
+        entry: { id: row.row.id, hostLabel: row.host, user: host.user, hostName: host.hostName, port: host.port, multiplexer: row.row.multiplexer, cwd: '~', startedAt: row.row.createdAt ?? Date.now() },
+        label: `session tether_${row.row.id.slice(0, 6)} on ${row.host}`,
+      };
+    }
+    const candidate = arg && typeof arg === 'object' && 'session' in arg ? (arg as { session: unknown }).session : arg;
+    if (isLiveSession(candidate)) return { entry: candidate, label: `"${candidate.title ?? candidate.hostLabel}" (tether_${candidate.id.slice(0, 6)})` };
+    type Item = vscode.QuickPickItem & { entry?: SessionEntry };
+    const items: Item[] = [];
+    const records = tabs.records();
+    const active = tabs.tabFor(vscode.window.activeTerminal);
+    if (records.length > 0) items.push({ label: 'This window', kind: vscode.QuickPickItemKind.Separator });
+    for (const record of [...records].sort((a, b) => Number(b.id === active?.id) - Number(a.id === active?.id))) {
+      items.push({ label: record.name, description: `${record.hostLabel} · ${record.cwd ?? '~'}${record.id === active?.id ? ' · active' : ''}`, entry: entryOf(record) });
+    }
+    const local = liveView.localSessions();
+    if (local.length > 0) items.push({ label: 'Other windows on this device', kind: vscode.QuickPickItemKind.Separator });
+    for (const session of local) items.push({ label: session.title ?? session.hostLabel, description: `${session.deviceName} · ${session.cwd}`, entry: session });
+    for (const group of liveView.devices()) {
+      items.push({ label: group.deviceName, kind: vscode.QuickPickItemKind.Separator });
+      for (const session of group.sessions) items.push({ label: session.title ?? session.hostLabel, description: `${group.deviceName} · ${session.cwd} · started ${ago(session.startedAt, Date.now())}`, entry: session });
+    }
+    if (!items.some((item) => item.entry)) return void vscode.window.showInformationMessage('Tether: there are no Tether sessions to kill.');
+    const picked = await vscode.window.showQuickPick(items, { title: 'Tether: Kill Session', placeHolder: 'The session to end on every device' });
+    if (!picked?.entry) return undefined;
+    return { entry: picked.entry, label: `"${picked.label}" (tether_${picked.entry.id.slice(0, 6)})` };
+  };
+
+  const publish = (): void => {
+    cross.publish(tabs.records().map(entryOf));
+    sync.publishLocalSessions();
+  };
   const refreshLive = (): void => {
-    liveView.update(cross.liveOnOtherDevices(new Set(tabs.records().map((record) => record.id))));
+    const openHere = new Set(tabs.records().map((record) => record.id));
+    const groups = withStaleness(cross.liveOnOtherDevices(openHere), sync.client?.getRemoteState().slots ?? [], Date.now(), staleAfterMs());
+    const ownSlot = sync.client?.slotId ?? '';
+    const windows = sync.device.otherWindows().map((window): LocalWindowGroup => ({
+      label: window.label,
+      open: window.open,
+      sessions: window.sessions.filter((session) => !openHere.has(session.id)).map((session) => ({ ...session, slotId: ownSlot, deviceName: `this device (${window.label})` })),
+    }));
+    liveView.update(groups, windows);
     const state = sync.state;
     const optedOut = !setting<boolean>('crossDeviceSessions', true);
     const configured = state.state !== 'off' || /crossDeviceSessions is off/.test(state.detail ?? '');
@@ -59,9 +124,55 @@ export function registerCrossDevice(context: vscode.ExtensionContext, tabs: TabM
     void vscode.commands.executeCommand('setContext', 'tether.crossDeviceOptedOut', optedOut);
   };
 
+  const killResult = (result: CloseResult): KillResult =>
+    result.action === 'killed' ? { killed: true } : { killed: false, why: result.why, refused: result.refused, devices: result.devices };
+
+  /** "Kill anyway": the user confirmed in a modal; still needs the sentinel, still publishes a tombstone. */
+  const killAnyway = async (entry: SessionEntry, label: string, why: string): Promise<void> => {
+    const confirm = await vscode.window.showWarningMessage(
+      `Kill ${label} anyway?`,
+      { modal: true, detail: `It is in use: ${why}. Killing it ends its processes on every device, including those.` },
+      'Kill Anyway',
+    );
+    if (confirm !== 'Kill Anyway') return;
+    const terminal = tabs.terminalOf(entry.id);
+    const result = terminal ? await tabs.kill(terminal, { force: true }) : killResult(await cross.kill(detached(entry), { force: true }));
+    if (result.killed) void vscode.window.showInformationMessage(`Tether: ${label} was killed on every device.`);
+    else void vscode.window.showWarningMessage(`Tether: ${label} was not killed: ${result.why ?? 'the host did not confirm the kill'}. It may still be running.`);
+    hostsView.refresh();
+  };
+
+  /** The deliberate kill of any session, with the refusal explained and "Kill anyway" offered. */
+  const killSession = async (entry: SessionEntry, label: string): Promise<void> => {
+    const confirm = await vscode.window.showWarningMessage(
+      `Kill ${label}?`,
+      { modal: true, detail: 'Its processes end on every device. If another device or window is attached, the host refuses and nothing is killed.' },
+      'Kill Session',
+    );
+    if (confirm !== 'Kill Session') return;
+    const terminal = tabs.terminalOf(entry.id);
+    const result = terminal ? await tabs.kill(terminal) : killResult(await cross.kill(detached(entry)));
+    hostsView.refresh();
+    if (result.killed) return;
+    if (result.refused) {
+      await killAnyway(entry, label, result.why ?? 'another client is attached on the host');
+      return;
+    }
+    void vscode.window.showWarningMessage(`Tether: ${label} was not killed: ${result.why ?? 'the host did not confirm the kill'}. It may still be running.`);
+  };
+
   tabs.setClosePolicy({
-    close: (session, record) => cross.close(session, entryOf(record)),
-    kill: async (session) => (await cross.kill(session)).action === 'killed',
+    close: async (session, record) => {
+      const result = await cross.close(session, entryOf(record));
+      if (result.action === 'detached') {
+        // ✕ that only detaches says why, and offers the kill the user may have meant.
+        void vscode.window.showInformationMessage(`Tether: "${record.name}" was detached, not killed: ${result.why}.`, 'Kill anyway…').then((choice) => {
+          if (choice) void killAnyway(entryOf(record), `"${record.name}"`, result.why);
+        });
+      }
+      return result;
+    },
+    kill: async (session, _record, options) => killResult(await cross.kill(session, options)),
     gone: (record) => cross.ended(record.id),
   });
   cross.setEnabled(setting<boolean>('crossDeviceSessions', true));
@@ -76,8 +187,49 @@ export function registerCrossDevice(context: vscode.ExtensionContext, tabs: TabM
     liveView,
     hostsView,
     { dispose: () => cross.dispose() },
-    vscode.window.registerTreeDataProvider('tether.liveSessions', liveView),
-    vscode.window.registerTreeDataProvider('tether.hosts', hostsView),
+    liveTree,
+    hostsTree,
+    sync.device.onDidChangeParts(refreshLive),
+    vscode.commands.registerCommand('tether.killSession', async (arg?: unknown) => {
+      const target = await pickSessionToKill(arg);
+      if (target) await killSession(target.entry, target.label);
+    }),
+    vscode.commands.registerCommand('tether.forgetDevice', async (arg?: unknown) => {
+      const node = arg && typeof arg === 'object' && 'group' in arg ? (arg as { group: { slotId?: unknown } }).group : undefined;
+      const slots = sync.client?.getRemoteState().slots ?? [];
+      if (!sync.client) return void vscode.window.showInformationMessage('Tether: sync is not running on this device, so there are no devices to forget.');
+      let slot = slots.find((candidate) => candidate.slotId === node?.slotId);
+      if (!slot) {
+        if (slots.length === 0) return void vscode.window.showInformationMessage('Tether: no other devices are listed.');
+        const now = Date.now();
+        const picked = await vscode.window.showQuickPick(
+          slots.map((candidate) => ({
+            label: candidate.deviceName,
+            description: `${candidate.blob.sessions.length} session(s) · ${candidate.online ? 'online' : `last seen ${ago(slotLastSeen(candidate, now), now)}`}`,
+            candidate,
+          })),
+          { title: 'Tether: Forget Device', placeHolder: 'The device whose listing to delete from the sync server' },
+        );
+        slot = picked?.candidate;
+      }
+      if (!slot) return;
+      const names = slot.blob.sessions.map((session) => `• ${session.title ?? session.hostLabel} (tether_${session.id.slice(0, 6)}, ${session.cwd})`);
+      const confirm = await vscode.window.showWarningMessage(
+        `Forget device "${slot.deviceName}"?`,
+        {
+          modal: true,
+          detail: forgetDetail(names),
+        },
+        'Forget Device',
+      );
+      if (confirm !== 'Forget Device') return;
+      try {
+        await sync.forgetDevice(slot.slotId);
+        log.info(`sync: forgot device ${slot.deviceName} (slot ${slot.slotId})`);
+      } catch (error) {
+        void vscode.window.showErrorMessage(`Tether: could not forget ${slot.deviceName}: ${(error as Error).message}`);
+      }
+    }),
     sync.onDidChangeClient((client) => {
       cross.useClient(client);
       publish();
@@ -160,6 +312,14 @@ export function registerCrossDevice(context: vscode.ExtensionContext, tabs: TabM
   cross.onRemoteTombstone(({ id, deviceName }) => tabs.endRemotelyKilled(id, deviceName));
   refreshLive();
   return cross;
+}
+
+/** The Forget Device confirmation: what the listing names, and what forgetting does not do. */
+function forgetDetail(names: readonly string[]): string {
+  const list = names.length === 0
+    ? ' (it lists no sessions)'
+    : `, with ${names.length === 1 ? 'this session' : `these ${names.length} sessions`}:\n${names.slice(0, 20).join('\n')}${names.length > 20 ? `\n… and ${names.length - 20} more` : ''}`;
+  return `Its listing is deleted from the sync server${list}.\n\nThe sessions keep running on their hosts (the Hosts view still shows them), and closing them no longer waits for this device. If the device is still in use, it lists its sessions again the next time it syncs.`;
 }
 
 function isLiveSession(value: unknown): value is LiveSession {

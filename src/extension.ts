@@ -35,14 +35,6 @@ export function activate(context: vscode.ExtensionContext): void {
     const terminal = vscode.window.activeTerminal;
     if (!terminal || !tabs!.detach(terminal)) void vscode.window.showInformationMessage('Tether: the active terminal is not a Tether terminal.');
   });
-  register('tether.killSession', async () => {
-    const terminal = vscode.window.activeTerminal;
-    const record = tabs!.tabFor(terminal);
-    if (!terminal || !record) return void vscode.window.showInformationMessage('Tether: the active terminal is not a Tether terminal.');
-    const confirm = await vscode.window.showWarningMessage(`Kill session ${record.name} on ${record.hostLabel}? Its processes end on every device.`, { modal: true }, 'Kill Session');
-    if (confirm !== 'Kill Session') return;
-    if (!(await tabs!.kill(terminal))) void vscode.window.showWarningMessage('Tether: the host did not confirm the kill; the session may still be running.');
-  });
   register('tether.renameSession', async (arg?: unknown) => {
     // From the tab's context menu VS Code may pass the terminal; from the palette, the active one.
     const terminal = arg && tabs!.tabFor(arg as vscode.Terminal) ? (arg as vscode.Terminal) : vscode.window.activeTerminal;
@@ -68,10 +60,13 @@ export function activate(context: vscode.ExtensionContext): void {
     }),
   );
 
-  const sync = registerSync(context, log, () => (setting<boolean>('crossDeviceSessions', true) ? tabs!.records().map(entryOf) : []));
+  // This window's part of the device listing follows its tabs, with sharing on or off (the part is local).
+  const sync = registerSync(context, log, () => tabs!.records().map(entryOf));
   registerCrossDevice(context, tabs, pool, sync, log);
 
   if (setting<boolean>('restoreOnStartup', true)) tabs.restore(setting<number>('scrollback.replayLines', 2000));
+  // Only now: a part written before the restore would drop this workspace's sessions for a moment.
+  sync.restored();
 }
 
 export function deactivate(): void {

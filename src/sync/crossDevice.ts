@@ -7,7 +7,7 @@ import type { KillOutcome } from '../terminal/multiplexer';
 import type { Logger } from '../terminal/logger';
 import type { SessionEntry } from './blob';
 import { Emitter, type Event } from './emitter';
-import { DeviceGroup, LastDeviceVerdict, liveOnOtherDevices, manifestAllowsKill, tombstonedIds } from './liveSessions';
+import { DeviceGroup, LastDeviceVerdict, listText, liveOnOtherDevices, manifestAllowsKill, type RemoteSlotView, slotsListing, tombstonedIds } from './liveSessions';
 import type { RemoteState, SyncClient, SyncState } from './syncClient';
 
 /** The part of a sync client that cross-device sessions use (SyncClient satisfies it). */
@@ -16,13 +16,20 @@ export type SyncPort = Pick<SyncClient, 'slotId' | 'state' | 'getRemoteState' | 
 /** What closing needs from a tab's session: the kill that the host confirms with a sentinel. */
 export interface KillableSession {
   readonly id: string;
-  kill(): Promise<KillOutcome>;
+  kill(options?: { force?: boolean }): Promise<KillOutcome>;
   detach(): void;
 }
 
 export type CloseResult =
   | { readonly action: 'killed' }
-  | { readonly action: 'detached'; readonly why: string };
+  | {
+      readonly action: 'detached';
+      readonly why: string;
+      /** The host refused the kill: another client is attached (the manifest check passed). */
+      readonly refused?: boolean;
+      /** Devices (or windows of this device) that still use the session, for the message. */
+      readonly devices?: readonly string[];
+    };
 
 export interface RemoteTombstone {
   readonly id: string;
@@ -36,6 +43,12 @@ export interface CrossDeviceOptions {
   /** Remote knowledge older than this cannot clear a kill while the stream is down. */
   maxStalenessMs?: number;
   now?: () => number;
+  /** This device's other windows and workspaces that list a session (DeviceSync.holders). */
+  localHolders?: (id: string) => readonly string[];
+  /** Devices not seen for longer than this no longer block a close (tether.sync.staleDeviceDays). */
+  staleAfterMs?: () => number | undefined;
+  /** With cross-device sessions off: what other devices listed when sync last ran (DeviceSync). */
+  lastKnown?: () => { savedAt: number; slots: readonly RemoteSlotView[] } | undefined;
 }
 
 export class CrossDeviceSessions {
@@ -129,6 +142,9 @@ export class CrossDeviceSessions {
       slots: this.client?.getRemoteState().slots ?? [],
       ownSlotId: this.client?.slotId ?? '',
       id,
+      localHolders: this.options.localHolders?.(id) ?? [],
+      staleAfterMs: this.options.staleAfterMs?.(),
+      lastKnown: this.enabled ? undefined : this.options.lastKnown?.(),
     });
   }
 
@@ -142,7 +158,7 @@ export class CrossDeviceSessions {
     if (!verdict.kill) {
       session.detach();
       this.options.log.info(`close: detached from ${session.id}: ${verdict.why}`);
-      result = { action: 'detached', why: verdict.why };
+      result = { action: 'detached', why: verdict.why, ...(verdict.devices ? { devices: verdict.devices } : {}) };
     } else {
       result = await this.kill(session);
     }
@@ -155,16 +171,33 @@ export class CrossDeviceSessions {
     return result;
   }
 
-  /** The deliberate kill: still believed only on the host's sentinel. */
-  async kill(session: KillableSession): Promise<CloseResult> {
-    const outcome = await session.kill();
+  /**
+   * The deliberate kill: still believed only on the host's sentinel. `force` kills even with other
+   * clients attached (the user confirmed "Kill anyway"); it still needs the sentinel.
+   */
+  async kill(session: KillableSession, options: { force?: boolean } = {}): Promise<CloseResult> {
+    const outcome = await session.kill(options.force ? { force: true } : undefined);
     if (!outcome.killed) {
-      const why = outcome.reason === 'in-use' ? 'another client is attached on the host' : 'the host did not confirm the kill';
+      const devices = outcome.reason === 'in-use' ? this.attachedDevices(session.id, outcome) : [];
+      const why =
+        outcome.reason !== 'in-use'
+          ? 'the host did not confirm the kill'
+          : devices.length > 0
+            ? `it is attached on ${listText(devices)}`
+            : `${outcome.clients && outcome.clients > 1 ? `${outcome.clients} other clients are` : 'another client is'} attached on the host`;
       this.options.log.info(`close: detached from ${session.id}: ${why}`);
-      return { action: 'detached', why };
+      return { action: 'detached', why, refused: outcome.reason === 'in-use', devices };
     }
     this.ended(session.id);
     return { action: 'killed' };
+  }
+
+  /** Who holds a session the host refused to kill: the host's own answer, else the listings. */
+  private attachedDevices(id: string, outcome: KillOutcome): string[] {
+    const fromHost = (outcome as { attachedDevices?: unknown }).attachedDevices;
+    if (Array.isArray(fromHost) && fromHost.length > 0) return fromHost.filter((name): name is string => typeof name === 'string');
+    const listed = this.client ? slotsListing(this.client.getRemoteState().slots, this.client.slotId, id).map((slot) => slot.deviceName) : [];
+    return [...listed, ...(this.options.localHolders?.(id) ?? [])];
   }
 
   /** A probe or a sentinel confirmed that a session is gone: every device drops it. */

@@ -22,7 +22,18 @@ export interface DeviceGroup {
   readonly deviceName: string;
   readonly online?: boolean;
   readonly lastSeen?: number;
+  /** Not seen for longer than tether.sync.staleDeviceDays: greyed, and it no longer blocks a close. */
+  readonly stale?: boolean;
   readonly sessions: readonly LiveSession[];
+}
+
+/** Marks each group stale or not, and gives it the time it was last seen (presence or last write). */
+export function withStaleness(groups: readonly DeviceGroup[], slots: readonly RemoteSlotView[], now: number, staleAfterMs: number | undefined): DeviceGroup[] {
+  return groups.map((group) => {
+    const slot = slots.find((candidate) => candidate.slotId === group.slotId);
+    if (!slot) return group;
+    return { ...group, lastSeen: slotLastSeen(slot, now), stale: isStaleSlot(slot, now, staleAfterMs) };
+  });
 }
 
 /** Every tombstoned ID in any slot, ours included, with the device that ended it. */
@@ -58,11 +69,28 @@ export function liveOnOtherDevices(
   return groups.sort((a, b) => Number(b.online ?? false) - Number(a.online ?? false) || a.deviceName.localeCompare(b.deviceName));
 }
 
-/** Devices (other slots) whose manifest lists a session. */
-export function devicesListing(slots: readonly RemoteSlotView[], ownSlotId: string, id: string): string[] {
+/** When a device was last seen: now while online, else the later of presence and its last write. */
+export function slotLastSeen(slot: RemoteSlotView, now: number): number {
+  if (slot.online) return now;
+  return Math.max(slot.lastSeen ?? 0, slot.blob.writtenAt);
+}
+
+/** A device not seen for longer than `staleAfterMs` is greyed and no longer blocks a close. */
+export function isStaleSlot(slot: RemoteSlotView, now: number, staleAfterMs: number | undefined): boolean {
+  return staleAfterMs !== undefined && now - slotLastSeen(slot, now) > staleAfterMs;
+}
+
+/** Devices (other slots) whose manifest lists a session; stale devices only when `staleAfterMs` is not given. */
+export function devicesListing(slots: readonly RemoteSlotView[], ownSlotId: string, id: string, staleness?: { now: number; staleAfterMs?: number }): string[] {
+  return slotsListing(slots, ownSlotId, id, staleness).map((slot) => slot.deviceName);
+}
+
+export function slotsListing(slots: readonly RemoteSlotView[], ownSlotId: string, id: string, staleness?: { now: number; staleAfterMs?: number }): RemoteSlotView[] {
   const dead = tombstonedIds(slots);
   if (dead.has(id)) return [];
-  return slots.filter((slot) => slot.slotId !== ownSlotId && slot.blob.sessions.some((session) => session.id === id)).map((slot) => slot.deviceName);
+  return slots.filter(
+    (slot) => slot.slotId !== ownSlotId && slot.blob.sessions.some((session) => session.id === id) && !(staleness && isStaleSlot(slot, staleness.now, staleness.staleAfterMs)),
+  );
 }
 
 export type SyncHealth = 'off' | 'connecting' | 'live' | 'offline' | 'error';
@@ -81,6 +109,12 @@ export interface LastDeviceInput {
   slots: readonly RemoteSlotView[];
   ownSlotId: string;
   id: string;
+  /** Other windows or workspaces of this device that list the session (DeviceSync.holders). */
+  localHolders?: readonly string[];
+  /** Devices not seen for longer no longer block a close (tether.sync.staleDeviceDays). */
+  staleAfterMs?: number;
+  /** With cross-device sessions off: what other devices listed when sync last ran. */
+  lastKnown?: { savedAt: number; slots: readonly RemoteSlotView[] };
 }
 
 export type LastDeviceVerdict =
@@ -92,15 +126,34 @@ export type LastDeviceVerdict =
  * the kill command itself, atomically. Fail safe: when in doubt, close only detaches.
  */
 export function manifestAllowsKill(input: LastDeviceInput): LastDeviceVerdict {
-  if (!input.crossDevice) return { kill: true, why: 'cross-device sessions are off here; the host client check decides' };
+  const staleness = { now: input.now, staleAfterMs: input.staleAfterMs };
+  if (input.localHolders && input.localHolders.length > 0) return { kill: false, why: `still open in ${input.localHolders.join(', ')}`, devices: [] };
+  if (!input.crossDevice) {
+    const known = input.lastKnown ? devicesListing(input.lastKnown.slots, input.ownSlotId, input.id, staleness) : [];
+    if (known.length > 0) {
+      return { kill: false, why: `cross-device sessions are off here, and ${listText(known)} listed it when sync last ran (${ago(input.lastKnown!.savedAt, input.now)})`, devices: known };
+    }
+    return { kill: true, why: 'cross-device sessions are off here; the host client check decides' };
+  }
   if (!input.syncConfigured) return { kill: true, why: 'sync is not set up; the host client check decides' };
   if (input.syncHealth !== 'live') {
     const fresh = input.remoteFreshAt !== undefined && input.now - input.remoteFreshAt <= input.maxStalenessMs;
-    if (!fresh) return { kill: false, why: `sync is ${input.syncHealth}, so other devices' manifests cannot be checked` };
+    if (!fresh) {
+      const known = slotsListing(input.slots, input.ownSlotId, input.id, staleness);
+      const seen = known.map((slot) => `${slot.deviceName} was last seen ${ago(slotLastSeen(slot, input.now), input.now)}`);
+      const why = seen.length > 0 ? `sync is ${input.syncHealth} and ${listText(seen)}` : `sync is ${input.syncHealth}, so other devices' listings cannot be checked`;
+      return { kill: false, why, devices: known.map((slot) => slot.deviceName) };
+    }
   }
-  const devices = devicesListing(input.slots, input.ownSlotId, input.id);
-  if (devices.length > 0) return { kill: false, why: `still listed by ${devices.join(', ')}`, devices };
+  const devices = devicesListing(input.slots, input.ownSlotId, input.id, staleness);
+  if (devices.length > 0) return { kill: false, why: `still open on ${listText(devices)}`, devices };
   return { kill: true, why: 'no other device lists the session' };
+}
+
+/** "a", "a and b", "a, b and c" */
+export function listText(items: readonly string[]): string {
+  const unique = [...new Set(items)];
+  return unique.length <= 1 ? (unique[0] ?? '') : `${unique.slice(0, -1).join(', ')} and ${unique[unique.length - 1]}`;
 }
 
 /** "5 min ago" style text for the tree view. */
@@ -112,6 +165,15 @@ export function ago(then: number, now: number): string {
   const hours = Math.round(minutes / 60);
   if (hours < 36) return `${hours} h ago`;
   return `${Math.round(hours / 24)} d ago`;
+}
+
+/** "34 days" style text for how long a device has not been seen. */
+export function duration(ms: number): string {
+  const minutes = Math.max(1, Math.round(ms / 60_000));
+  if (minutes < 60) return `${minutes} min`;
+  const hours = Math.round(minutes / 60);
+  if (hours < 48) return `${hours} h`;
+  return `${Math.round(hours / 24)} days`;
 }
 
 /** Who uses a session that a host reports: this window, other devices (named), or nobody (an orphan). */

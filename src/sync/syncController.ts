@@ -1,15 +1,20 @@
+import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { SyncStatusBar } from '../views/syncStatusBar';
+import { AccountSlots } from './accountSlots';
 import type { SessionEntry } from './blob';
-import { acquireSlotLease, type SlotLease } from './slotLease';
+import { FolderDeviceFiles } from './deviceFiles';
+import { DeviceSync, type SyncPort, type WindowIdentity } from './deviceSync';
 import { type RemoteState, SyncClient, type SyncStateChange } from './syncClient';
 import { formatSyncKey, generateSyncKey, parseSyncKey, SyncKeyError } from './syncKey';
 
 /**
- * The thin VS Code layer over SyncClient: the sync key in SecretStorage, the slot lease, settings,
- * the three sync commands and the status bar item. Everything with logic lives below, vscode-free.
+ * The thin VS Code layer over DeviceSync and SyncClient: the sync key in SecretStorage, settings,
+ * the sync commands and the status bar item. The device model (one slot per VS Code installation,
+ * windows merged through global storage) lives in deviceSync.ts, vscode-free.
  */
 
 export const SYNC_COMMANDS = {
@@ -20,8 +25,8 @@ export const SYNC_COMMANDS = {
 
 /** SecretStorage only: never settings, never the log. */
 const SECRET_SYNC_KEY = 'tether.sync.key';
-/** Slot IDs this machine has used (not synced); see slotLease.ts for how windows share them. */
-const SLOT_IDS_STATE = 'tether.sync.slotIds';
+/** Per-window slot IDs of versions before the device slot (slotLease.ts); merged once, then deleted. */
+const LEGACY_SLOT_IDS_STATE = 'tether.sync.slotIds';
 const WATCHED_SETTINGS = ['tether.sync.serverUrl', 'tether.deviceName', 'tether.crossDeviceSessions'];
 
 export interface TetherSync {
@@ -33,16 +38,29 @@ export interface TetherSync {
   /** Every other slot's validated blob, with presence. Empty while sync is off. */
   readonly remote: RemoteState;
   readonly onDidChangeRemote: vscode.Event<RemoteState>;
-  /** Re-reads `getLocalSessions()` and publishes it (debounced). Call whenever local sessions change. */
+  /** Re-reads `getLocalSessions()` into this window's part of the device listing. Ignored until `restored()`. */
   publishLocalSessions(): void;
+  /** The snapshot's tabs are back: from now on this window's part follows its tabs. */
+  restored(): void;
+  /** This device's windows and workspaces, merged into its one slot. */
+  readonly device: DeviceSync;
+  /** Deletes another device's slot from the server (Forget Device). */
+  forgetDevice(slotId: string): Promise<void>;
   /** Tells every device that a session was killed; call only after the kill was confirmed on the host. */
   publishTombstone(sessionId: string, killedAt?: number): void;
   /**
    * The running client (undefined while sync is off), for code that drives it directly, such as
    * CrossDeviceSessions.useClient in crossDevice.ts. It is replaced whenever settings or the key change.
    */
-  readonly client: SyncClient | undefined;
-  readonly onDidChangeClient: vscode.Event<SyncClient | undefined>;
+  readonly client: SyncPort | undefined;
+  readonly onDidChangeClient: vscode.Event<SyncPort | undefined>;
+}
+
+/** A workspace's part outlives its window; a folder-less window's part goes with it. */
+export function windowIdentity(): WindowIdentity {
+  const uri = vscode.workspace.workspaceFile ?? vscode.workspace.workspaceFolders?.[0]?.uri;
+  if (!uri) return { kind: 'window', key: `win-${process.pid}`, label: 'window without a folder' };
+  return { kind: 'workspace', key: `ws-${createHash('sha256').update(uri.toString()).digest('hex').slice(0, 16)}`, label: vscode.workspace.name ?? path.basename(uri.path) };
 }
 
 function validateServerUrl(text: string): string | undefined {
@@ -61,14 +79,18 @@ function validateServerUrl(text: string): string | undefined {
  * The returned object is disposed with the extension through `context.subscriptions`.
  */
 export function registerSync(context: vscode.ExtensionContext, log: vscode.LogOutputChannel, getLocalSessions: () => SessionEntry[]): TetherSync {
-  const stateDir = path.join(context.globalStorageUri.fsPath, 'sync');
+  const legacyDir = path.join(context.globalStorageUri.fsPath, 'sync');
+  const clientDir = (role: 'writer' | 'reader'): string => path.join(legacyDir, role === 'writer' ? 'device' : 'device-reader');
+  const device = new DeviceSync({ files: new FolderDeviceFiles(path.join(context.globalStorageUri.fsPath, 'device')), window: windowIdentity(), log });
+  void device.open().catch((error: unknown) => log.warn(`device: ${String(error)}`));
+  let restored = false;
   const statusBar = new SyncStatusBar();
   const stateEmitter = new vscode.EventEmitter<SyncStateChange>();
   const remoteEmitter = new vscode.EventEmitter<RemoteState>();
-  const clientEmitter = new vscode.EventEmitter<SyncClient | undefined>();
-  let client: SyncClient | undefined;
+  const clientEmitter = new vscode.EventEmitter<SyncPort | undefined>();
+  let client: SyncPort | undefined;
   let clientSubscriptions: Array<{ dispose(): void }> = [];
-  let lease: SlotLease | undefined;
+  let account: AccountSlots | undefined;
   let state: SyncStateChange = { state: 'off' };
   let remote: RemoteState = { slots: [] };
   let disposed = false;
@@ -94,19 +116,21 @@ export function registerSync(context: vscode.ExtensionContext, log: vscode.LogOu
     };
   };
 
-  /** `deleteSlot` removes this slot from the server; `forget` also drops the local cache (the key is going away). */
+  /** `deleteSlot` removes the device slot from the server; `forget` also drops the local caches (the key is going away). */
   async function stopClient(deleteSlot: boolean, forget = false): Promise<void> {
     const current = client;
     client = undefined;
+    account = undefined;
     clientSubscriptions.forEach((s) => s.dispose());
     clientSubscriptions = [];
     if (!current) return;
     clientEmitter.fire(undefined);
     if (deleteSlot) {
       // Other devices stop listing this one's sessions; failure only leaves a stale listing.
-      await current.deleteOwnSlot().catch((error: unknown) => log.warn(`sync: could not remove this device's slot from the server: ${String(error)}`));
+      await device.deleteDeviceSlot().catch((error: unknown) => log.warn(`sync: could not remove this device's slot from the server: ${String(error)}`));
     }
-    await (forget ? current.stopAndForget() : current.stop());
+    await device.disconnect();
+    if (forget) for (const role of ['writer', 'reader'] as const) await fs.rm(clientDir(role), { recursive: true, force: true });
   }
 
   async function readKey(): Promise<Uint8Array | undefined> {
@@ -129,24 +153,21 @@ export function registerSync(context: vscode.ExtensionContext, log: vscode.LogOu
       setState({ state: 'off', ...(why ? { detail: why } : {}) });
       return;
     }
-    if (!lease) {
-      lease = await acquireSlotLease(stateDir, context.globalState.get<string[]>(SLOT_IDS_STATE, []));
-      const known = context.globalState.get<string[]>(SLOT_IDS_STATE, []);
-      if (!known.includes(lease.slotId)) await context.globalState.update(SLOT_IDS_STATE, [...known, lease.slotId]);
-      log.info(`sync: this window uses slot ${lease.slotId}${lease.created ? ' (new)' : ''}`);
-    }
-    let next: SyncClient;
+    const syncKey = key;
     try {
-      next = new SyncClient({ serverUrl, syncKey: key, slotId: lease.slotId, deviceName, stateDir, log });
+      account = new AccountSlots({ serverUrl, syncKey });
     } catch (error) {
       setState({ state: 'error', detail: error instanceof Error ? error.message : String(error) });
       return;
     }
-    client = next;
-    clientSubscriptions = [next.onDidChangeState(setState), next.onDidChangeRemote(setRemote)];
-    next.publish(getLocalSessions());
-    clientEmitter.fire(next);
-    await next.start();
+    const port = device.port;
+    client = port;
+    clientSubscriptions = [port.onDidChangeState(setState), port.onDidChangeRemote(setRemote)];
+    clientEmitter.fire(port);
+    await device.connect(
+      (slotId, role) => new SyncClient({ serverUrl, syncKey, slotId, deviceName, stateDir: clientDir(role), log }),
+      account.legacySlots(legacyDir, () => context.globalState.get<string[]>(LEGACY_SLOT_IDS_STATE, [])),
+    );
   }
 
   /** Applies the current settings and key; serialized so that quick changes never race. */
@@ -309,8 +330,19 @@ export function registerSync(context: vscode.ExtensionContext, log: vscode.LogOu
     },
     onDidChangeState: stateEmitter.event,
     onDidChangeRemote: remoteEmitter.event,
-    publishLocalSessions: () => client?.publish(getLocalSessions()),
-    publishTombstone: (sessionId, killedAt) => client?.publishTombstone(sessionId, killedAt),
+    publishLocalSessions: () => {
+      if (restored) device.setWindowSessions(getLocalSessions());
+    },
+    restored: () => {
+      restored = true;
+      device.setWindowSessions(getLocalSessions());
+    },
+    device,
+    forgetDevice: async (slotId) => {
+      if (!account) throw new Error('sync is not running on this device');
+      await account.deleteSlot(slotId);
+    },
+    publishTombstone: (sessionId, killedAt) => device.recordTombstone(sessionId, killedAt),
     get client() {
       return client;
     },
@@ -318,7 +350,7 @@ export function registerSync(context: vscode.ExtensionContext, log: vscode.LogOu
     // Returns a promise (vscode.Disposable allows any) so a deactivate() can wait for the stop.
     dispose: () => {
       disposed = true;
-      chain = chain.then(() => stopClient(false)).finally(() => lease?.release());
+      chain = chain.then(() => stopClient(false)).finally(() => device.dispose());
       return chain;
     },
   };

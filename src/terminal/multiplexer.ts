@@ -118,6 +118,9 @@ export type KillOutcome =
       attachedDevices?: string[];
     };
 
+/** A kill's client limit that means "kill anyway" (the user confirmed it); the sentinel still decides. */
+export const FORCE_KILL_CLIENTS = 1000;
+
 /** A kill is believed only when the host echoed our one-time sentinel (DESIGN §2). `ownDevice`,
  * when our own client was still attached, takes one client of that device out of the names. */
 export function parseKillOutput(output: string, sentinel: string, ownDevice?: string): KillOutcome {

@@ -3,7 +3,7 @@ import { stripControls } from './displayText';
 import { EventEmitter } from 'node:events';
 import type { Logger } from './logger';
 import {
-  HostCapabilities, KillOutcome, MultiplexerKind, MultiplexerPreference, MultiplexerScripts, SessionStatus,
+  FORCE_KILL_CLIENTS, HostCapabilities, KillOutcome, MultiplexerKind, MultiplexerPreference, MultiplexerScripts, SessionStatus,
   chooseMultiplexer, detectScript, parseDetectOutput, parseKillOutput, parseStatusOutput,
 } from './multiplexer';
 import { OutputBatcher } from './outputBatcher';
@@ -190,9 +190,10 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
 
   /**
    * Kills the session if no more than our own client uses it, confirmed by a sentinel the host
-   * echoes. Returns what happened; the tab's channel is closed either way.
+   * echoes. Returns what happened; the tab's channel is closed either way. `force` (the user
+   * confirmed "Kill anyway") kills with other clients attached; the sentinel still decides.
    */
-  async kill(): Promise<KillOutcome> {
+  async kill(options: { force?: boolean } = {}): Promise<KillOutcome> {
     // Our own kill ends our client too; that is not news for the tab to report.
     this.killing = true;
     const sentinel = `tether-killed-${randomBytes(12).toString('hex')}`;
@@ -204,7 +205,9 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
       const connection = await this.options.pool.acquire(this.options.host);
       const scripts = this.scripts ?? scriptsFor(this.kind ?? 'tmux', await hostCapabilities(connection));
       let maxClients = 0;
-      if (scripts.kind === 'tmux' && this.driver?.isOpen) {
+      if (options.force) {
+        maxClients = FORCE_KILL_CLIENTS;
+      } else if (scripts.kind === 'tmux' && this.driver?.isOpen) {
         maxClients = 1; // Our own client is still attached; it leaves right after the kill.
       } else if (this.driver?.isOpen) {
         // screen cannot count clients: detach our display first, then "Attached" means someone else.
@@ -213,7 +216,8 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
       }
       const result = await connection.runScript(scripts.kill(this.id, maxClients, sentinel), this.options.probeTimeoutMs);
       // While our own client is attached, the host lists it too: leave one of our device out.
-      const outcome = parseKillOutput(result.output, sentinel, maxClients > 0 ? this.options.deviceName : undefined);
+      const ownAttached = scripts.kind === 'tmux' && this.driver?.isOpen === true;
+      const outcome = parseKillOutput(result.output, sentinel, ownAttached ? this.options.deviceName : undefined);
       const named = !outcome.killed && outcome.attachedDevices ? `; attached: ${outcome.attachedDevices.join(', ')}` : '';
       this.options.log.info(`session ${this.name}: kill ${outcome.killed ? 'confirmed by sentinel' : `not done (${outcome.reason}${named})`}`);
       return outcome;

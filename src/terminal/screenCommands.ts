@@ -1,6 +1,6 @@
 import { shellQuote } from './quoting';
 import { assertSessionId, sessionName } from './sessionId';
-import { CreateOptions, MultiplexerScripts, cwdLines, exitFileLines, innerShellCommand } from './multiplexer';
+import { CreateOptions, FORCE_KILL_CLIENTS, MultiplexerScripts, cwdLines, exitFileLines, innerShellCommand } from './multiplexer';
 import { META_LIMITS, encodeMetaValue } from './sessionMetadata';
 import { META_KEYS, clampInt } from './tmuxCommands';
 
@@ -94,9 +94,13 @@ export class ScreenScripts implements MultiplexerScripts {
     ].join('\n');
   }
 
-  /** screen cannot count clients, so the caller detaches its own display first and passes 0. */
-  kill(id: string, _maxClients: number, sentinel: string): string {
+  /**
+   * screen cannot count clients, so the caller detaches its own display first and passes 0;
+   * FORCE_KILL_CLIENTS quits an attached session too (the user confirmed "Kill anyway").
+   */
+  kill(id: string, maxClients: number, sentinel: string): string {
     const name = shellQuote(sessionName(id));
+    const force = maxClients >= FORCE_KILL_CLIENTS;
     return [
       ...SCREENDIR_LINES,
       'command -v screen >/dev/null 2>&1 || { echo no-screen; exit 0; }',
@@ -106,7 +110,9 @@ export class ScreenScripts implements MultiplexerScripts {
       '  *etached*) screen -S ' + name + ' -X quit >/dev/null 2>&1 ;;',
       // Our own display left first, so whoever is attached is another client: name the device
       // that attached last (screen cannot tell clients apart).
-      `  *) echo "in-use 1"; echo "client =$(sed -n 's/^device=//p' "$HOME/.tether/screen-meta/${sessionName(id)}" 2>/dev/null | head -n 1)"; exit 0 ;;`,
+      force
+        ? '  *) screen -S ' + name + ' -X quit >/dev/null 2>&1 ;;'
+        : `  *) echo "in-use 1"; echo "client =$(sed -n 's/^device=//p' "$HOME/.tether/screen-meta/${sessionName(id)}" 2>/dev/null | head -n 1)"; exit 0 ;;`,
       'esac',
       // quit removes the session asynchronously (about a second after a display left): poll.
       'i=0; while [ $i -lt 50 ]; do',

@@ -17,15 +17,26 @@ import { TetherPty } from './tetherPty';
 export interface ClosePolicy {
   /** The ✕ on a tab: kill only if this is the last user, else detach. */
   close(session: PersistentSession, record: TabRecord): Promise<unknown>;
-  /** The deliberate kill; true when the host confirmed it. */
-  kill(session: PersistentSession, record: TabRecord): Promise<boolean>;
+  /** The deliberate kill; `killed` only when the host confirmed it. `force`: the user confirmed "Kill anyway". */
+  kill(session: PersistentSession, record: TabRecord, options?: { force?: boolean }): Promise<KillResult>;
   /** A probe found the session gone from its host. */
   gone?(record: TabRecord): void;
 }
 
+/** What a deliberate kill did: `refused` when the host saw other clients attached (named in `devices` when known). */
+export interface KillResult {
+  readonly killed: boolean;
+  readonly why?: string;
+  readonly refused?: boolean;
+  readonly devices?: readonly string[];
+}
+
 const hostOnlyPolicy: ClosePolicy = {
   close: (session) => session.kill(),
-  kill: async (session) => (await session.kill()).killed,
+  kill: async (session, _record, options) => {
+    const outcome = await session.kill(options);
+    return outcome.killed ? { killed: true } : { killed: false, refused: outcome.reason === 'in-use' };
+  },
 };
 
 interface Tab {
@@ -185,15 +196,21 @@ export class TabManager implements vscode.Disposable {
   }
 
   /** Kills a tab's session on purpose; still believed only on the host's sentinel. */
-  async kill(terminal: vscode.Terminal): Promise<boolean> {
+  async kill(terminal: vscode.Terminal, options: { force?: boolean } = {}): Promise<KillResult> {
     const tab = this.tabs.get(terminal);
-    if (!tab) return false;
-    const killed = await this.closePolicy.kill(tab.session, tab.record);
-    if (killed) {
+    if (!tab) return { killed: false, why: 'it is not a Tether terminal' };
+    const result = await this.closePolicy.kill(tab.session, tab.record, options);
+    if (result.killed) {
       tab.detaching = true;
       terminal.dispose();
     }
-    return killed;
+    return result;
+  }
+
+  /** The open tab of a session, if this window has one. */
+  terminalOf(id: string): vscode.Terminal | undefined {
+    for (const [terminal, tab] of this.tabs) if (tab.record.id === id && !tab.ended) return terminal;
+    return undefined;
   }
 
   tabFor(terminal: vscode.Terminal | undefined): TabRecord | undefined {

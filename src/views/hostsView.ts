@@ -21,15 +21,28 @@ export class HostsView implements vscode.TreeDataProvider<Node>, vscode.Disposab
     private readonly now: () => number = Date.now,
   ) {}
 
+  private readonly lastRows = new Map<string, HostSessionRow[]>();
+  private relabelUntil = 0;
+
   refresh(): void {
+    this.relabelUntil = 0;
+    this.changeEmitter.fire(undefined);
+  }
+
+  /** Re-renders rows from what the hosts last said (no new command), so relative times stay true. */
+  refreshLabels(): void {
+    this.relabelUntil = Date.now() + 2000;
     this.changeEmitter.fire(undefined);
   }
 
   async getChildren(node?: Node): Promise<Node[]> {
     if (!node) return this.source.hosts().map((host) => ({ kind: 'host', host }));
     if (node.kind !== 'host') return [];
+    const cached = Date.now() < this.relabelUntil ? this.lastRows.get(node.host) : undefined;
+    if (cached) return cached.length === 0 ? [{ kind: 'message', text: 'No Tether sessions on this host' }] : cached.map((row) => ({ kind: 'session', host: node.host, row }));
     try {
       const rows = await this.source.sessionsOn(node.host);
+      this.lastRows.set(node.host, rows);
       if (rows.length === 0) return [{ kind: 'message', text: 'No Tether sessions on this host' }];
       return rows.map((row) => ({ kind: 'session', host: node.host, row }));
     } catch (error) {

@@ -188,8 +188,8 @@ export class Device {
     }
   }
 
-  /** Opens (or reuses) this device's Chromium window on the workbench and waits until it is usable. */
-  async openWorkbench(): Promise<Page> {
+  /** Opens (or reuses) this device's Chromium window on the workbench (on `folder`, default its workspace) and waits until it is usable. */
+  async openWorkbench(folder: string = this.workspace): Promise<Page> {
     if (!this.context) {
       this.context = await chromium.launchPersistentContext(this.browserProfile, {
         executablePath: CHROMIUM,
@@ -200,7 +200,7 @@ export class Device {
       this.context.setDefaultTimeout(30_000);
       this.currentPage = this.context.pages()[0] ?? (await this.context.newPage());
     }
-    await this.page.goto(`http://127.0.0.1:${this.port}/?folder=${encodeURIComponent(this.workspace)}`);
+    await this.page.goto(`http://127.0.0.1:${this.port}/?folder=${encodeURIComponent(folder)}`);
     await this.workbench.waitReady();
     return this.page;
   }

@@ -159,3 +159,74 @@ export function sampleSession(overrides: Partial<SessionEntry> = {}): SessionEnt
 export function tempRoot(): string {
   return path.join(os.tmpdir(), `tether-sync-it-${process.pid}-${Date.now().toString(36)}`);
 }
+
+export interface WindowProcessOptions {
+  serverUrl: string;
+  syncKey: string;
+  deviceName: string;
+  /** Shared by every window of one device, as VS Code's global storage is. */
+  globalStorage: string;
+  kind: 'workspace' | 'window';
+  key: string;
+  label: string;
+  legacyIds?: string[];
+}
+
+/** One window of a device: DeviceSync in its own process (test/integration/sync/deviceWindowChild.ts). */
+export class WindowProcess {
+  private constructor(readonly process: ChildProcess, readonly output: LineWatcher, readonly label: string) {}
+
+  static async start(options: WindowProcessOptions): Promise<WindowProcess> {
+    const child = spawn(process.execPath, ['--require', 'tsx/cjs', path.join(__dirname, 'deviceWindowChild.ts'), JSON.stringify(options)], {
+      cwd: repoRoot,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    const label = `${options.deviceName}/${options.label}`;
+    child.stderr!.on('data', (chunk: Buffer) => process.stderr.write(`[${label} stderr] ${chunk.toString()}`));
+    const window = new WindowProcess(child, new LineWatcher([child.stdout!], label), label);
+    const fatal = window.output.waitFor((line) => line.type === 'fatal').then((line) => {
+      throw new Error(`${label} failed: ${String(line.message)}`);
+    });
+    await Promise.race([window.output.waitFor((line) => line.type === 'started'), fatal]);
+    return window;
+  }
+
+  send(command: object): void {
+    this.process.stdin!.write(`${JSON.stringify(command)}\n`);
+  }
+
+  setSessions(sessions: SessionEntry[]): void {
+    this.send({ cmd: 'sessions', sessions });
+  }
+
+  async flush(): Promise<void> {
+    const from = this.output.lines.length;
+    this.send({ cmd: 'flush' });
+    await this.output.waitFor((line) => line.type === 'flushed', from);
+  }
+
+  async status(ids: string[] = []): Promise<{ role?: string; slotId: string; holders: Record<string, string[]> }> {
+    const from = this.output.lines.length;
+    this.send({ cmd: 'status', ids });
+    return this.output.waitFor((line) => line.type === 'status', from);
+  }
+
+  /** The window closes normally (its extension host is disposed). */
+  close(): Promise<void> {
+    return this.end({ cmd: 'close' });
+  }
+
+  /** The extension host ends without cleaning up (Open Folder on desktop, a crash). */
+  crash(): Promise<void> {
+    return this.end({ cmd: 'crash' });
+  }
+
+  private async end(command: object): Promise<void> {
+    if (this.process.exitCode !== null || this.process.signalCode !== null) return;
+    const exited = once(this.process, 'exit');
+    this.send(command);
+    const timer = setTimeout(() => this.process.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
+  }
+}

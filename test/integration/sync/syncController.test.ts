@@ -60,6 +60,7 @@ describe('sync controller (thin VS Code layer, fake vscode, real server)', funct
     useEditor(first);
     const log1 = fakeLog();
     const sync1: TetherSync = registerSync(first.context() as never, log1.channel as never, () => local);
+    sync1.restored(); // as activate() does once the snapshot's tabs are back
     await eventually(sync1.onDidChangeState, () => sync1.state, (s) => s.state === 'off');
     assert.match(first.statusBarItems[0]!.text, /Sync off/);
     assert.equal(first.statusBarItems[0]!.command, 'tether.showLog');
@@ -121,6 +122,7 @@ describe('sync controller (thin VS Code layer, fake vscode, real server)', funct
     const second = new FakeEditor(path.join(root, 'editor-2'));
     useEditor(second);
     const sync2 = registerSync(second.context() as never, fakeLog().channel as never, () => []);
+    sync2.restored();
     second.answers.quickPick.push((items: Array<{ action: string }>) => items.find((i) => i.action === 'paste'));
     second.answers.inputBox.push(` ${keyText.toUpperCase().replace(/-/g, ' ')} `, server.url);
     await second.commands.get('tether.setUpSync')!();
