@@ -161,7 +161,7 @@ export class SyncServer {
   /** Starts the real server; rejects (with its output) if it exits before listening. */
   static async start(options: SyncServerOptions): Promise<SyncServer> {
     const js = await serverJs();
-    const args = [js, '--port', String(options.port ?? 0), '--data-dir', options.dataDir, '--heartbeat-ms', '500', '--rate', '100000', '--burst', '100000'];
+    const args = [js, '--port', String(options.port ?? 0), '--data-dir', options.dataDir, '--heartbeat-ms', '500', '--rate', '100000', '--burst', '100000', '--max-new-accounts-per-ip', '100000'];
     const child = spawn(process.execPath, args, {
       stdio: ['ignore', 'pipe', 'pipe'],
       ...(options.uid !== undefined ? { uid: options.uid, gid: options.gid ?? options.uid } : {}),
