@@ -2,6 +2,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { SyncStatusBar } from '../views/syncStatusBar';
+import { confirmPlainHttp } from './plainHttpConfirm';
 import type { SessionEntry } from './blob';
 import { acquireSlotLease, type SlotLease } from './slotLease';
 import { type RemoteState, SyncClient, type SyncStateChange } from './syncClient';
@@ -224,6 +225,7 @@ export function registerSync(context: vscode.ExtensionContext, log: vscode.LogOu
       validateInput: validateServerUrl,
     });
     if (serverUrl === undefined) return;
+    if (!(await confirmPlainHttp(serverUrl))) return;
 
     if (keyText && keyText !== existing) {
       // The cache belongs to the old account: leave its server slot and drop it before switching.
