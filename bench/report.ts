@@ -75,7 +75,7 @@ if (r.crossdevice && !r.crossdevice.error) {
 if (r.sse && !r.sse.error) {
   const s = r.sse as Any;
   out.push(`### SSE fan-out details (load average ${load(s)})`, '');
-  out.push(`${s.streams} of ${s.requested} streams open (${s.failedToOpen} failed) from ${s.clientProcesses} client processes in ${f(s.openSeconds)} s. Server RSS ${f(s.rssBeforeBytes / 2 ** 20)} → ${f(s.rssAfterBytes / 2 ** 20)} MiB (${f(s.bytesPerStream / 1024, 2)} KiB per stream); heap ${f(s.heapBeforeBytes / 2 ** 20)} → ${f(s.heapAfterBytes / 2 ** 20)} MiB (${f(s.heapBytesPerStream / 1024, 2)} KiB per stream).`, '');
+  out.push(`${s.streams} of ${s.requested} streams open (${s.failedToOpen} failed) from ${s.clientProcesses} client processes${s.sourceAddresses ? ` and ${s.sourceAddresses} loopback addresses (per-address caps on: 32 streams, 64 connections)` : ''} in ${f(s.openSeconds)} s. Server RSS ${f(s.rssBeforeBytes / 2 ** 20)} → ${f(s.rssAfterBytes / 2 ** 20)} MiB (${f(s.bytesPerStream / 1024, 2)} KiB per stream); heap ${f(s.heapBeforeBytes / 2 ** 20)} → ${f(s.heapAfterBytes / 2 ** 20)} MiB (${f(s.heapBytesPerStream / 1024, 2)} KiB per stream).`, '');
   md(['write', 'delivery p50 ms', 'p99 ms', 'max ms', 'server receive → last write ms'], (s.perWrite as Any[]).map((w, i) => [i + 1, f(w.p50), f(w.p99), f(w.max), f(w.serverLastWrite)]));
   out.push(`All writes: delivery p50 ${f(s.delivery.p50)} ms, p99 ${f(s.delivery.p99)} ms (n = ${s.delivery.n}, missing ${s.missing}); server receive → first write p50 ${f(s.serverFirstWrite.p50)} ms, → last write p50 ${f(s.serverLastWrite.p50)} ms, max ${f(s.serverLastWrite.max)} ms.`, '');
 }

@@ -1,7 +1,10 @@
 /*
  * Holds many SSE streams to the sync server with raw sockets (an EventSource per stream would
  * measure the client library, not the server). Driven over stdin/stdout, one JSON object a line:
- *   argv: <port> <token> <count> <concurrency>
+ *   argv: <port> <token> <count> <concurrency> [<perAddress> <firstIndex>]
+ *         with perAddress > 0, stream i (counting from firstIndex over all holders) connects from
+ *         loopback address number floor(i / perAddress) (127.0.1.1, 127.0.1.2, …, see sourceAddress),
+ *         so that the server's per-address stream cap can stay on
  *   out:  {"type":"open","open":n,"failed":n}                      once every stream has its 200
  *   in:   {"cmd":"expect","nonce":"…","timeoutMs":n}
  *   out:  {"type":"got","nonce":"…","times":[ms…],"missing":n}      arrival times (shared clock)
@@ -11,18 +14,27 @@
 const net = require('node:net');
 const readline = require('node:readline');
 
-const [port, token, countText, concurrencyText] = process.argv.slice(2);
+const [port, token, countText, concurrencyText, perAddressText, firstIndexText] = process.argv.slice(2);
 const count = Number(countText);
 const concurrency = Number(concurrencyText || 200);
+const perAddress = Number(perAddressText || 0);
+const firstIndex = Number(firstIndexText || 0);
+
+/** Linux answers on all of 127.0.0.0/8: address k is 127.0.<1 + k / 250>.<1 + k % 250>. */
+function sourceAddress(index) {
+  if (!(perAddress > 0)) return undefined;
+  const k = Math.floor((firstIndex + index) / perAddress);
+  return `127.0.${1 + Math.floor(k / 250)}.${1 + (k % 250)}`;
+}
 const now = () => performance.timeOrigin + performance.now();
 const send = (message) => process.stdout.write(`${JSON.stringify(message)}\n`);
 
 const streams = [];
 let expectation;
 
-function openOne() {
+function openOne(index) {
   return new Promise((resolve) => {
-    const socket = net.connect({ port: Number(port), host: '127.0.0.1', noDelay: true });
+    const socket = net.connect({ port: Number(port), host: '127.0.0.1', noDelay: true, localAddress: sourceAddress(index) });
     const stream = { socket, ok: false, tail: '', seen: new Map() };
     let settled = false;
     const done = (ok) => {
@@ -77,8 +89,9 @@ async function main() {
   let failed = 0;
   const worker = async () => {
     while (next < count) {
+      const index = next;
       next += 1;
-      const stream = await openOne();
+      const stream = await openOne(index);
       if (stream.ok) streams.push(stream);
       else failed += 1;
     }

@@ -39,7 +39,23 @@ export interface PresenceRecord {
   lastSeen: string;
 }
 
-export type StoreErrorReason = 'precondition_failed' | 'not_found' | 'too_many_slots' | 'closed' | 'invalid_key' | 'locked';
+export type StoreErrorReason = 'precondition_failed' | 'not_found' | 'too_many_slots' | 'account_full' | 'closed' | 'invalid_key' | 'locked';
+
+/** What one account may hold. */
+export interface AccountLimits {
+  maxSlots: number;
+  /** Sum of every slot's decoded blob size (see `decodedSize`). */
+  maxAccountBytes: number;
+}
+
+/** Bytes that a standard padded base64 text decodes to (what the blob limits count). */
+export function decodedSize(base64: string): number {
+  return (base64.length / 4) * 3 - (base64.endsWith('==') ? 2 : base64.endsWith('=') ? 1 : 0);
+}
+
+export function accountFullError(limit: number, used: number, adding: number): StoreError {
+  return new StoreError('account_full', `the account holds ${used} bytes of blobs; adding ${adding} would pass its ${limit}-byte quota`);
+}
 
 export class StoreError extends Error {
   constructor(
@@ -69,8 +85,10 @@ export interface BlobStore {
   initialEventId(): number;
   list(account: string): Promise<StoredBlob[]>;
   get(account: string, slotId: string): Promise<StoredBlob | undefined>;
-  /** Writes a slot if the precondition holds; throws StoreError precondition_failed / too_many_slots. */
-  put(account: string, slotId: string, data: string, precondition: Precondition, maxSlots: number): Promise<StoredBlob>;
+  /** Writes a slot if the precondition holds; throws StoreError precondition_failed / too_many_slots / account_full. */
+  put(account: string, slotId: string, data: string, precondition: Precondition, limits: AccountLimits): Promise<StoredBlob>;
+  /** How many slots the account holds (0: nobody has written to it, or everything was deleted). */
+  slotCount(account: string): Promise<number>;
   /** Removes a slot; throws StoreError not_found, or precondition_failed when `expectedVersion` differs. */
   delete(account: string, slotId: string, expectedVersion?: number): Promise<void>;
   loadLastSeen(account: string): Promise<PresenceRecord[]>;

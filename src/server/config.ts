@@ -1,6 +1,7 @@
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { parseAddressRange } from './clientAddress';
 
 export interface ServerConfig {
   port: number;
@@ -15,6 +16,31 @@ export interface ServerConfig {
   heartbeatMs: number;
   maxStreamsPerAccount: number;
   eventLogSize: number;
+  /** Total decoded blob bytes per account; keeps a full account's list well under what clients accept. */
+  maxAccountBytes: number;
+  /** Open sockets on the whole server (node's `server.maxConnections`). */
+  maxConnections: number;
+  /** Open sockets per peer address (not applied to trusted proxies, which carry many clients). */
+  maxConnectionsPerIp: number;
+  /** Open event streams per client address (after X-Forwarded-For from a trusted proxy). */
+  maxStreamsPerIp: number;
+  /** Accounts without any slot that one client address may start using per hour. */
+  maxNewAccountsPerIpPerHour: number;
+  /** Peer addresses (or CIDR ranges) whose X-Forwarded-For is believed. Empty: never. */
+  trustProxy: string[];
+  /** Milliseconds. */
+  timeouts: { headersMs: number; requestMs: number; idleMs: number };
+  tls?: { certFile: string; keyFile: string };
+}
+
+/** The largest list answer (bytes) a Tether client accepts: src/sync/syncHttp.ts maxResponseBytes. */
+export const CLIENT_LIST_CAP_BYTES = 8 * 1024 * 1024;
+/** JSON around each slot in a list answer: slotId, version, updatedAt, quotes and commas. */
+const LIST_ENTRY_OVERHEAD_BYTES = 160;
+
+/** The size of the largest `GET /v1/blobs` answer an account within these limits can produce. */
+export function largestListBytes(maxAccountBytes: number, maxSlots: number): number {
+  return Math.ceil(maxAccountBytes / 3) * 4 + maxSlots * (LIST_ENTRY_OVERHEAD_BYTES + 4) + 64;
 }
 
 export type ParsedArgs = { kind: 'help'; text: string } | { kind: 'run'; config: ServerConfig };
@@ -52,6 +78,14 @@ const NUMERIC = {
   heartbeatMs: { flag: 'heartbeat-ms', env: 'TETHER_HEARTBEAT_MS', fallback: 15_000, min: 50, max: 3_600_000, integer: true },
   maxStreams: { flag: 'max-streams', env: 'TETHER_MAX_STREAMS', fallback: 64, min: 1, max: 100_000, integer: true },
   eventLogSize: { flag: 'event-log-size', env: 'TETHER_EVENT_LOG_SIZE', fallback: 256, min: 1, max: 1_000_000, integer: true },
+  maxAccountBytes: { flag: 'max-account-bytes', env: 'TETHER_MAX_ACCOUNT_BYTES', fallback: 4 * 1024 * 1024, min: 64, max: 64 * 1024 * 1024, integer: true },
+  maxConnections: { flag: 'max-connections', env: 'TETHER_MAX_CONNECTIONS', fallback: 16_384, min: 1, max: 1_000_000, integer: true },
+  maxConnectionsPerIp: { flag: 'max-connections-per-ip', env: 'TETHER_MAX_CONNECTIONS_PER_IP', fallback: 64, min: 1, max: 1_000_000, integer: true },
+  maxStreamsPerIp: { flag: 'max-streams-per-ip', env: 'TETHER_MAX_STREAMS_PER_IP', fallback: 32, min: 1, max: 1_000_000, integer: true },
+  maxNewAccountsPerIp: { flag: 'max-new-accounts-per-ip', env: 'TETHER_MAX_NEW_ACCOUNTS_PER_IP', fallback: 10, min: 1, max: 1_000_000, integer: true },
+  headersTimeout: { flag: 'headers-timeout', env: 'TETHER_HEADERS_TIMEOUT', fallback: 10, min: 0.1, max: 3600, integer: false },
+  requestTimeout: { flag: 'request-timeout', env: 'TETHER_REQUEST_TIMEOUT', fallback: 30, min: 0.1, max: 3600, integer: false },
+  idleTimeout: { flag: 'idle-timeout', env: 'TETHER_IDLE_TIMEOUT', fallback: 30, min: 0.1, max: 3600, integer: false },
 } satisfies Record<string, NumericOption>;
 
 export const HELP_TEXT = `Usage: node dist/server.js [options]
@@ -72,6 +106,25 @@ Options (each also read from the environment variable shown; the flag wins):
   --heartbeat-ms <n>     TETHER_HEARTBEAT_MS    SSE heartbeat interval (default 15000)
   --max-streams <n>      TETHER_MAX_STREAMS     open event streams per account (default 64)
   --event-log-size <n>   TETHER_EVENT_LOG_SIZE  events kept per account for Last-Event-ID (default 256)
+  --max-account-bytes <n> TETHER_MAX_ACCOUNT_BYTES
+                         total blob bytes per account (default 4194304); a full account's list
+                         must stay under the 8 MiB a client accepts, so larger values are refused
+  --max-connections <n>  TETHER_MAX_CONNECTIONS open connections on the whole server (default 16384)
+  --max-connections-per-ip <n>  TETHER_MAX_CONNECTIONS_PER_IP
+                         open connections per peer address; trusted proxies exempt (default 64)
+  --max-streams-per-ip <n>  TETHER_MAX_STREAMS_PER_IP
+                         open event streams per client address (default 32)
+  --max-new-accounts-per-ip <n>  TETHER_MAX_NEW_ACCOUNTS_PER_IP
+                         accounts without slots one client address may start using per hour (default 10)
+  --trust-proxy <list>   TETHER_TRUST_PROXY     comma-separated proxy addresses or CIDR ranges whose
+                         X-Forwarded-For names the client (default: none, the peer address counts)
+  --headers-timeout <s>  TETHER_HEADERS_TIMEOUT seconds to receive a request's headers (default 10)
+  --request-timeout <s>  TETHER_REQUEST_TIMEOUT seconds to receive a whole request, body included (default 30)
+  --idle-timeout <s>     TETHER_IDLE_TIMEOUT    seconds a connection may stay silent; event streams are
+                         exempt, their heartbeats keep them alive (default 30)
+  --tls-cert <file>      TETHER_TLS_CERT        PEM certificate chain: serve HTTPS (needs --tls-key);
+                         both files are read again on SIGHUP
+  --tls-key <file>       TETHER_TLS_KEY         PEM private key for --tls-cert
   --help                                        show this text
 `;
 
@@ -80,6 +133,9 @@ export function parseServerArgs(argv: readonly string[], env: NodeJS.ProcessEnv)
     host: { type: 'string' },
     'data-dir': { type: 'string' },
     'database-url': { type: 'string' },
+    'trust-proxy': { type: 'string' },
+    'tls-cert': { type: 'string' },
+    'tls-key': { type: 'string' },
     help: { type: 'boolean' },
   };
   for (const option of Object.values(NUMERIC)) options[option.flag] = { type: 'string' };
@@ -118,19 +174,56 @@ export function parseServerArgs(argv: readonly string[], env: NodeJS.ProcessEnv)
   }
   const dataDir = text('data-dir', 'TETHER_DATA_DIR') ?? join(homedir(), '.local', 'share', 'tether-server');
 
+  const trustProxy = (text('trust-proxy', 'TETHER_TRUST_PROXY') ?? '')
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== '');
+  for (const entry of trustProxy) {
+    if (parseAddressRange(entry) === undefined) {
+      throw new ConfigError('invalid_value', `--trust-proxy (TETHER_TRUST_PROXY): ${JSON.stringify(entry)} is not an IP address or CIDR range`);
+    }
+  }
+  const certFile = text('tls-cert', 'TETHER_TLS_CERT');
+  const keyFile = text('tls-key', 'TETHER_TLS_KEY');
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    throw new ConfigError('invalid_value', '--tls-cert (TETHER_TLS_CERT) and --tls-key (TETHER_TLS_KEY) go together');
+  }
+
+  const maxBlobBytes = numeric(NUMERIC.maxBlobBytes);
+  const maxSlots = numeric(NUMERIC.maxSlots);
+  const maxAccountBytes = numeric(NUMERIC.maxAccountBytes);
+  if (maxAccountBytes < maxBlobBytes) {
+    throw new ConfigError('invalid_value', `--max-account-bytes (${maxAccountBytes}) must be at least --max-blob-bytes (${maxBlobBytes})`);
+  }
+  if (largestListBytes(maxAccountBytes, maxSlots) > CLIENT_LIST_CAP_BYTES) {
+    throw new ConfigError(
+      'invalid_value',
+      `--max-account-bytes ${maxAccountBytes} with --max-slots ${maxSlots} would let an account's list reach ${largestListBytes(maxAccountBytes, maxSlots)} bytes; clients accept at most ${CLIENT_LIST_CAP_BYTES}`,
+    );
+  }
+  const seconds = (option: NumericOption): number => Math.round(numeric(option) * 1000);
+
   return {
     kind: 'run',
     config: {
       port: numeric(NUMERIC.port),
       host: text('host', 'TETHER_HOST') ?? '127.0.0.1',
       storage: databaseUrl !== undefined ? { kind: 'postgres', databaseUrl } : { kind: 'file', dataDir: resolve(dataDir) },
-      maxBlobBytes: numeric(NUMERIC.maxBlobBytes),
-      maxSlots: numeric(NUMERIC.maxSlots),
+      maxBlobBytes,
+      maxSlots,
       rate: { perSecond: numeric(NUMERIC.rate), burst: numeric(NUMERIC.burst) },
       ipRate: { perSecond: numeric(NUMERIC.ipRate), burst: numeric(NUMERIC.ipBurst) },
       heartbeatMs: numeric(NUMERIC.heartbeatMs),
       maxStreamsPerAccount: numeric(NUMERIC.maxStreams),
       eventLogSize: numeric(NUMERIC.eventLogSize),
+      maxAccountBytes,
+      maxConnections: numeric(NUMERIC.maxConnections),
+      maxConnectionsPerIp: numeric(NUMERIC.maxConnectionsPerIp),
+      maxStreamsPerIp: numeric(NUMERIC.maxStreamsPerIp),
+      maxNewAccountsPerIpPerHour: numeric(NUMERIC.maxNewAccountsPerIp),
+      trustProxy,
+      timeouts: { headersMs: seconds(NUMERIC.headersTimeout), requestMs: seconds(NUMERIC.requestTimeout), idleMs: seconds(NUMERIC.idleTimeout) },
+      ...(certFile !== undefined && keyFile !== undefined ? { tls: { certFile: resolve(certFile), keyFile: resolve(keyFile) } } : {}),
     },
   };
 }

@@ -5,12 +5,14 @@ export type HttpErrorReason =
   | 'not_found'
   | 'method_not_allowed'
   | 'too_many_slots'
+  | 'account_full'
   | 'precondition_failed'
   | 'precondition_required'
   | 'blob_too_large'
   | 'body_too_large'
   | 'rate_limited'
   | 'too_many_streams'
+  | 'too_many_accounts'
   | 'shutting_down'
   | 'internal';
 
@@ -20,12 +22,14 @@ const STATUS: Record<HttpErrorReason, number> = {
   not_found: 404,
   method_not_allowed: 405,
   too_many_slots: 409,
+  account_full: 409,
   precondition_failed: 412,
   precondition_required: 428,
   blob_too_large: 413,
   body_too_large: 413,
   rate_limited: 429,
   too_many_streams: 429,
+  too_many_accounts: 429,
   shutting_down: 503,
   internal: 500,
 };

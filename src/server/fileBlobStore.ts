@@ -2,7 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
+  accountFullError,
+  type AccountLimits,
   assertKeys,
+  decodedSize,
   type BlobStore,
   type PresenceRecord,
   StoreError,
@@ -14,6 +17,8 @@ import type { Precondition } from './requests';
 
 interface IndexEntry {
   version: number;
+  /** Decoded blob bytes, for the account quota. */
+  bytes: number;
 }
 
 const SLOT_FILE = /^([a-z2-7]{26})\.json$/;
@@ -125,7 +130,7 @@ export class FileBlobStore implements BlobStore {
         if (!match) continue;
         try {
           const blob = parseSlotFile(await readFile(join(dir, name), 'utf8'), match[1]);
-          slots.set(match[1], { version: blob.version });
+          slots.set(match[1], { version: blob.version, bytes: decodedSize(blob.data) });
         } catch {
           // Keep the bytes for inspection, but out of the way so the slot reads as absent.
           const aside = `${name}.corrupt-${Date.now()}`;
@@ -166,7 +171,13 @@ export class FileBlobStore implements BlobStore {
     }
   }
 
-  put(account: string, slotId: string, data: string, precondition: Precondition, maxSlots: number): Promise<StoredBlob> {
+  async slotCount(account: string): Promise<number> {
+    assertKeys(account);
+    this.assertOpen();
+    return this.index.get(account)?.size ?? 0;
+  }
+
+  put(account: string, slotId: string, data: string, precondition: Precondition, limits: AccountLimits): Promise<StoredBlob> {
     assertKeys(account, slotId);
     return this.withAccountLock(account, async () => {
       this.assertOpen();
@@ -178,9 +189,13 @@ export class FileBlobStore implements BlobStore {
       if (precondition.kind === 'match' && current?.version !== precondition.version) {
         throw new StoreError('precondition_failed', 'the slot has a different version', current?.version ?? null);
       }
-      if (!current && slots.size >= maxSlots) {
-        throw new StoreError('too_many_slots', `an account may hold at most ${maxSlots} slots`);
+      if (!current && slots.size >= limits.maxSlots) {
+        throw new StoreError('too_many_slots', `an account may hold at most ${limits.maxSlots} slots`);
       }
+      const bytes = decodedSize(data);
+      let others = 0;
+      for (const [id, entry] of slots) if (id !== slotId) others += entry.bytes;
+      if (others + bytes > limits.maxAccountBytes) throw accountFullError(limits.maxAccountBytes, others, bytes);
       const dir = join(this.accountsDir, account);
       if (!this.index.has(account)) {
         await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -188,7 +203,7 @@ export class FileBlobStore implements BlobStore {
       }
       const blob: StoredBlob = { slotId, version: (current?.version ?? 0) + 1, data, updatedAt: new Date().toISOString() };
       await writeFileAtomic(dir, `${slotId}.json`, JSON.stringify({ format: 1, ...blob }));
-      slots.set(slotId, { version: blob.version });
+      slots.set(slotId, { version: blob.version, bytes });
       this.index.set(account, slots);
       this.emit({ eventId: ++this.eventId, account, kind: 'put', blob });
       return blob;

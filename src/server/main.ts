@@ -62,6 +62,13 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  // SIGHUP re-reads the TLS certificate and key (after a renewal); a bad pair keeps the old one.
+  process.on('SIGHUP', () => {
+    if (!config.tls) return logger.log('info', 'sighup_ignored', { reason: 'no --tls-cert' });
+    const result = server.reloadTls();
+    if (result.reloaded) logger.log('info', 'tls_reloaded', { cert: config.tls.certFile });
+    else logger.log('error', 'tls_reload_failed', { cert: config.tls.certFile, error: result.error, action: 'kept the previous certificate' });
+  });
 
   const url = await server.listen();
   logger.log('info', 'listening', { url });

@@ -1,7 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { Client, type Notification, Pool, type PoolClient } from 'pg';
 import {
+  accountFullError,
+  type AccountLimits,
   assertKeys,
+  decodedSize,
   type BlobStore,
   type PresenceRecord,
   type RemotePresence,
@@ -122,14 +125,28 @@ export class PostgresBlobStore implements BlobStore {
     return this.readRow(this.pool, account, slotId);
   }
 
-  put(account: string, slotId: string, data: string, precondition: Precondition, maxSlots: number): Promise<StoredBlob> {
+  async slotCount(account: string): Promise<number> {
+    assertKeys(account);
+    this.assertOpen();
+    const result = await this.pool.query<{ n: string }>('SELECT count(*) AS n FROM tether_blobs WHERE account = $1', [account]);
+    return Number(result.rows[0].n);
+  }
+
+  put(account: string, slotId: string, data: string, precondition: Precondition, limits: AccountLimits): Promise<StoredBlob> {
     assertKeys(account, slotId);
     this.assertOpen();
     return this.transaction(async (client) => {
       await this.lockAccount(client, account);
+      // Under the account lock, so concurrent writes cannot both pass the quota. Base64 text is
+      // ASCII, so length() is its size; the decoded size is computed the same way as decodedSize().
+      const others = await client.query<{ n: string; bytes: string }>(
+        `SELECT count(*) AS n, coalesce(sum(length(data) / 4 * 3 - (CASE WHEN data LIKE '%==' THEN 2 WHEN data LIKE '%=' THEN 1 ELSE 0 END)), 0) AS bytes
+         FROM tether_blobs WHERE account = $1 AND slot_id <> $2`,
+        [account, slotId],
+      );
       let row: { version: string; updated_at: Date } | undefined;
       if (precondition.kind === 'create') {
-        const count = await client.query<{ n: string }>('SELECT count(*) AS n FROM tether_blobs WHERE account = $1', [account]);
+        const count = others;
         const inserted = await client.query<{ version: string; updated_at: Date }>(
           `INSERT INTO tether_blobs (account, slot_id, version, data, updated_at) VALUES ($1, $2, 1, $3, clock_timestamp())
            ON CONFLICT (account, slot_id) DO NOTHING RETURNING version, updated_at`,
@@ -138,7 +155,7 @@ export class PostgresBlobStore implements BlobStore {
         row = inserted.rows[0];
         if (!row) throw new StoreError('precondition_failed', 'the slot already exists', await this.currentVersion(client, account, slotId));
         // Counted before our insert, under the account lock, so concurrent creates cannot both pass.
-        if (Number(count.rows[0].n) >= maxSlots) throw new StoreError('too_many_slots', `an account may hold at most ${maxSlots} slots`);
+        if (Number(count.rows[0].n) >= limits.maxSlots) throw new StoreError('too_many_slots', `an account may hold at most ${limits.maxSlots} slots`);
       } else {
         const updated = await client.query<{ version: string; updated_at: Date }>(
           `UPDATE tether_blobs SET version = version + 1, data = $4, updated_at = clock_timestamp()
@@ -150,6 +167,10 @@ export class PostgresBlobStore implements BlobStore {
           throw new StoreError('precondition_failed', 'the slot has a different version', await this.currentVersion(client, account, slotId));
         }
       }
+      // Checked after the precondition (a stale write is a 412 first); throwing rolls the write back.
+      const bytes = decodedSize(data);
+      const used = Number(others.rows[0].bytes);
+      if (used + bytes > limits.maxAccountBytes) throw accountFullError(limits.maxAccountBytes, used, bytes);
       const version = Number(row.version);
       await this.notify(client, { a: account, s: slotId, k: 'put', v: version });
       return { slotId, version, data, updatedAt: row.updated_at.toISOString() };

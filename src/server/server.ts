@@ -1,12 +1,16 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { readFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerOptions as HttpServerOptions, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
 import { accountLabel, authenticate } from './auth';
 import { type BlobStore, StoreError, type StoredBlob } from './blobStore';
+import { ClientAddressResolver, normalizeAddress } from './clientAddress';
 import type { ServerConfig } from './config';
 import { HttpError } from './errors';
 import { EventHub, type StreamSink } from './eventHub';
 import type { Logger, LogFields } from './logger';
+import { ConcurrencyCounter, NewAccountLimiter } from './ipLimits';
 import { TokenBucketLimiter } from './rateLimiter';
 import {
   maxBodyBytes,
@@ -47,16 +51,43 @@ function matchesIfNoneMatch(header: string | undefined, tag: string): boolean {
   });
 }
 
-function clientIp(req: IncomingMessage): string {
-  return req.socket.remoteAddress ?? 'unknown';
+/** The client went away before its request was complete: nothing to answer, nobody to blame. */
+class ClientAbortError extends Error {
+  constructor() {
+    super('the client closed the connection before its request was complete');
+    this.name = 'ClientAbortError';
+  }
+  static is(error: unknown): error is ClientAbortError {
+    return error instanceof ClientAbortError;
+  }
 }
+
+/** The certificate and key of --tls-cert/--tls-key, read now (at start and on SIGHUP). */
+function readTlsFiles(tls: NonNullable<ServerConfig['tls']>): { cert: Buffer; key: Buffer } {
+  return { cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) };
+}
+
+/** What a refused connection is told, when there is still a plain HTTP socket to say it on. */
+const TOO_MANY_CONNECTIONS_RESPONSE = (() => {
+  const body = JSON.stringify({ error: 'too_many_connections', message: 'too many open connections from this address' });
+  return (
+    `HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+    `Retry-After: 10\r\nConnection: close\r\n\r\n${body}`
+  );
+})();
 
 /** The HTTP face of the sync server. `listen()` then `shutdown()`; the store is owned by the caller. */
 export class TetherServer {
-  private readonly http: Server;
+  private readonly http: Server | HttpsServer;
   private readonly hub: EventHub;
   private readonly tokenLimiter: TokenBucketLimiter;
   private readonly ipLimiter: TokenBucketLimiter;
+  private readonly addresses: ClientAddressResolver;
+  private readonly connectionsPerPeer = new ConcurrencyCounter();
+  private readonly streamsPerClient = new ConcurrencyCounter();
+  private readonly newAccounts: NewAccountLimiter;
+  /** When a refused connection from an address was last logged, so a flood makes one line a minute. */
+  private readonly refusalLogged = new Map<string, number>();
   private readonly maxBody: number;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private announceTimer: NodeJS.Timeout | undefined;
@@ -87,9 +118,57 @@ export class TetherServer {
       onError: (error, account) =>
         this.logger.log('warn', 'presence_store_failed', { account: accountLabel(account), error: (error as Error).message }),
     });
-    this.http = createServer((req, res) => void this.handle(req, res));
-    // Idle keep-alive sockets should not hold the process open for long after shutdown starts.
-    this.http.keepAliveTimeout = 5_000;
+    this.addresses = new ClientAddressResolver(options.trustProxy);
+    this.newAccounts = new NewAccountLimiter({ maxPerWindow: options.maxNewAccountsPerIpPerHour });
+    const { headersMs, requestMs, idleMs } = options.timeouts;
+    const serverOptions: HttpServerOptions = {
+      headersTimeout: Math.min(headersMs, requestMs),
+      requestTimeout: requestMs,
+      // Node checks those two timeouts on this interval; its default (30 s) would let them run late.
+      connectionsCheckingInterval: Math.max(100, Math.min(30_000, Math.floor(Math.min(headersMs, requestMs) / 5))),
+      keepAliveTimeout: Math.min(5_000, idleMs),
+    };
+    const handler = (req: IncomingMessage, res: ServerResponse): void => void this.handle(req, res);
+    this.http = options.tls ? createHttpsServer({ ...serverOptions, ...readTlsFiles(options.tls) }, handler) : createServer(serverOptions, handler);
+    // A connection that sends nothing at all (between or inside requests) is closed; streams opt out.
+    this.http.timeout = idleMs;
+    this.http.maxConnections = options.maxConnections;
+    this.http.on('connection', (socket: Socket) => this.admitConnection(socket));
+  }
+
+  /** Re-reads --tls-cert/--tls-key (SIGHUP): new connections get the new pair, open ones keep theirs. */
+  reloadTls(): { reloaded: boolean; error?: string } {
+    if (!this.options.tls || !('setSecureContext' in this.http)) return { reloaded: false };
+    try {
+      this.http.setSecureContext(readTlsFiles(this.options.tls));
+      return { reloaded: true };
+    } catch (error) {
+      return { reloaded: false, error: (error as Error).message };
+    }
+  }
+
+  /** Per-peer connection cap. Trusted proxies are exempt: one proxy connection serves many clients. */
+  private admitConnection(socket: Socket): void {
+    const peer = normalizeAddress(socket.remoteAddress ?? 'unknown');
+    if (this.addresses.isTrustedProxy(peer)) return;
+    if (this.connectionsPerPeer.tryAcquire(peer, this.options.maxConnectionsPerIp)) {
+      socket.once('close', () => this.connectionsPerPeer.release(peer));
+      return;
+    }
+    const now = performance.now();
+    const last = this.refusalLogged.get(peer);
+    if (last === undefined || now - last > 60_000) {
+      if (this.refusalLogged.size > 10_000) this.refusalLogged.clear();
+      this.refusalLogged.set(peer, now);
+      this.logger.log('warn', 'connection_refused', { ip: peer, reason: 'too_many_connections', limit: this.options.maxConnectionsPerIp });
+    }
+    // Before TLS there is no way to answer in HTTP; on plain HTTP say why, then close.
+    if (this.options.tls) socket.destroy();
+    else socket.end(TOO_MANY_CONNECTIONS_RESPONSE);
+  }
+
+  private clientIp(req: IncomingMessage): string {
+    return this.addresses.resolve(req.socket.remoteAddress, req.headers['x-forwarded-for']);
   }
 
   async listen(): Promise<string> {
@@ -119,7 +198,7 @@ export class TetherServer {
   url(): string {
     const address = this.http.address() as AddressInfo;
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-    return `http://${host}:${address.port}`;
+    return `${this.options.tls ? 'https' : 'http'}://${host}:${address.port}`;
   }
 
   /** Stops accepting, ends every stream, waits for in-flight requests (bounded), then stops following the store. */
@@ -141,13 +220,14 @@ export class TetherServer {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = performance.now();
-    const fields: LogFields = { method: req.method, ip: clientIp(req), requestId: randomBytes(4).toString('hex') };
+    const ip = this.clientIp(req);
+    const fields: LogFields = { method: req.method, ip, requestId: randomBytes(4).toString('hex') };
     try {
       const url = new URL(req.url ?? '/', 'http://localhost');
       fields.path = url.pathname.slice(0, 100);
       // Throttle by address before anything else (even a 404), except the health probe.
       if (url.pathname !== '/healthz' && !this.shuttingDown) {
-        this.limit(this.ipLimiter, `ip:${clientIp(req)}`, 'too many requests from this address');
+        this.limit(this.ipLimiter, `ip:${ip}`, 'too many requests from this address');
       }
       const route = matchRoute(req.method ?? 'GET', url.pathname);
       fields.route = route.name;
@@ -161,7 +241,8 @@ export class TetherServer {
       const account = authenticate(req.headers.authorization);
       fields.account = accountLabel(account);
       this.limit(this.tokenLimiter, account, 'too many requests for this account');
-      await this.route(route, account, url, req, res, fields);
+      await this.admitAccount(ip, account);
+      await this.route(route, account, url, req, res, fields, ip);
     } catch (error) {
       this.sendError(res, error, fields);
     } finally {
@@ -172,7 +253,19 @@ export class TetherServer {
     }
   }
 
-  private async route(route: Route, account: string, url: URL, req: IncomingMessage, res: ServerResponse, fields: LogFields): Promise<void> {
+  /** New accounts per address per hour: inventing tokens must not buy unlimited empty accounts. */
+  private async admitAccount(ip: string, account: string): Promise<void> {
+    const decision = await this.newAccounts.admit(ip, account, async () => (await this.store.slotCount(account)) === 0);
+    if (!decision.allowed) {
+      const seconds = Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
+      throw new HttpError('too_many_accounts', `this address has started using ${this.options.maxNewAccountsPerIpPerHour} new accounts in the last hour`, {
+        headers: { 'Retry-After': String(seconds) },
+        fields: { retryAfter: seconds },
+      });
+    }
+  }
+
+  private async route(route: Route, account: string, url: URL, req: IncomingMessage, res: ServerResponse, fields: LogFields, ip: string): Promise<void> {
     switch (route.name) {
       case 'listBlobs': {
         const blobs = await this.store.list(account);
@@ -196,7 +289,10 @@ export class TetherServer {
         fields.slotId = route.slotId;
         const precondition = parsePutPrecondition(req.headers['if-match'], req.headers['if-none-match']);
         const data = parsePutBody(await this.readBody(req), this.options.maxBlobBytes);
-        const blob = await this.store.put(account, route.slotId, data, precondition, this.options.maxSlots);
+        const blob = await this.store.put(account, route.slotId, data, precondition, {
+          maxSlots: this.options.maxSlots,
+          maxAccountBytes: this.options.maxAccountBytes,
+        });
         fields.version = blob.version;
         res.setHeader('ETag', versionTag(blob.version));
         return this.sendJson(res, precondition.kind === 'create' ? 201 : 200, { slotId: blob.slotId, version: blob.version });
@@ -207,13 +303,13 @@ export class TetherServer {
         return this.sendEmpty(res, 204);
       }
       case 'events':
-        return this.openStream(account, url, req, res, fields);
+        return this.openStream(account, url, req, res, fields, ip);
       case 'healthz':
         return this.sendJson(res, 200, { ok: true });
     }
   }
 
-  private openStream(account: string, url: URL, req: IncomingMessage, res: ServerResponse, fields: LogFields): void {
+  private openStream(account: string, url: URL, req: IncomingMessage, res: ServerResponse, fields: LogFields, ip: string): void {
     const slotId = parseStreamSlot(url.searchParams.get('slot'));
     fields.slotId = slotId;
     if (this.hub.streamCount(account) >= this.options.maxStreamsPerAccount) {
@@ -221,6 +317,15 @@ export class TetherServer {
         headers: { 'Retry-After': '30' },
       });
     }
+    if (!this.streamsPerClient.tryAcquire(ip, this.options.maxStreamsPerIp)) {
+      throw new HttpError('too_many_streams', `an address may hold at most ${this.options.maxStreamsPerIp} open streams`, {
+        headers: { 'Retry-After': '30' },
+        fields: { limit: this.options.maxStreamsPerIp },
+      });
+    }
+    res.once('close', () => this.streamsPerClient.release(ip));
+    // A stream is quiet by design between events; heartbeats and the backlog cap police it instead.
+    req.socket.setTimeout(0);
     res.writeHead(200, {
       'Content-Type': 'text/event-stream; charset=utf-8',
       'Cache-Control': 'no-cache, no-transform',
@@ -281,15 +386,16 @@ export class TetherServer {
       req.on('end', () => {
         if (!failed) resolve(Buffer.concat(chunks));
       });
-      req.on('error', (error) => {
-        if (!failed) reject(error);
+      // The client went away mid-body ('aborted' / ECONNRESET, then close): nothing to answer,
+      // and not a server fault, but the promise must not hang.
+      req.on('error', () => {
+        if (!failed) reject(new ClientAbortError());
         failed = true;
       });
       req.on('close', () => {
-        // The client went away mid-body: nothing to answer, but do not leave the promise hanging.
         if (!failed && !req.complete) {
           failed = true;
-          reject(new HttpError('bad_request', 'the request body was cut off'));
+          reject(new ClientAbortError());
         }
       });
     });
@@ -300,6 +406,13 @@ export class TetherServer {
   }
 
   private sendError(res: ServerResponse, error: unknown, fields: LogFields): void {
+    if (ClientAbortError.is(error)) {
+      // Logged by the request line (status 499, as nginx counts it); there is nobody to answer.
+      fields.error = 'client_aborted';
+      res.statusCode = 499;
+      res.destroy();
+      return;
+    }
     let httpError: HttpError;
     if (HttpError.is(error)) {
       httpError = error;
@@ -308,6 +421,8 @@ export class TetherServer {
       httpError = new HttpError('precondition_failed', error.message, { headers, fields: { currentVersion: error.currentVersion } });
     } else if (StoreError.is(error) && error.reason === 'too_many_slots') {
       httpError = new HttpError('too_many_slots', error.message, { fields: { limit: this.options.maxSlots } });
+    } else if (StoreError.is(error) && error.reason === 'account_full') {
+      httpError = new HttpError('account_full', error.message, { fields: { limit: this.options.maxAccountBytes } });
     } else if (StoreError.is(error) && error.reason === 'not_found') {
       httpError = new HttpError('not_found', error.message);
     } else if (StoreError.is(error) && error.reason === 'closed') {

@@ -428,13 +428,16 @@ export class SyncClient {
   private async doRefresh(): Promise<boolean> {
     let result;
     try {
-      result = await this.api.listBlobs(this.etag);
+      // Keep only our own slot and blobs that open with our key: a token holder can fill the account
+      // with junk, which must not crowd out (or, by size, block) the devices that are real.
+      result = await this.api.listBlobs(this.etag, (stored) => stored.slotId === this.options.slotId || this.opensWithOurKey(stored));
     } catch (error) {
       this.noteServerError('refresh', error);
       return false;
     }
     if (this.stopped) return false;
     if (result.notModified) return true;
+    if (result.junk > 0) this.log.warn(`sync: skipped ${result.junk} slot(s) on the server that do not open with this sync key`);
     let changed = false;
     for (const stored of result.blobs) {
       if (stored.slotId === this.options.slotId) this.adoptOwnSlot(stored);
@@ -458,7 +461,11 @@ export class SyncClient {
         this.scheduleWrite(0);
       }
     } else {
-      this.log.warn(`sync: the server's blob list had ${result.skipped} malformed entr${result.skipped === 1 ? 'y' : 'ies'}`);
+      this.log.warn(
+        result.complete
+          ? `sync: the server's blob list had ${result.skipped} malformed entr${result.skipped === 1 ? 'y' : 'ies'}`
+          : `sync: the server's blob list was cut off (too long or broken); kept the ${result.blobs.length} valid entries read, removed nothing`,
+      );
     }
     // Keep the ETag only for a list we fully took in, so a bad answer is fetched again.
     if (result.skipped === 0) this.etag = result.etag;
@@ -467,6 +474,16 @@ export class SyncClient {
     // A good answer over an open stream clears an earlier error.
     if (this.streamOpen) this.setState('live');
     return true;
+  }
+
+  /** Whether a listed blob is sealed with our key (authenticity only; replay and content checks come later). */
+  private opensWithOurKey(stored: StoredBlob): boolean {
+    try {
+      openEnvelope(this.encryptionKey, stored.data, stored.slotId);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** Our own slot as the server has it: learn its version and make sure our seq stays above it. */

@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { SyncStatusBar } from '../views/syncStatusBar';
 import { AccountSlots } from './accountSlots';
+import { confirmPlainHttp } from './plainHttpConfirm';
 import type { SessionEntry } from './blob';
 import { FolderDeviceFiles } from './deviceFiles';
 import { DeviceSync, type SyncPort, type WindowIdentity } from './deviceSync';
@@ -245,6 +246,7 @@ export function registerSync(context: vscode.ExtensionContext, log: vscode.LogOu
       validateInput: validateServerUrl,
     });
     if (serverUrl === undefined) return;
+    if (!(await confirmPlainHttp(serverUrl))) return;
 
     if (keyText && keyText !== existing) {
       // The cache belongs to the old account: leave its server slot and drop it before switching.

@@ -1,5 +1,6 @@
 import { isValidSessionId } from '../terminal/sessionId';
 import { MAX_ENVELOPE_BYTES } from './envelope';
+import { ListScanner } from './listScanner';
 
 /**
  * The client side of the sync server's HTTP API (docs/protocol.md). Every answer is untrusted:
@@ -173,6 +174,11 @@ export interface SyncServerApiOptions {
   readonly fetch?: typeof fetch;
   readonly requestTimeoutMs?: number;
   readonly maxResponseBytes?: number;
+  /**
+   * How much of a blob list to read before giving up on the rest. Entries stream through one at a
+   * time and only kept ones stay in memory (at most `maxResponseBytes` of them), so this may be large.
+   */
+  readonly maxListReadBytes?: number;
 }
 
 export type ListResult =
@@ -183,8 +189,12 @@ export type ListResult =
       readonly blobs: StoredBlob[];
       /** Every slot the list names, including entries whose other fields were malformed. */
       readonly listedSlotIds: ReadonlySet<string>;
-      /** Entries dropped because they did not parse. */
+      /** Entries dropped because they did not parse (or were too big), plus any the list was cut short of. */
       readonly skipped: number;
+      /** Well-formed entries that the caller's `keep` refused (e.g. blobs that do not open with our key). */
+      readonly junk: number;
+      /** False when the list was cut off (too long, or the connection broke): it cannot say what is missing. */
+      readonly complete: boolean;
     };
 
 export type PutResult = { readonly ok: true; readonly version: number } | { readonly ok: false; readonly conflict: true };
@@ -194,6 +204,7 @@ export class SyncServerApi {
   private readonly fetchImpl: typeof fetch;
   private readonly requestTimeoutMs: number;
   readonly maxResponseBytes: number;
+  readonly maxListReadBytes: number;
 
   constructor(private readonly options: SyncServerApiOptions) {
     const url = new URL(options.serverUrl);
@@ -202,6 +213,7 @@ export class SyncServerApi {
     this.fetchImpl = options.fetch ?? fetch;
     this.requestTimeoutMs = options.requestTimeoutMs ?? 15_000;
     this.maxResponseBytes = options.maxResponseBytes ?? 8 * 1024 * 1024;
+    this.maxListReadBytes = Math.max(this.maxResponseBytes, options.maxListReadBytes ?? 64 * 1024 * 1024);
   }
 
   get authorization(): string {
@@ -259,26 +271,90 @@ export class SyncServerApi {
     }
   }
 
-  /** GET /v1/blobs. Entries that don't parse are skipped and counted, never fatal. */
-  async listBlobs(etag?: string): Promise<ListResult> {
-    const { response, bytes } = await this.request('GET', '/v1/blobs', etag ? { 'If-None-Match': etag } : {});
-    if (response.status === 304) return { notModified: true };
-    if (response.status !== 200) throw this.statusError('GET', '/v1/blobs', response, bytes);
-    const parsed = this.parseJson(bytes, 'blob list');
-    const list = isRecord(parsed) ? own(parsed, 'blobs') : undefined;
-    if (!Array.isArray(list)) throw new SyncHttpError('bad-response', 'sync server sent a blob list without "blobs"');
+  /**
+   * GET /v1/blobs. The list is read as a stream, entry by entry: entries that don't parse or are too
+   * big are skipped and counted, entries that `keep` refuses are counted as junk, and a list longer
+   * than `maxListReadBytes` is cut off (incomplete). Never fatal for a hostile list: whatever valid
+   * entries it holds are returned.
+   */
+  async listBlobs(etag?: string, keep: (blob: StoredBlob) => boolean = () => true): Promise<ListResult> {
+    const signal = AbortSignal.timeout(this.requestTimeoutMs);
+    let response: Response;
+    try {
+      response = await this.fetchImpl(`${this.base}/v1/blobs`, {
+        method: 'GET',
+        headers: { Authorization: this.authorization, Accept: 'application/json', ...(etag ? { 'If-None-Match': etag } : {}) },
+        signal,
+        redirect: 'error',
+      });
+    } catch (error) {
+      throw this.transportError(error, signal);
+    }
+    if (response.status === 304) {
+      await response.body?.cancel().catch(() => undefined);
+      return { notModified: true };
+    }
+    if (response.status !== 200) {
+      const bytes = await readCappedBody(response, 64 * 1024).catch(() => new Uint8Array(0));
+      throw this.statusError('GET', '/v1/blobs', response, bytes);
+    }
+
     const blobs: StoredBlob[] = [];
     const listedSlotIds = new Set<string>();
     let skipped = 0;
-    for (const entry of list) {
-      const slotId = isRecord(entry) ? own(entry, 'slotId') : undefined;
-      if (isValidSessionId(slotId)) listedSlotIds.add(slotId);
-      const blob = parseStoredBlob(entry);
-      if (blob) blobs.push(blob);
-      else skipped++;
+    let junk = 0;
+    let keptBytes = 0;
+    const scanner = new ListScanner({
+      maxEntryBytes: MAX_BASE64_CHARS + 4096,
+      onOversized: () => skipped++,
+      onEntry: (text) => {
+        let entry: unknown;
+        try {
+          entry = JSON.parse(text);
+        } catch {
+          skipped++;
+          return;
+        }
+        const slotId = isRecord(entry) ? own(entry, 'slotId') : undefined;
+        if (isValidSessionId(slotId)) listedSlotIds.add(slotId);
+        const blob = parseStoredBlob(entry);
+        if (!blob) skipped++;
+        else if (!keep(blob)) junk++;
+        else if (keptBytes + blob.data.byteLength > this.maxResponseBytes) skipped++;
+        else {
+          keptBytes += blob.data.byteLength;
+          blobs.push(blob);
+        }
+      },
+    });
+    let read = 0;
+    let cutOff = false;
+    if (response.body) {
+      const reader = response.body.getReader();
+      try {
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          read += value.byteLength;
+          if (read > this.maxListReadBytes) {
+            cutOff = true;
+            await reader.cancel().catch(() => undefined);
+            break;
+          }
+          scanner.write(value);
+        }
+      } catch (error) {
+        // A list that breaks off after some entries still gives us those entries.
+        if (!scanner.foundBlobs) throw this.transportError(error, signal);
+        cutOff = true;
+      }
     }
+    if (!scanner.foundBlobs) throw new SyncHttpError('bad-response', 'sync server sent a blob list without "blobs"');
+    const complete = !cutOff && scanner.complete;
+    if (!complete) skipped++;
     const newEtag = response.headers.get('etag') ?? undefined;
-    return newEtag && newEtag.length <= 256 ? { notModified: false, etag: newEtag, blobs, listedSlotIds, skipped } : { notModified: false, blobs, listedSlotIds, skipped };
+    const base = { notModified: false as const, blobs, listedSlotIds, skipped, junk, complete };
+    return newEtag && newEtag.length <= 256 ? { ...base, etag: newEtag } : base;
   }
 
   /** GET /v1/blobs/<slot>; undefined when the slot does not exist. */

@@ -1,5 +1,6 @@
 import * as vscode from 'vscode';
 import type { SyncState, SyncStateChange } from '../sync/syncClient';
+import { transportSecurity } from '../sync/transportSecurity';
 
 const PRESENTATION: Record<SyncState, { text: string; tooltip: string }> = {
   off: { text: '$(sync-ignored) Sync off', tooltip: 'Tether sync is off. Run "Tether: Set Up Sync…" to share sessions across your devices.' },
@@ -26,7 +27,14 @@ export class SyncStatusBar implements vscode.Disposable {
     this.item.text = presentation.text;
     const devices = change.state === 'off' ? '' : `\n\n${otherDevices} other device${otherDevices === 1 ? '' : 's'} listed.`;
     const detail = change.detail ? `\n\n${change.detail}` : '';
-    this.item.tooltip = `${presentation.tooltip}${detail}${devices}\n\nClick to open the Tether log.`;
+    // Read here rather than passed in: the controller restarts (and so updates us) on every change of it.
+    const security = transportSecurity(vscode.workspace.getConfiguration('tether').get<string>('sync.serverUrl', ''));
+    const plain = change.state !== 'off' && security?.kind === 'plain';
+    if (plain) this.item.text += ' $(unlock)';
+    const transport = plain
+      ? `\n\nNot encrypted in transit: ${security.host} is reached over plain http://. Your sessions are still end-to-end encrypted; the account token and traffic timing are not protected. Use an https:// server URL.`
+      : '';
+    this.item.tooltip = `${presentation.tooltip}${detail}${transport}${devices}\n\nClick to open the Tether log.`;
     this.item.backgroundColor = change.state === 'error' ? new vscode.ThemeColor('statusBarItem.errorBackground') : undefined;
   }
 

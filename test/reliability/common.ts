@@ -148,6 +148,8 @@ export interface SyncServerOptions {
   /** Run as this uid/gid (the data dir's modes then apply). */
   uid?: number;
   gid?: number;
+  /** Extra flags, after the defaults above (a later flag wins). */
+  args?: string[];
 }
 
 export class SyncServer {
@@ -161,7 +163,7 @@ export class SyncServer {
   /** Starts the real server; rejects (with its output) if it exits before listening. */
   static async start(options: SyncServerOptions): Promise<SyncServer> {
     const js = await serverJs();
-    const args = [js, '--port', String(options.port ?? 0), '--data-dir', options.dataDir, '--heartbeat-ms', '500', '--rate', '100000', '--burst', '100000'];
+    const args = [js, '--port', String(options.port ?? 0), '--data-dir', options.dataDir, '--heartbeat-ms', '500', '--rate', '100000', '--burst', '100000', '--max-new-accounts-per-ip', '100000', ...(options.args ?? [])];
     const child = spawn(process.execPath, args, {
       stdio: ['ignore', 'pipe', 'pipe'],
       ...(options.uid !== undefined ? { uid: options.uid, gid: options.gid ?? options.uid } : {}),

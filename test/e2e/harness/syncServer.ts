@@ -21,7 +21,7 @@ export class SyncServer {
     const dataDir = mkdtempSync(join(RUN_ROOT, 'sync-server-'));
     const logPath = join(dataDir, 'server.log');
     const log = createWriteStream(logPath);
-    const child = spawn(process.execPath, [script, '--port', '0', '--data-dir', dataDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [script, '--port', '0', '--data-dir', dataDir, '--max-new-accounts-per-ip', '100000'], { stdio: ['ignore', 'pipe', 'pipe'] });
     const url = await new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => {
         child.kill('SIGKILL');

@@ -59,7 +59,7 @@ export class ServerProcess {
     const bundle = await serverBundle();
     const cleanEnv: Record<string, string> = {};
     for (const [key, value] of Object.entries(process.env)) if (!key.startsWith('TETHER_') && value !== undefined) cleanEnv[key] = value;
-    const child = spawn(process.execPath, [bundle, '--host', '127.0.0.1', '--port', '0', ...args], {
+    const child = spawn(process.execPath, [bundle, '--host', '127.0.0.1', '--port', '0', '--max-new-accounts-per-ip', '100000', ...args], {
       env: { ...cleanEnv, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

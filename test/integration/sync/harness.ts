@@ -67,7 +67,7 @@ export class ServerProcess {
   }
 
   static async start(serverJs: string, dataDir: string, port = 0): Promise<ServerProcess> {
-    const child = spawn(process.execPath, [serverJs, '--port', String(port), '--data-dir', dataDir, '--heartbeat-ms', '500', '--rate', '1000', '--burst', '1000'], {
+    const child = spawn(process.execPath, [serverJs, '--port', String(port), '--data-dir', dataDir, '--heartbeat-ms', '500', '--rate', '1000', '--burst', '1000', '--max-new-accounts-per-ip', '100000'], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     // The server logs JSON lines (to stderr today); read both so either choice works.

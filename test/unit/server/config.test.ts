@@ -1,6 +1,7 @@
 import * as assert from 'node:assert/strict';
 import { resolve } from 'node:path';
-import { ConfigError, parseServerArgs } from '../../../src/server/config';
+import { readFileSync } from 'node:fs';
+import { CLIENT_LIST_CAP_BYTES, ConfigError, largestListBytes, parseServerArgs } from '../../../src/server/config';
 
 function run(argv: string[], env: NodeJS.ProcessEnv = {}) {
   const parsed = parseServerArgs(argv, env);
@@ -62,5 +63,44 @@ describe('server/config', () => {
     if (parsed.kind === 'help') {
       for (const flag of ['--port', '--host', '--data-dir', '--database-url', 'TETHER_DATABASE_URL']) assert.ok(parsed.text.includes(flag), flag);
     }
+  });
+});
+
+describe('server/config: internet-facing limits (issue 14)', () => {
+  it('has defaults for every cap and timeout', () => {
+    const config = run([]);
+    assert.equal(config.maxAccountBytes, 4 * 1024 * 1024);
+    assert.equal(config.maxConnections, 16_384);
+    assert.equal(config.maxConnectionsPerIp, 64);
+    assert.equal(config.maxStreamsPerIp, 32);
+    assert.equal(config.maxNewAccountsPerIpPerHour, 10);
+    assert.deepEqual(config.trustProxy, []);
+    assert.deepEqual(config.timeouts, { headersMs: 10_000, requestMs: 30_000, idleMs: 30_000 });
+    assert.equal(config.tls, undefined);
+  });
+
+  it('keeps a full account under what a client accepts', () => {
+    assert.ok(largestListBytes(run([]).maxAccountBytes, run([]).maxSlots) < CLIENT_LIST_CAP_BYTES);
+    assert.throws(() => run(['--max-account-bytes', String(8 * 1024 * 1024)]), (error: unknown) => ConfigError.is(error) && /clients accept/.test(error.message));
+    assert.throws(() => run(['--max-account-bytes', '1000', '--max-blob-bytes', '2000']), ConfigError);
+  });
+
+  it('parses proxies, timeouts in seconds and TLS files', () => {
+    const config = run(['--trust-proxy', '127.0.0.1, 10.0.0.0/8', '--headers-timeout', '2.5', '--request-timeout', '5', '--idle-timeout', '7', '--tls-cert', 'c.pem', '--tls-key', 'k.pem']);
+    assert.deepEqual(config.trustProxy, ['127.0.0.1', '10.0.0.0/8']);
+    assert.deepEqual(config.timeouts, { headersMs: 2500, requestMs: 5000, idleMs: 7000 });
+    assert.deepEqual(config.tls, { certFile: resolve('c.pem'), keyFile: resolve('k.pem') });
+    assert.throws(() => run(['--trust-proxy', 'proxy.example']), ConfigError);
+    assert.throws(() => run(['--tls-cert', 'c.pem']), ConfigError);
+    assert.throws(() => run(['--idle-timeout', '0']), ConfigError);
+  });
+
+  it('lists every flag in --help', () => {
+    const parsed = parseServerArgs(['--help'], {});
+    if (parsed.kind !== 'help') throw new Error('expected help');
+    const source = readFileSync(resolve(__dirname, '../../../src/server/config.ts'), 'utf8');
+    const flags = new Set([...source.matchAll(/flag: '([a-z-]+)'/g)].map((m) => m[1]));
+    for (const name of ['host', 'data-dir', 'database-url', 'trust-proxy', 'tls-cert', 'tls-key', 'help']) flags.add(name);
+    for (const flag of flags) assert.ok(parsed.text.includes(`--${flag} `), `--${flag} missing from --help`);
   });
 });
