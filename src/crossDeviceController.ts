@@ -57,7 +57,12 @@ export function registerCrossDevice(context: vscode.ExtensionContext, tabs: TabM
       const result = await connection.runScript(inventoryScript(capabilities), 15_000);
       const slots = sync.client?.getRemoteState().slots ?? [];
       const openHere = new Set(tabs.records().map((record) => record.id));
-      return parseInventory(result.output).map((session): HostSessionRow => ({ ...session, usedBy: usedBy(session.id, openHere, slots, sync.client?.slotId) }));
+      // Other windows and workspaces of this device are in our own slot, not in `slots`: ask the parts.
+      const onThisDevice = (id: string): string | undefined => {
+        const holders = sync.device.holders(id);
+        return holders.length > 0 ? `open in ${holders.join(', ')}` : undefined;
+      };
+      return parseInventory(result.output).map((session): HostSessionRow => ({ ...session, usedBy: usedBy(session.id, openHere, slots, sync.client?.slotId) ?? onThisDevice(session.id) }));
     },
   });
 

@@ -87,6 +87,9 @@ const LISTINGS_FILE = 'listings.json';
 const LEGACY_KEY = 'legacy';
 const FORMAT = 1;
 const MAX_MIGRATED = 256;
+/** The writer renews its lease this often; one not renewed for LEASE_STALE_MS is taken over. */
+const LEASE_BEAT_MS = 10_000;
+const LEASE_STALE_MS = 60_000;
 
 export type DeviceSyncErrorReason = 'bad-window-key' | 'device-file';
 
@@ -182,6 +185,7 @@ export class DeviceSync {
   private switching: Promise<void> | undefined;
   private disposed = false;
   private legacy: LegacySlots | undefined;
+  private lastBeat = 0;
   private readonly stateEmitter = new Emitter<SyncStateChange>();
   private readonly remoteEmitter = new Emitter<RemoteState>();
   private readonly partsEmitter = new Emitter<void>();
@@ -385,23 +389,53 @@ export class DeviceSync {
   private async tryLease(): Promise<boolean> {
     const files = this.options.files;
     for (let attempt = 0; attempt < 2; attempt++) {
-      if (await files.createExclusive(LOCK_FILE, JSON.stringify({ pid: this.pid, since: this.now() }))) return true;
-      const owner = await this.lockOwner();
-      if (owner === this.pid) return true;
-      if (owner !== undefined && this.isAlive(owner)) return false;
-      // The writer's window is gone (or crashed mid-write): take over.
+      if (await files.createExclusive(LOCK_FILE, this.lockText())) {
+        this.lastBeat = this.now();
+        return true;
+      }
+      const lock = await this.readLock();
+      if (lock?.pid === this.pid) return true;
+      // A live owner that still beats keeps it. A pid that is gone, or one that has not beaten for a
+      // minute (a pid reused after a reboot, a hung window), loses it.
+      if (lock && this.isAlive(lock.pid) && this.now() - lock.beat < LEASE_STALE_MS) return false;
       await files.remove(LOCK_FILE);
     }
     return false;
   }
 
-  private async lockOwner(): Promise<number | undefined> {
+  private lockText(): string {
+    return JSON.stringify({ pid: this.pid, beat: this.now() });
+  }
+
+  private async readLock(): Promise<{ pid: number; beat: number } | undefined> {
     try {
-      const pid = Number((JSON.parse((await this.options.files.read(LOCK_FILE)) ?? '{}') as { pid?: unknown }).pid);
-      return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined;
+      const parsed = JSON.parse((await this.options.files.read(LOCK_FILE)) ?? '{}') as { pid?: unknown; beat?: unknown; since?: unknown };
+      const pid = Number(parsed.pid);
+      const beat = Number(parsed.beat ?? parsed.since);
+      return Number.isSafeInteger(pid) && pid > 0 ? { pid, beat: Number.isFinite(beat) ? beat : 0 } : undefined;
     } catch {
       return undefined;
     }
+  }
+
+  private async lockOwner(): Promise<number | undefined> {
+    return (await this.readLock())?.pid;
+  }
+
+  /** The writer renews its lease; if another window took it meanwhile (we hung), it steps down. */
+  private async keepLease(): Promise<boolean> {
+    const lock = await this.readLock();
+    if (lock?.pid !== this.pid) {
+      this.options.log.warn('device: another window took over writing the device slot; this window reads it now');
+      await this.stopClient();
+      await this.startClient('reader');
+      return false;
+    }
+    if (this.now() - this.lastBeat >= LEASE_BEAT_MS) {
+      this.lastBeat = this.now();
+      await this.options.files.write(LOCK_FILE, this.lockText());
+    }
+    return true;
   }
 
   private async releaseLease(): Promise<void> {
@@ -474,7 +508,7 @@ export class DeviceSync {
     if (this.factory && this.clientRole === 'reader' && !this.switching && (await this.tryLease())) {
       this.switching = this.takeOver().finally(() => (this.switching = undefined));
       await this.switching;
-    } else if (this.clientRole === 'writer') {
+    } else if (this.clientRole === 'writer' && !this.switching && (await this.keepLease())) {
       await this.publishUnion();
     }
   }

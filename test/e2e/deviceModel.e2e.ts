@@ -43,10 +43,9 @@ describe('one device, another workspace (two code-servers, one sync server)', fu
   before(async () => {
     host = await E2eHost.start('e2e-switch');
     server = await SyncServer.start();
-    [laptop, desktop] = await Promise.all([
-      scenario.device({ name: 'laptop', sshConfig: host.sshConfig(), settings: { 'tether.deviceName': 'laptop' } }),
-      scenario.device({ name: 'desktop', sshConfig: host.sshConfig(), settings: { 'tether.deviceName': 'desktop' } }),
-    ]);
+    // One after the other: two workbenches loading at once time out on a busy machine.
+    laptop = await scenario.device({ name: 'laptop', sshConfig: host.sshConfig(), settings: { 'tether.deviceName': 'laptop' } });
+    desktop = await scenario.device({ name: 'desktop', sshConfig: host.sshConfig(), settings: { 'tether.deviceName': 'desktop' } });
   });
 
   afterEach(async function () {

@@ -200,7 +200,8 @@ export class Device {
       this.context.setDefaultTimeout(30_000);
       this.currentPage = this.context.pages()[0] ?? (await this.context.newPage());
     }
-    await this.page.goto(`http://127.0.0.1:${this.port}/?folder=${encodeURIComponent(folder)}`);
+    // "load" waits for every script of the workbench; on a busy machine that takes over 30 s.
+    await this.page.goto(`http://127.0.0.1:${this.port}/?folder=${encodeURIComponent(folder)}`, { timeout: 120_000 });
     await this.workbench.waitReady();
     return this.page;
   }

@@ -186,6 +186,29 @@ describe('device model: one slot for all windows and workspaces of a device', ()
     assert.equal(removed.length, 2, 'the migration runs once');
   });
 
+  it('takes over a lease whose owner stopped renewing it (a pid reused after a reboot, a hung window); the old writer steps down', async () => {
+    let clock = Date.now();
+    const make = (pid: number, key: string) => {
+      alive.add(pid);
+      const device = new DeviceSync({ files, window: { kind: 'workspace', key, label: key }, log: silentLogger, pid, isAlive: (p) => alive.has(p), pollMs: 60_000, now: () => clock });
+      windows.push(device);
+      return device;
+    };
+    const hung = make(501, 'ws-a');
+    await hung.connect((slotId, role) => server.client(slotId, role, 501));
+    const other = make(502, 'ws-b');
+    await other.connect((slotId, role) => server.client(slotId, role, 502));
+    assert.deepEqual([hung.role, other.role], ['writer', 'reader']);
+    clock += 30_000;
+    await other.flush();
+    assert.equal(other.role, 'reader', 'a lease renewed within the minute is kept');
+    clock += 61_000;
+    await other.flush();
+    assert.equal(other.role, 'writer', 'a lease not renewed for a minute is taken over although its pid is alive');
+    await hung.flush();
+    assert.equal(hung.role, 'reader', 'the window that lost its lease stops writing');
+  });
+
   it('a session in two parts is listed once; tombstones from any part or another device remove it', () => {
     const [a, b] = [session(), session()];
     const part = (key: string, sessions: SessionEntry[], tombstones: Tombstone[] = []) => ({ key, kind: 'workspace' as const, label: key, pid: 1, updatedAt: 1, sessions, tombstones });
