@@ -25,10 +25,10 @@ export interface AuthPlan {
 /**
  * Builds ssh2's authHandler for a host: ssh-agent, then each identity file (asking for passphrases
  * of encrypted keys), then keyboard-interactive, then password, as OpenSSH orders them.
+ * `agent` is what agentSocket.chooseAgent picked (a socket or pipe path, 'pageant', or none).
  */
-export function createAuthPlan(host: ResolvedHost, prompter: AuthPrompter, env: NodeJS.ProcessEnv = process.env): AuthPlan {
+export function createAuthPlan(host: ResolvedHost, prompter: AuthPrompter, agent: string | undefined): AuthPlan {
   const methods: Method[] = [];
-  const agent = env.SSH_AUTH_SOCK;
   if (agent && !host.identitiesOnly) methods.push({ type: 'agent' });
   for (const keyPath of host.identityFiles) methods.push({ type: 'publickey', keyPath });
   methods.push({ type: 'keyboard-interactive' }, { type: 'password' });

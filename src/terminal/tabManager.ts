@@ -7,7 +7,7 @@ import type { MultiplexerKind, MultiplexerPreference } from './multiplexer';
 import { PersistentSession, hostCapabilities, scriptsFor } from './persistentSession';
 import { newSessionId, shortId } from './sessionId';
 import { ConnectionPool } from './sshConnection';
-import { ResolvedHost, SshConfigError, listConfiguredHosts, resolveHost } from './sshConfig';
+import { ResolvedHost, SshConfigError, hostForListing, listConfiguredHosts, resolveHost } from './sshConfig';
 import { SNAPSHOT_KEY, TabRecord, decodeSnapshot, encodeSnapshot, parseDirectories } from './tabSnapshot';
 import { TetherPty } from './tetherPty';
 
@@ -214,7 +214,11 @@ export class TabManager implements vscode.Disposable {
       // A label this device cannot resolve (another device's alias): the record carries enough.
       base = this.resolve(`${record.user}@${record.hostName.includes(':') ? `[${record.hostName}]` : record.hostName}:${record.port}`);
     }
-    return { ...base, label: record.hostLabel, user: record.user, hostName: record.hostName, port: record.port };
+    const host = hostForListing(base, record);
+    if (base.proxyCommand !== undefined && host.proxyCommand === undefined) {
+      this.log.warn(`${record.hostLabel}: the listed session is on ${record.user}@${record.hostName}:${record.port}, not where your ssh config's ProxyCommand for it leads; connecting without the ProxyCommand`);
+    }
+    return host;
   }
 
   private createTab(host: ResolvedHost, spec: SessionSpec): vscode.Terminal {
