@@ -63,6 +63,8 @@ export class SshConnection extends EventEmitter {
   private constructor(
     readonly host: ResolvedHost,
     readonly client: Client,
+    /** The agent is forwarded on this connection: sessions keep a stable link to it (agentForwarding.ts). */
+    readonly forwardsAgent: boolean,
   ) {
     super();
   }
@@ -83,7 +85,7 @@ export class SshConnection extends EventEmitter {
         sock = await forward(client, hop, host.proxyJump[hops.length] ?? host);
       }
       const client = await connectOne(host, options, sock ?? startProxyCommand(host, options));
-      const connection = new SshConnection(host, client);
+      const connection = new SshConnection(host, client, forwarded.has(client));
       connection.hops.push(...hops);
       const onGone = (): void => connection.markClosed();
       client.on('close', onGone);
@@ -174,6 +176,9 @@ function describe(host: ResolvedHost): string {
   return `${host.user}@${host.hostName}:${host.port}`;
 }
 
+/** Clients connected with agent forwarding on. */
+const forwarded = new WeakSet<Client>();
+
 function startProxyCommand(host: ResolvedHost, options: ConnectionOptions): ProxyCommandSocket | undefined {
   if (!host.proxyCommand) return undefined;
   try {
@@ -228,6 +233,7 @@ async function connectOne(host: ResolvedHost, options: ConnectionOptions, sock?:
     if (forwardedAgent.agent) {
       config.agent = forwardedAgent.agent;
       config.agentForward = true;
+      forwarded.add(client);
     } else {
       options.log.warn(`ssh: ${host.label}: agent forwarding is on but there is no agent to forward (${forwardedAgent.source})`);
     }
