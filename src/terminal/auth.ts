@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { AuthenticationType, AuthHandlerMiddleware, KeyboardInteractiveCallback, NextAuthHandler, Prompt } from 'ssh2';
+import type { AuthenticationType, AuthHandlerMiddleware, KeyboardInteractiveCallback, NextAuthHandler, ParsedKey, Prompt } from 'ssh2';
 import {
   agentKeyBlobs, certificateAgent, certificateProblem, parseCertificate, readCertificateFile, type Certificate, type OfferedCertificate,
 } from './certificates';
@@ -16,7 +16,8 @@ export interface AuthPrompter {
   keyboardInteractive(label: string, name: string, instructions: string, prompts: readonly Prompt[]): Promise<string[] | undefined>;
 }
 
-type LoadedKey = { data: Buffer; passphrase?: string };
+/** A key file read and, if encrypted, decrypted once (bcrypt KDF rounds are slow on a busy machine). */
+type LoadedKey = { data: Buffer; passphrase?: string; parsed: ParsedKey };
 type Method =
   | { type: 'agent-certificates' }
   | { type: 'agent' }
@@ -81,7 +82,7 @@ export function createAuthPlan(host: ResolvedHost, prompter: AuthPrompter, agent
           }
           tried.push(`key ${method.keyPath}`);
           pending = key.passphrase ? () => prompter.passphraseAccepted?.(method.keyPath, key.passphrase!) : undefined;
-          return { type: 'publickey', username: host.user, key: key.data, passphrase: key.passphrase };
+          return { type: 'publickey', username: host.user, key: key.parsed };
         }
         case 'keyboard-interactive':
           tried.push('keyboard-interactive');
@@ -129,9 +130,7 @@ export function createAuthPlan(host: ResolvedHost, prompter: AuthPrompter, agent
 
 /** Certificates to offer with a loaded identity file: `<key>-cert.pub` and matching CertificateFiles. */
 function localCertificates(host: ResolvedHost, keyPath: string, key: LoadedKey, skipped: string[]): OfferedCertificate[] {
-  const { utils } = require('ssh2') as typeof import('ssh2');
-  const parsed = utils.parseKey(key.data, key.passphrase);
-  if (parsed instanceof Error || Array.isArray(parsed)) return [];
+  const parsed = key.parsed;
   const publicKey = parsed.getPublicSSH();
   const offered: OfferedCertificate[] = [];
   for (const file of [`${keyPath}-cert.pub`, ...(host.certificateFiles ?? [])]) {
@@ -175,12 +174,13 @@ async function loadKey(keyPath: string, prompter: AuthPrompter): Promise<LoadedK
   // ssh2 loads on first use, not at activation (it is most of the bundle's start-up cost).
   const { utils } = require('ssh2') as typeof import('ssh2');
   const parsed = utils.parseKey(data);
-  if (!(parsed instanceof Error)) return { data };
+  if (!(parsed instanceof Error)) return Array.isArray(parsed) ? undefined : { data, parsed };
   if (!/encrypted/i.test(parsed.message) && !/passphrase/i.test(parsed.message)) return undefined;
   for (let attempt = 1; attempt <= 3; attempt++) {
     const passphrase = await prompter.keyPassphrase(keyPath, attempt).catch(() => undefined);
     if (passphrase === undefined) return undefined;
-    if (!(utils.parseKey(data, passphrase) instanceof Error)) return { data, passphrase };
+    const decrypted = utils.parseKey(data, passphrase);
+    if (!(decrypted instanceof Error) && !Array.isArray(decrypted)) return { data, passphrase, parsed: decrypted };
   }
   return undefined;
 }
