@@ -21,8 +21,17 @@ const builds = [
   { ...common, entryPoints: ['src/server/main.ts'], outfile: 'dist/server.js' },
 ];
 
+// ssh2 reaches Pageant through its helper util/pagent.exe, resolved from its own directory: in the
+// bundle that is dist/, so the helper goes to util/ beside it (and into the .vsix).
+const copyPageantHelper = async () => {
+  const { copyFile, mkdir } = await import('node:fs/promises');
+  await mkdir('util', { recursive: true });
+  await copyFile('node_modules/ssh2/util/pagent.exe', 'util/pagent.exe');
+};
+
 if (watch) {
+  await copyPageantHelper();
   for (const options of builds) await (await esbuild.context(options)).watch();
 } else {
-  await Promise.all(builds.map((options) => esbuild.build(options)));
+  await Promise.all([...builds.map((options) => esbuild.build(options)), copyPageantHelper()]);
 }

@@ -19,6 +19,7 @@ export function activate(context: vscode.ExtensionContext): void {
     log,
     keepaliveIntervalMs: setting<number>('keepaliveInterval', 5000),
     keepaliveCountMax: 3,
+    forwardAgent: setting<boolean>('forwardAgent', false),
   });
   tabs = new TabManager(context, pool, log);
   context.subscriptions.push(log, tabs, { dispose: () => pool.dispose() });

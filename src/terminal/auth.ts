@@ -1,5 +1,8 @@
 import { readFileSync } from 'node:fs';
-import type { AuthenticationType, AuthHandlerMiddleware, KeyboardInteractiveCallback, NextAuthHandler, Prompt } from 'ssh2';
+import type { AuthenticationType, AuthHandlerMiddleware, KeyboardInteractiveCallback, NextAuthHandler, ParsedKey, Prompt } from 'ssh2';
+import {
+  agentKeyBlobs, certificateAgent, certificateProblem, parseCertificate, readCertificateFile, type Certificate, type OfferedCertificate,
+} from './certificates';
 import type { ResolvedHost } from './sshConfig';
 
 /** How the connection layer asks the user for secrets. The VS Code layer backs it with input boxes
@@ -13,7 +16,14 @@ export interface AuthPrompter {
   keyboardInteractive(label: string, name: string, instructions: string, prompts: readonly Prompt[]): Promise<string[] | undefined>;
 }
 
-type Method = { type: 'agent' } | { type: 'publickey'; keyPath: string } | { type: 'keyboard-interactive' } | { type: 'password' };
+/** A key file read and, if encrypted, decrypted once (bcrypt KDF rounds are slow on a busy machine). */
+type LoadedKey = { data: Buffer; passphrase?: string; parsed: ParsedKey };
+type Method =
+  | { type: 'agent-certificates' }
+  | { type: 'agent' }
+  | { type: 'publickey'; keyPath: string; loaded?: LoadedKey }
+  | { type: 'keyboard-interactive' }
+  | { type: 'password' };
 
 export interface AuthPlan {
   handler: AuthHandlerMiddleware;
@@ -25,32 +35,54 @@ export interface AuthPlan {
 /**
  * Builds ssh2's authHandler for a host: ssh-agent, then each identity file (asking for passphrases
  * of encrypted keys), then keyboard-interactive, then password, as OpenSSH orders them.
+ * `agent` is what agentSocket.chooseAgent picked (a socket or pipe path, 'pageant', or none).
  */
-export function createAuthPlan(host: ResolvedHost, prompter: AuthPrompter, env: NodeJS.ProcessEnv = process.env): AuthPlan {
+export function createAuthPlan(host: ResolvedHost, prompter: AuthPrompter, agent: string | undefined): AuthPlan {
   const methods: Method[] = [];
-  const agent = env.SSH_AUTH_SOCK;
+  // Certificates the agent holds (or CertificateFiles whose key it holds) come first, as OpenSSH
+  // lists them among the agent's identities; ssh2's own agent method only offers plain keys.
+  if (agent && agent !== 'pageant' && !host.identitiesOnly) methods.push({ type: 'agent-certificates' });
   if (agent && !host.identitiesOnly) methods.push({ type: 'agent' });
   for (const keyPath of host.identityFiles) methods.push({ type: 'publickey', keyPath });
   methods.push({ type: 'keyboard-interactive' }, { type: 'password' });
 
   const tried: string[] = [];
+  const skipped: string[] = [];
   let pending: (() => void) | undefined;
   let passwordAttempts = 0;
 
   const next = async (methodsLeft: AuthenticationType[] | null): Promise<unknown> => {
     while (methods.length > 0) {
       const method = methods.shift()!;
-      if (methodsLeft && !methodsLeft.includes(method.type)) continue;
+      // Agent identities and certificates are publickey authentication on the wire.
+      const wire: AuthenticationType = method.type === 'agent' || method.type === 'agent-certificates' ? 'publickey' : method.type;
+      if (methodsLeft && !methodsLeft.includes(wire)) continue;
       switch (method.type) {
+        case 'agent-certificates': {
+          const offered = await agentHeldCertificates(host, agent!, skipped);
+          if (offered.length === 0) continue;
+          tried.push(`ssh-agent certificates (${offered.map((o) => o.source).join(', ')})`);
+          return { type: 'agent', username: host.user, agent: certificateAgent(offered) };
+        }
         case 'agent':
           tried.push('ssh-agent');
           return { type: 'agent', username: host.user, agent };
         case 'publickey': {
-          const key = await loadKey(method.keyPath, prompter);
+          const key = method.loaded ?? (await loadKey(method.keyPath, prompter));
           if (!key) continue;
+          if (!method.loaded) {
+            // A certificate for this key (beside it, or a CertificateFile) goes first, then the key alone.
+            const offered = localCertificates(host, method.keyPath, key, skipped);
+            if (offered.length > 0) {
+              methods.unshift({ type: 'publickey', keyPath: method.keyPath, loaded: key });
+              tried.push(`certificate ${offered.map((o) => o.source).join(', ')}`);
+              pending = key.passphrase ? () => prompter.passphraseAccepted?.(method.keyPath, key.passphrase!) : undefined;
+              return { type: 'agent', username: host.user, agent: certificateAgent(offered) };
+            }
+          }
           tried.push(`key ${method.keyPath}`);
           pending = key.passphrase ? () => prompter.passphraseAccepted?.(method.keyPath, key.passphrase!) : undefined;
-          return { type: 'publickey', username: host.user, key: key.data, passphrase: key.passphrase };
+          return { type: 'publickey', username: host.user, key: key.parsed };
         }
         case 'keyboard-interactive':
           tried.push('keyboard-interactive');
@@ -91,11 +123,48 @@ export function createAuthPlan(host: ResolvedHost, prompter: AuthPrompter, env: 
   return {
     handler: handler as unknown as AuthHandlerMiddleware,
     onReady: () => pending?.(),
-    describeFailure: () => `authentication as ${host.user} failed (tried: ${tried.join(', ') || 'nothing usable'})`,
+    describeFailure: () =>
+      `authentication as ${host.user} failed (tried: ${tried.join(', ') || 'nothing usable'})${skipped.length > 0 ? `; not offered: ${skipped.join('; ')}` : ''}`,
   };
 }
 
-async function loadKey(keyPath: string, prompter: AuthPrompter): Promise<{ data: Buffer; passphrase?: string } | undefined> {
+/** Certificates to offer with a loaded identity file: `<key>-cert.pub` and matching CertificateFiles. */
+function localCertificates(host: ResolvedHost, keyPath: string, key: LoadedKey, skipped: string[]): OfferedCertificate[] {
+  const parsed = key.parsed;
+  const publicKey = parsed.getPublicSSH();
+  const offered: OfferedCertificate[] = [];
+  for (const file of [`${keyPath}-cert.pub`, ...(host.certificateFiles ?? [])]) {
+    const certificate = readCertificateFile(file);
+    if (!certificate || !certificate.publicKey.equals(publicKey) || offered.some((o) => o.certificate.blob.equals(certificate.blob))) continue;
+    const problem = certificateProblem(certificate, host.user);
+    if (problem) skipped.push(`${file}: ${problem}`);
+    else offered.push({ certificate, signer: { key: parsed }, source: file });
+  }
+  return offered;
+}
+
+/** Certificates the agent lists, and CertificateFiles whose private key the agent holds. */
+async function agentHeldCertificates(host: ResolvedHost, agent: string, skipped: string[]): Promise<OfferedCertificate[]> {
+  const blobs = await agentKeyBlobs(agent);
+  if (blobs.length === 0) return [];
+  const { createAgent } = require('ssh2') as typeof import('ssh2');
+  const signer = { agent: createAgent(agent) };
+  const offered: OfferedCertificate[] = [];
+  const consider = (certificate: Certificate | undefined, source: string): void => {
+    if (!certificate || offered.some((o) => o.certificate.blob.equals(certificate.blob))) return;
+    const problem = certificateProblem(certificate, host.user);
+    if (problem) skipped.push(`${source}: ${problem}`);
+    else offered.push({ certificate, signer, source });
+  };
+  for (const blob of blobs) consider(parseCertificate(blob), `agent certificate`);
+  for (const file of host.certificateFiles ?? []) {
+    const certificate = readCertificateFile(file);
+    if (certificate && blobs.some((blob) => blob.equals(certificate.publicKey))) consider(certificate, file);
+  }
+  return offered;
+}
+
+async function loadKey(keyPath: string, prompter: AuthPrompter): Promise<LoadedKey | undefined> {
   let data: Buffer;
   try {
     data = readFileSync(keyPath);
@@ -105,12 +174,13 @@ async function loadKey(keyPath: string, prompter: AuthPrompter): Promise<{ data:
   // ssh2 loads on first use, not at activation (it is most of the bundle's start-up cost).
   const { utils } = require('ssh2') as typeof import('ssh2');
   const parsed = utils.parseKey(data);
-  if (!(parsed instanceof Error)) return { data };
+  if (!(parsed instanceof Error)) return Array.isArray(parsed) ? undefined : { data, parsed };
   if (!/encrypted/i.test(parsed.message) && !/passphrase/i.test(parsed.message)) return undefined;
   for (let attempt = 1; attempt <= 3; attempt++) {
     const passphrase = await prompter.keyPassphrase(keyPath, attempt).catch(() => undefined);
     if (passphrase === undefined) return undefined;
-    if (!(utils.parseKey(data, passphrase) instanceof Error)) return { data, passphrase };
+    const decrypted = utils.parseKey(data, passphrase);
+    if (!(decrypted instanceof Error) && !Array.isArray(decrypted)) return { data, passphrase, parsed: decrypted };
   }
   return undefined;
 }

@@ -18,6 +18,11 @@ export interface HostKeyVerifierOptions {
   knownHostsFiles: string[];
   trustStore: TrustStore;
   confirmUnknown: (info: HostKeyPromptInfo) => Promise<boolean>;
+  /** StrictHostKeyChecking for an unknown key: 'ask' (default) prompts; 'yes' refuses without
+   * asking; 'accept-new' adds it to the trust store without asking. A changed key is refused in all. */
+  strict?: 'yes' | 'accept-new' | 'ask';
+  /** Told when a key was accepted under accept-new (for the log). */
+  onAcceptedNew?: (info: HostKeyPromptInfo) => void;
   /** Returns a file's text, or undefined when it cannot be read. Defaults to the file system. */
   readFile?: (path: string) => string | undefined;
 }
@@ -117,9 +122,25 @@ export function createHostKeyCheck(options: HostKeyVerifierOptions): HostKeyChec
       );
     }
 
+    const info: HostKeyPromptInfo = { label: options.label, host: options.host, port: options.port, keyType, fingerprint: actual };
+    if (options.strict === 'yes') {
+      return new HostKeyError(
+        'refused',
+        options.label,
+        [],
+        actual,
+        `host key for ${where} (${keyType} ${actual}) is not known and StrictHostKeyChecking is yes; ` +
+          'add it to your known_hosts to connect',
+      );
+    }
     let accepted: boolean;
     try {
-      accepted = await options.confirmUnknown({ label: options.label, host: options.host, port: options.port, keyType, fingerprint: actual });
+      if (options.strict === 'accept-new') {
+        accepted = true;
+        options.onAcceptedNew?.(info);
+      } else {
+        accepted = await options.confirmUnknown(info);
+      }
     } catch (error) {
       return new HostKeyError(
         'refused',

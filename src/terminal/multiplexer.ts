@@ -178,8 +178,10 @@ export interface MultiplexerScripts {
  * "the session was killed". */
 export function innerShellCommand(): string {
   // 129 is a shell ended by SIGHUP: the session was killed around it, so it is not an exit.
+  // A session created with agent forwarding has its stable agent link already (agentForwarding.ts).
   return (
-    'unset TMUX TMUX_PANE STY WINDOW; "${SHELL:-/bin/sh}" -l; s=$?; [ "$s" -eq 129 ] && exit 129; ' +
+    'unset TMUX TMUX_PANE STY WINDOW; a="$HOME/.tether/agent/$1.sock"; [ -L "$a" ] && export SSH_AUTH_SOCK="$a"; ' +
+    '"${SHELL:-/bin/sh}" -l; s=$?; rm -f "$a"; [ "$s" -eq 129 ] && exit 129; ' +
     'mkdir -p "$HOME/.tether/exit" && echo "$s" > "$HOME/.tether/exit/$1"'
   );
 }

@@ -11,6 +11,7 @@ import { DEFAULT_RECONNECT_POLICY, ReconnectPolicy, ReconnectPolicyOptions } fro
 import { ScreenScripts } from './screenCommands';
 import { AttachDriver, SessionDriver, TerminalSize } from './sessionDriver';
 import { assertSessionId, sessionName } from './sessionId';
+import { AGENT_DIR, agentLinkScript, parseAgentLinkOutput } from './agentForwarding';
 import { ConnectError, ConnectionPool, SshConnection, isChannelRefusal } from './sshConnection';
 import type { ResolvedHost } from './sshConfig';
 import { TmuxScripts } from './tmuxCommands';
@@ -278,6 +279,7 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
       return;
     }
     this.scripts = scriptsFor(choice.kind, capabilities);
+    await this.linkAgent(connection);
     const result = await connection.runScript(
       this.scripts.create({
         id: this.id,
@@ -356,8 +358,21 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
     return new AttachDriver(await connection.openTerminal(this.kind === 'none' ? undefined : this.scripts!.attach(this.id, this.options.deviceName), pty));
   }
 
+  /** With agent forwarding, points the session's stable SSH_AUTH_SOCK at this connection's agent. */
+  private async linkAgent(connection: SshConnection): Promise<void> {
+    if (!connection.forwardsAgent || this.kind === 'none') return;
+    try {
+      const result = parseAgentLinkOutput((await connection.runScript(agentLinkScript(this.id), this.options.probeTimeoutMs)).output);
+      if (result !== 'linked') this.options.log.warn(`session ${this.name}: agent forwarding: ${result === 'no-agent' ? 'the host did not get a forwarded agent (AllowAgentForwarding no?)' : `could not link ${AGENT_DIR}/${this.id}.sock`}`);
+    } catch (error) {
+      // The terminal matters more than the agent: attach anyway.
+      this.options.log.warn(`session ${this.name}: agent forwarding: ${(error as Error).message}`);
+    }
+  }
+
   private async attach(via: SshConnection): Promise<void> {
     if (this.ending) return;
+    await this.linkAgent(via);
     const { driver, connection } = await this.openDriver(via);
     if (this.ending) {
       driver.detach();

@@ -48,8 +48,26 @@ export interface ResolvedHost {
   globalKnownHostsFiles?: string[];
   /** HostKeyAlias: the name to look host keys up under instead of hostName, when set. */
   hostKeyAlias?: string;
-  /** ProxyCommand, when the config sets one (Tether cannot honour it; callers should say so). */
+  /** ProxyCommand from the user's own config, %-tokens not yet expanded (proxyCommand.ts does it
+   * with the final host values). Never taken from anything synced. */
   proxyCommand?: string;
+  /** IdentityAgent as written after ~ and %-token expansion: 'none', 'SSH_AUTH_SOCK', '$VAR' or a
+   * path. Unset: SSH_AUTH_SOCK, with the platform's fallbacks (agentSocket.ts). */
+  identityAgent?: string;
+  /** CertificateFile entries, absolute, in order. */
+  certificateFiles?: string[];
+  /** ForwardAgent: true/false, or a socket ('$VAR' or a path) to forward instead of the login agent.
+   * Unset: the tether.forwardAgent setting decides. */
+  forwardAgent?: boolean | string;
+  /** ConnectTimeout in seconds: the TCP connect (or ProxyCommand start) and the server's first answer. */
+  connectTimeoutSeconds?: number;
+  /** ServerAliveInterval / ServerAliveCountMax; they override tether.keepaliveInterval for this host. */
+  serverAliveIntervalSeconds?: number;
+  serverAliveCountMax?: number;
+  /** StrictHostKeyChecking; 'no' and 'off' are read as 'accept-new' (a changed key is always refused). */
+  strictHostKeyChecking?: 'yes' | 'accept-new' | 'ask';
+  /** Keywords this host's config sets that Tether does not honour (lower case), for one log line. */
+  ignoredKeywords?: string[];
   /** Jump hosts in connection order, first hop first; each hop's own proxyJump is empty. */
   proxyJump: ResolvedHost[];
 }
@@ -70,6 +88,22 @@ const DEFAULT_GLOBAL_KNOWN_HOSTS = ['/etc/ssh/ssh_known_hosts', '/etc/ssh/ssh_kn
 const HOST_NAME = /^[\p{L}\p{N}_.-]+$/u;
 const IPV6 = /^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(%[A-Za-z0-9_.-]+)?$/;
 const USER_NAME = /^[\p{L}\p{N}_.@+\\-]+$/u;
+
+/** Keywords Tether acts on (README "SSH config"). `identityfile` and `certificatefile` are
+ * collected apart from the settings map; Host, Match and Include never reach it. */
+export const HONOURED_KEYWORDS: ReadonlySet<string> = new Set([
+  'hostname', 'user', 'port', 'identityfile', 'identitiesonly', 'certificatefile', 'identityagent',
+  'userknownhostsfile', 'globalknownhostsfile', 'hostkeyalias', 'stricthostkeychecking',
+  'proxycommand', 'proxyjump', 'forwardagent', 'connecttimeout', 'serveraliveinterval', 'serveralivecountmax',
+]);
+
+/** Keywords that change nothing a Tether tab could do differently, so the log does not mention
+ * them: logging and display, OpenSSH's own connection sharing (Tether shares connections itself),
+ * agent and keychain housekeeping, and parser directives. */
+export const NOT_APPLICABLE_KEYWORDS: ReadonlySet<string> = new Set([
+  'loglevel', 'visualhostkey', 'hashknownhosts', 'controlmaster', 'controlpath', 'controlpersist',
+  'addkeystoagent', 'usekeychain', 'ignoreunknown', 'updatehostkeys', 'batchmode', 'escapechar',
+]);
 
 function invalidTarget(input: string, why: string): SshConfigError {
   return new SshConfigError('invalid-target', `invalid host ${quoteForMessage(input)}: ${why}`);
@@ -264,6 +298,22 @@ function expandTilde(value: string, homeDir: string): string {
   return value;
 }
 
+function positiveInt(value: string | undefined, keyword: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^[0-9]{1,7}$/.test(value)) throw new SshConfigError('unreadable', `ssh config: bad ${keyword} ${quoteForMessage(value)}`);
+  return Number(value);
+}
+
+/** IdentityAgent / ForwardAgent socket values: keywords and `$VAR` stay as written (read from the
+ * environment at connect time), anything else is a path. */
+function agentValue(value: string, toPath: (value: string) => string): string {
+  if (value.toLowerCase() === 'none') return 'none';
+  if (value === 'SSH_AUTH_SOCK' || value.startsWith('$')) return value;
+  // Windows named pipes (\\.\pipe\…) are not file paths to resolve against home.
+  if (value.startsWith('\\\\')) return value;
+  return toPath(value);
+}
+
 /** One pass of OpenSSH percent_expand; unknown tokens are left as written. */
 function expandTokens(value: string, tokens: Record<string, string>): string {
   return value.replace(/%(.)/g, (whole, key: string) => (key === '%' ? '%' : (tokens[key] ?? whole)));
@@ -280,6 +330,7 @@ interface Evaluation {
   wantFinalPass: boolean;
   readonly settings: Map<string, string[]>;
   readonly identityFiles: string[];
+  readonly certificateFiles: string[];
 }
 
 function evaluate(target: HostTarget, files: ConfigFiles): Evaluation {
@@ -294,6 +345,7 @@ function evaluate(target: HostTarget, files: ConfigFiles): Evaluation {
     wantFinalPass: false,
     settings: new Map(),
     identityFiles: [],
+    certificateFiles: [],
   };
   // A typed user is a command-line option in OpenSSH terms: it beats the config and Match sees it.
   if (target.user !== undefined) state.settings.set('user', [target.user]);
@@ -330,6 +382,10 @@ function applySetting(key: string, values: string[], state: Evaluation): void {
   if (values.length === 0) return;
   if (key === 'identityfile') {
     state.identityFiles.push(values[0]);
+    return;
+  }
+  if (key === 'certificatefile') {
+    state.certificateFiles.push(values[0]);
     return;
   }
   if (state.settings.has(key)) return;
@@ -464,9 +520,31 @@ function resolveOne(label: string, target: HostTarget, files: ConfigFiles): { ho
     proxyJump: [],
   };
   const alias = first('hostkeyalias');
-  if (alias !== undefined) host.hostKeyAlias = alias;
+  if (alias !== undefined && alias.toLowerCase() !== 'none') host.hostKeyAlias = alias;
   const proxyCommand = state.settings.get('proxycommand')?.join(' ');
   if (proxyCommand !== undefined && proxyCommand.toLowerCase() !== 'none') host.proxyCommand = proxyCommand;
+
+  const agent = first('identityagent');
+  if (agent !== undefined) host.identityAgent = agentValue(agent, toPath);
+  const certificates = state.certificateFiles.filter((f) => f.toLowerCase() !== 'none').map(toPath);
+  if (certificates.length > 0) host.certificateFiles = [...new Set(certificates)];
+  const forward = first('forwardagent');
+  if (forward !== undefined) host.forwardAgent = /^(yes|true)$/i.test(forward) ? true : /^(no|false)$/i.test(forward) ? false : agentValue(forward, toPath);
+  const connectTimeout = positiveInt(first('connecttimeout'), 'ConnectTimeout');
+  if (connectTimeout !== undefined && connectTimeout > 0) host.connectTimeoutSeconds = connectTimeout;
+  const aliveInterval = positiveInt(first('serveraliveinterval'), 'ServerAliveInterval');
+  if (aliveInterval !== undefined) host.serverAliveIntervalSeconds = aliveInterval;
+  const aliveCount = positiveInt(first('serveralivecountmax'), 'ServerAliveCountMax');
+  if (aliveCount !== undefined) host.serverAliveCountMax = aliveCount;
+  const strict = first('stricthostkeychecking')?.toLowerCase();
+  if (strict !== undefined) {
+    if (/^(yes|true)$/.test(strict)) host.strictHostKeyChecking = 'yes';
+    else if (/^(accept-new|no|off|false)$/.test(strict)) host.strictHostKeyChecking = 'accept-new';
+    else if (strict === 'ask') host.strictHostKeyChecking = 'ask';
+    else throw new SshConfigError('unreadable', `ssh config: bad StrictHostKeyChecking ${quoteForMessage(strict)}`);
+  }
+  const ignored = [...state.settings.keys()].filter((key) => !HONOURED_KEYWORDS.has(key) && !NOT_APPLICABLE_KEYWORDS.has(key));
+  if (ignored.length > 0) host.ignoredKeywords = ignored.sort();
   const jump = first('proxyjump');
   return jump === undefined || jump.toLowerCase() === 'none' ? { host } : { host, jumpSpec: jump };
 }

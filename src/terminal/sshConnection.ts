@@ -1,9 +1,12 @@
 import { EventEmitter } from 'node:events';
 import type { Client, ClientChannel, ConnectConfig } from 'ssh2';
 import type { Duplex } from 'node:stream';
+import { existsSync } from 'node:fs';
+import { chooseAgent } from './agentSocket';
 import { AuthPrompter, createAuthPlan } from './auth';
 import { HostKeyCheck, HostKeyError, HostKeyPromptInfo, createHostKeyCheck } from './hostKeyVerifier';
 import type { Logger } from './logger';
+import { ProxyCommandError, ProxyCommandSocket } from './proxyCommand';
 import { RemoteCommandError, ScriptResult, openScriptChannel, runScript } from './remoteExec';
 import type { ResolvedHost } from './sshConfig';
 import type { TrustStore } from './trustStore';
@@ -34,9 +37,19 @@ export interface ConnectionOptions {
   trustStore: TrustStore;
   confirmUnknownHostKey: (info: HostKeyPromptInfo) => Promise<boolean>;
   log: Logger;
+  /** tether.keepaliveInterval; a host's ServerAliveInterval/CountMax override these. */
   keepaliveIntervalMs?: number;
   keepaliveCountMax?: number;
   readyTimeoutMs?: number;
+  /** tether.forwardAgent: forward the agent to hosts whose config does not say (ForwardAgent wins). */
+  forwardAgent?: boolean;
+  /** Where agents and ProxyCommand's shell are looked up; process.env by default (tests pass their own). */
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Whether a connection to this host forwards the agent: ForwardAgent, else the setting. */
+export function forwardsAgent(host: ResolvedHost, options: Pick<ConnectionOptions, 'forwardAgent'>): boolean {
+  return host.forwardAgent === undefined ? options.forwardAgent === true : host.forwardAgent !== false;
 }
 
 /** One SSH connection to a host, with each ProxyJump hop as a channel over the previous hop. */
@@ -50,25 +63,29 @@ export class SshConnection extends EventEmitter {
   private constructor(
     readonly host: ResolvedHost,
     readonly client: Client,
+    /** The agent is forwarded on this connection: sessions keep a stable link to it (agentForwarding.ts). */
+    readonly forwardsAgent: boolean,
   ) {
     super();
   }
 
   static async open(host: ResolvedHost, options: ConnectionOptions): Promise<SshConnection> {
-    const withCommand = [...host.proxyJump, host].find((hop) => hop.proxyCommand);
-    if (withCommand) {
-      throw new ConnectError('unreachable', `${withCommand.label} uses ProxyCommand, which Tether cannot run; use ProxyJump instead`);
+    // As in OpenSSH, only the first host reached may use its ProxyCommand: every later one is
+    // reached through the hop before it (ProxyJump overrides a ProxyCommand).
+    const chain = [...host.proxyJump, host];
+    for (const later of chain.slice(1)) {
+      if (later.proxyCommand) options.log.info(`ssh: ${later.label}: ProxyCommand not used, the host is reached through ${chain[0].label}`);
     }
     const hops: Client[] = [];
     let sock: Duplex | undefined;
     try {
       for (const hop of host.proxyJump) {
-        const client = await connectOne(hop, options, sock);
+        const client = await connectOne(hop, options, sock ?? startProxyCommand(hop, options));
         hops.push(client);
         sock = await forward(client, hop, host.proxyJump[hops.length] ?? host);
       }
-      const client = await connectOne(host, options, sock);
-      const connection = new SshConnection(host, client);
+      const client = await connectOne(host, options, sock ?? startProxyCommand(host, options));
+      const connection = new SshConnection(host, client, forwarded.has(client));
       connection.hops.push(...hops);
       const onGone = (): void => connection.markClosed();
       client.on('close', onGone);
@@ -159,43 +176,96 @@ function describe(host: ResolvedHost): string {
   return `${host.user}@${host.hostName}:${host.port}`;
 }
 
+/** Clients connected with agent forwarding on. */
+const forwarded = new WeakSet<Client>();
+
+function startProxyCommand(host: ResolvedHost, options: ConnectionOptions): ProxyCommandSocket | undefined {
+  if (!host.proxyCommand) return undefined;
+  try {
+    return ProxyCommandSocket.start(host, options.log, process.platform, options.env ?? process.env);
+  } catch (error) {
+    if (ProxyCommandError.is(error)) throw new ConnectError('unreachable', error.message);
+    throw error;
+  }
+}
+
 async function connectOne(host: ResolvedHost, options: ConnectionOptions, sock?: Duplex): Promise<Client> {
+  const env = options.env ?? process.env;
+  const proxy = sock instanceof ProxyCommandSocket ? sock : undefined;
+  // HostKeyAlias replaces "[host]:port" in known_hosts lookups by the bare alias (OpenSSH
+  // get_hostfile_hostname_ipaddr), so the alias is looked up as if on port 22.
   const check: HostKeyCheck = createHostKeyCheck({
     label: host.label,
     host: host.hostKeyAlias ?? host.hostName,
-    port: host.port,
+    port: host.hostKeyAlias !== undefined ? 22 : host.port,
     knownHostsFiles: [...host.knownHostsFiles, ...(host.globalKnownHostsFiles ?? [])],
     trustStore: options.trustStore,
     confirmUnknown: options.confirmUnknownHostKey,
+    strict: host.strictHostKeyChecking,
+    onAcceptedNew: (info) => options.log.info(`ssh: ${host.label}: StrictHostKeyChecking accept-new: trusting new ${info.keyType} key ${info.fingerprint}`),
   });
-  const auth = createAuthPlan(host, options.prompter);
+  const agent = chooseAgent(host.identityAgent, { env, platform: process.platform, pipeExists: existsSync });
+  const forwarding = forwardsAgent(host, options);
+  // ForwardAgent may name another socket to forward than the one used to log in.
+  const forwardedAgent = typeof host.forwardAgent === 'string' ? chooseAgent(host.forwardAgent, { env, platform: process.platform, pipeExists: existsSync }) : agent;
+  const auth = createAuthPlan(host, options.prompter, agent.agent);
   // ssh2 loads on first connect, not at activation (it is most of the bundle's start-up cost).
   const { Client: SshClient } = require('ssh2') as typeof import('ssh2');
   const client = new SshClient();
+  const keepaliveIntervalMs = host.serverAliveIntervalSeconds !== undefined ? host.serverAliveIntervalSeconds * 1000 : (options.keepaliveIntervalMs ?? 5000);
   const config: ConnectConfig = {
     host: host.hostName,
     port: host.port,
     username: host.user,
     sock: sock as ConnectConfig['sock'],
-    hostVerifier: (key: Buffer, callback: (ok: boolean) => void) => check.verify(key, callback),
+    hostVerifier: (key: Buffer, callback: (ok: boolean) => void) => {
+      // The server answered: ConnectTimeout is over (a host key prompt may take as long as it takes).
+      clearTimeout(connectTimer);
+      check.verify(key, callback);
+    },
     authHandler: auth.handler,
-    keepaliveInterval: options.keepaliveIntervalMs ?? 5000,
-    keepaliveCountMax: options.keepaliveCountMax ?? 3,
+    keepaliveInterval: keepaliveIntervalMs,
+    keepaliveCountMax: host.serverAliveCountMax ?? options.keepaliveCountMax ?? 3,
     readyTimeout: options.readyTimeoutMs ?? 20_000,
     tryKeyboard: true,
   } as ConnectConfig;
-  options.log.info(`ssh: connecting to ${host.label} (${describe(host)})${sock ? ' through a jump host' : ''}`);
+  if (forwarding) {
+    if (forwardedAgent.agent) {
+      config.agent = forwardedAgent.agent;
+      config.agentForward = true;
+      forwarded.add(client);
+    } else {
+      options.log.warn(`ssh: ${host.label}: agent forwarding is on but there is no agent to forward (${forwardedAgent.source})`);
+    }
+  }
+  const via = sock ? (proxy ? ` through ProxyCommand` : ' through a jump host') : '';
+  options.log.info(`ssh: connecting to ${host.label} (${describe(host)})${via}; agent: ${agent.agent ? agent.source : `none (${agent.source})`}${config.agentForward ? ', forwarding it' : ''}`);
+  let connectTimer: NodeJS.Timeout | undefined;
   return new Promise((resolve, reject) => {
     let settled = false;
     const fail = (error: ConnectError): void => {
       if (settled) return;
       settled = true;
+      clearTimeout(connectTimer);
       client.end();
+      client.destroy();
+      proxy?.destroy();
       options.log.warn(`ssh: ${error.message}`);
       reject(error);
     };
+    // With a ProxyCommand the command's own exit and stderr say more than ssh2's socket error.
+    const withProxy = (message: string): string => {
+      const detail = proxy?.describeFailure();
+      return detail ? `${message} (${detail})` : message;
+    };
+    if (host.connectTimeoutSeconds !== undefined) {
+      connectTimer = setTimeout(() => {
+        fail(new ConnectError('timeout', withProxy(`${host.label} (${describe(host)}) did not answer within ConnectTimeout ${host.connectTimeoutSeconds} s`)));
+      }, host.connectTimeoutSeconds * 1000);
+    }
     client.once('ready', () => {
       settled = true;
+      clearTimeout(connectTimer);
       // Small interactive packets (keystrokes, probe commands) must not wait for Nagle's algorithm.
       if (!sock) (client as Client & { setNoDelay?: (noDelay: boolean) => void }).setNoDelay?.(true);
       auth.onReady();
@@ -205,17 +275,24 @@ async function connectOne(host: ResolvedHost, options: ConnectionOptions, sock?:
     });
     client.on('error', (error: Error & { level?: string; code?: string }) => {
       if (settled) return;
+      // An agent that is not there (a stale socket, no Pageant) only means the next method is tried.
+      if (error.level === 'agent') {
+        options.log.warn(`ssh: ${host.label}: agent (${agent.source}) not usable: ${error.message}`);
+        return;
+      }
       if (check.failure) {
         fail(new ConnectError('host-key', check.failure.message, check.failure));
       } else if (error.level === 'client-authentication') {
         fail(new ConnectError('auth', `${host.label}: ${auth.describeFailure()}`));
       } else if (error.level === 'client-timeout' || /timed out/i.test(error.message)) {
-        fail(new ConnectError('timeout', `${host.label} (${describe(host)}) did not answer in time`));
+        fail(new ConnectError('timeout', withProxy(`${host.label} (${describe(host)}) did not answer in time`)));
       } else {
-        fail(new ConnectError('unreachable', `cannot reach ${host.label} (${describe(host)}): ${error.message}`));
+        fail(new ConnectError('unreachable', withProxy(`cannot reach ${host.label} (${describe(host)}): ${error.message}`)));
       }
     });
-    client.once('close', () => fail(new ConnectError(check.failure ? 'host-key' : 'closed', check.failure?.message ?? `${host.label} closed the connection during set-up`, check.failure)));
+    client.once('close', () =>
+      fail(new ConnectError(check.failure ? 'host-key' : 'closed', check.failure?.message ?? withProxy(`${host.label} closed the connection during set-up`), check.failure)),
+    );
     client.connect(config);
   });
 }
@@ -241,6 +318,7 @@ export const TERMINALS_PER_CONNECTION = 8;
 export class ConnectionPool {
   private readonly live = new Map<string, SshConnection[]>();
   private readonly connecting = new Map<string, Promise<SshConnection>>();
+  private readonly toldIgnored = new Set<string>();
 
   constructor(private readonly options: ConnectionOptions) {}
 
@@ -264,6 +342,12 @@ export class ConnectionPool {
   }
 
   private connect(host: ResolvedHost, key: string): Promise<SshConnection> {
+    for (const hop of [...host.proxyJump, host]) {
+      // Said once per host, not on every reconnect.
+      if (!hop.ignoredKeywords?.length || this.toldIgnored.has(hop.label)) continue;
+      this.toldIgnored.add(hop.label);
+      this.options.log.info(`ssh: ${hop.label}: ssh config sets ${hop.ignoredKeywords.join(', ')}, which Tether ignores (see the README, "SSH config")`);
+    }
     const attempt = SshConnection.open(host, this.options).then(
       (connection) => {
         this.connecting.delete(key);

@@ -235,3 +235,58 @@ describe('createHostKeyCheck', () => {
     assert.deepEqual([result.ok, result.failure?.reason, prompts.length], [false, 'refused', 0]);
   });
 });
+
+describe('StrictHostKeyChecking', () => {
+  let dir: string;
+  let key: TestKey;
+  let other: TestKey;
+  before(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tether-strict-'));
+    key = generateKey(dir, 'k');
+    other = generateKey(dir, 'o');
+  });
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  const base = (store: TrustStore, asked: HostKeyPromptInfo[]): HostKeyVerifierOptions => ({
+    label: 'h',
+    host: 'h.example',
+    port: 22,
+    knownHostsFiles: [],
+    trustStore: store,
+    confirmUnknown: async (info) => (asked.push(info), true),
+  });
+
+  it('yes refuses an unknown key without asking', async () => {
+    const asked: HostKeyPromptInfo[] = [];
+    const store = new TrustStore(path.join(dir, 'yes'));
+    const result = await verify({ ...base(store, asked), strict: 'yes' }, key.blob);
+    assert.equal(result.ok, false);
+    assert.equal(result.failure?.reason, 'refused');
+    assert.match(result.failure?.message ?? '', /StrictHostKeyChecking is yes/);
+    assert.deepEqual(asked, []);
+    assert.deepEqual(store.entries(), []);
+  });
+
+  it('accept-new trusts an unknown key without asking and remembers it', async () => {
+    const asked: HostKeyPromptInfo[] = [];
+    const accepted: string[] = [];
+    const store = new TrustStore(path.join(dir, 'new'));
+    const result = await verify({ ...base(store, asked), strict: 'accept-new', onAcceptedNew: (info) => accepted.push(info.fingerprint) }, key.blob);
+    assert.equal(result.ok, true);
+    assert.deepEqual(asked, []);
+    assert.deepEqual(accepted, [fingerprintSha256(key.blob)]);
+    assert.equal(store.entries().length, 1);
+  });
+
+  it('refuses a changed key in every mode, without asking', async () => {
+    for (const strict of ['yes', 'accept-new', 'ask'] as const) {
+      const asked: HostKeyPromptInfo[] = [];
+      const store = new TrustStore(path.join(dir, `changed-${strict}`));
+      store.add('h.example', 22, key.blob);
+      const result = await verify({ ...base(store, asked), strict }, other.blob);
+      assert.equal(result.ok, false, strict);
+      assert.equal(result.failure?.reason, 'changed', strict);
+      assert.deepEqual(asked, [], strict);
+    }
+  });
+});

@@ -208,6 +208,82 @@ Host *
     });
   });
 
+  describe('keywords for reaching hosts (issue 20)', () => {
+    const config = `
+Host ca-host
+  HostName ca.example
+  CertificateFile ~/.ssh/id_ed25519-cert.pub
+  CertificateFile %d/certs/%r-cert.pub
+  IdentityAgent ~/Library/agent.sock
+  ForwardAgent yes
+  ConnectTimeout 7
+  ServerAliveInterval 15
+  ServerAliveCountMax 4
+  StrictHostKeyChecking accept-new
+  HostKeyAlias ca-alias
+  LocalForward 8080 localhost:80
+  SendEnv LANG
+  LogLevel DEBUG
+Host pc
+  ProxyCommand ssh -W %h:%p bastion
+  ProxyJump other
+Host env-agent
+  IdentityAgent $OP_AGENT
+  ForwardAgent $FWD_SOCK
+  StrictHostKeyChecking no
+Host none-agent
+  IdentityAgent none
+  ForwardAgent no
+  StrictHostKeyChecking yes
+Host bad-timeout
+  ConnectTimeout soon
+Host bad-strict
+  StrictHostKeyChecking maybe
+`;
+    it('reads CertificateFile, IdentityAgent, ForwardAgent, timeouts, StrictHostKeyChecking and HostKeyAlias', () => {
+      const host = resolveHost('ca-host', options(config));
+      assert.deepEqual(host.certificateFiles, [`${HOME}/.ssh/id_ed25519-cert.pub`, `${HOME}/certs/alice-cert.pub`]);
+      assert.equal(host.identityAgent, `${HOME}/Library/agent.sock`);
+      assert.equal(host.forwardAgent, true);
+      assert.equal(host.connectTimeoutSeconds, 7);
+      assert.equal(host.serverAliveIntervalSeconds, 15);
+      assert.equal(host.serverAliveCountMax, 4);
+      assert.equal(host.strictHostKeyChecking, 'accept-new');
+      assert.equal(host.hostKeyAlias, 'ca-alias');
+    });
+
+    it('lists the keywords it ignores (but not the ones that change nothing for a tab)', () => {
+      assert.deepEqual(resolveHost('ca-host', options(config)).ignoredKeywords, ['localforward', 'sendenv']);
+      assert.equal(resolveHost('none-agent', options(config)).ignoredKeywords, undefined);
+    });
+
+    it('keeps the first of ProxyCommand and ProxyJump, as ssh does', () => {
+      const host = resolveHost('pc', options(config));
+      assert.equal(host.proxyCommand, 'ssh -W %h:%p bastion');
+      assert.deepEqual(host.proxyJump, []);
+    });
+
+    it('keeps $VAR agents for connect time; reads none, no and yes', () => {
+      const env = resolveHost('env-agent', options(config));
+      assert.equal(env.identityAgent, '$OP_AGENT');
+      assert.equal(env.forwardAgent, '$FWD_SOCK');
+      assert.equal(env.strictHostKeyChecking, 'accept-new', '"no" never accepts a changed key in Tether');
+      const none = resolveHost('none-agent', options(config));
+      assert.equal(none.identityAgent, 'none');
+      assert.equal(none.forwardAgent, false);
+      assert.equal(none.strictHostKeyChecking, 'yes');
+      const plain = resolveHost('plain.example', options(config));
+      assert.equal(plain.forwardAgent, undefined, 'unset: the tether.forwardAgent setting decides');
+      assert.equal(plain.identityAgent, undefined);
+      assert.equal(plain.connectTimeoutSeconds, undefined);
+    });
+
+    it('rejects malformed numbers and StrictHostKeyChecking values with a clear error', () => {
+      assert.equal(reasonOf(() => resolveHost('bad-timeout', options(config))), 'unreadable');
+      assert.equal(reasonOf(() => resolveHost('bad-strict', options(config))), 'unreadable');
+    });
+  });
+
   describe('ProxyJump', () => {
     const config = `
 Host target
