@@ -53,8 +53,11 @@ function matchesIfNoneMatch(header: string | undefined, tag: string): boolean {
 
 /** The client went away before its request was complete: nothing to answer, nobody to blame. */
 class ClientAbortError extends Error {
-  constructor() {
-    super('the client closed the connection before its request was complete');
+  constructor(
+    /** `timed_out`: node cut the request at --request-timeout (and answered 408 itself). */
+    readonly reason: 'aborted' | 'timed_out',
+  ) {
+    super(reason === 'aborted' ? 'the client closed the connection before its request was complete' : 'the request took longer than --request-timeout');
     this.name = 'ClientAbortError';
   }
   static is(error: unknown): error is ClientAbortError {
@@ -129,7 +132,11 @@ export class TetherServer {
       keepAliveTimeout: Math.min(5_000, idleMs),
     };
     const handler = (req: IncomingMessage, res: ServerResponse): void => void this.handle(req, res);
-    this.http = options.tls ? createHttpsServer({ ...serverOptions, ...readTlsFiles(options.tls) }, handler) : createServer(serverOptions, handler);
+    this.http = options.tls
+      ? // A TLS handshake that never finishes is a silent connection too.
+        createHttpsServer({ ...serverOptions, handshakeTimeout: Math.min(headersMs, idleMs), ...readTlsFiles(options.tls) }, handler)
+      : createServer(serverOptions, handler);
+    this.http.keepAliveTimeout = Math.min(5_000, idleMs);
     // A connection that sends nothing at all (between or inside requests) is closed; streams opt out.
     this.http.timeout = idleMs;
     this.http.maxConnections = options.maxConnections;
@@ -163,8 +170,9 @@ export class TetherServer {
       this.logger.log('warn', 'connection_refused', { ip: peer, reason: 'too_many_connections', limit: this.options.maxConnectionsPerIp });
     }
     // Before TLS there is no way to answer in HTTP; on plain HTTP say why, then close.
+    // Destroy once written, so that no request on this socket reaches a handler.
     if (this.options.tls) socket.destroy();
-    else socket.end(TOO_MANY_CONNECTIONS_RESPONSE);
+    else socket.write(TOO_MANY_CONNECTIONS_RESPONSE, () => socket.destroy());
   }
 
   private clientIp(req: IncomingMessage): string {
@@ -369,6 +377,10 @@ export class TetherServer {
     if (Number.isFinite(declared) && declared > this.maxBody) {
       return Promise.reject(this.bodyTooLarge());
     }
+    const began = performance.now();
+    // Node cuts a request at --request-timeout (answering 408 itself); that is not the client's abort.
+    const abort = (): ClientAbortError =>
+      new ClientAbortError(performance.now() - began >= this.options.timeouts.requestMs * 0.9 ? 'timed_out' : 'aborted');
     return new Promise<Buffer>((resolve, reject) => {
       const chunks: Buffer[] = [];
       let size = 0;
@@ -389,13 +401,13 @@ export class TetherServer {
       // The client went away mid-body ('aborted' / ECONNRESET, then close): nothing to answer,
       // and not a server fault, but the promise must not hang.
       req.on('error', () => {
-        if (!failed) reject(new ClientAbortError());
+        if (!failed) reject(abort());
         failed = true;
       });
       req.on('close', () => {
         if (!failed && !req.complete) {
           failed = true;
-          reject(new ClientAbortError());
+          reject(abort());
         }
       });
     });
@@ -407,9 +419,9 @@ export class TetherServer {
 
   private sendError(res: ServerResponse, error: unknown, fields: LogFields): void {
     if (ClientAbortError.is(error)) {
-      // Logged by the request line (status 499, as nginx counts it); there is nobody to answer.
-      fields.error = 'client_aborted';
-      res.statusCode = 499;
+      // Logged by the request line (499 as nginx counts a client abort, or node's 408); nobody to answer.
+      fields.error = error.reason === 'aborted' ? 'client_aborted' : 'request_timeout';
+      res.statusCode = error.reason === 'aborted' ? 499 : 408;
       res.destroy();
       return;
     }

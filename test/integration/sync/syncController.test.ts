@@ -154,4 +154,47 @@ describe('sync controller (thin VS Code layer, fake vscode, real server)', funct
     await sync.dispose();
     await editor.dispose();
   });
+  it('asks before plain http:// to a host that is not loopback, and the status bar says it is not encrypted in transit', async function () {
+    const editor = new FakeEditor(path.join(root, 'editor-4'));
+    useEditor(editor);
+    const sync = registerSync(editor.context() as never, fakeLog().channel as never, () => []);
+    const remote = 'http://192.0.2.10:8787'; // TEST-NET-1: never answers, which is fine here
+    let asked: unknown[] = [];
+
+    // Declined: nothing is saved, no key is stored.
+    editor.answers.quickPick.push((items: Array<{ action: string }>) => items.find((i) => i.action === 'create'));
+    editor.answers.inputBox.push(remote);
+    editor.answers.warning.push((...args: unknown[]) => {
+      asked = args;
+      return undefined;
+    });
+    await editor.commands.get('tether.setUpSync')!();
+    assert.match(String(asked[0]), /192\.0\.2\.10:8787 will not be encrypted in transit/);
+    assert.deepEqual(asked[1] && (asked[1] as { modal?: boolean }).modal, true);
+    assert.equal(editor.settings.get('tether.sync.serverUrl'), undefined);
+    assert.equal(editor.secrets.size, 0);
+
+    // Confirmed: saved, and the status bar shows the open lock with the reason.
+    editor.answers.quickPick.push((items: Array<{ action: string }>) => items.find((i) => i.action === 'create'));
+    editor.answers.inputBox.push(remote);
+    editor.answers.warning.push((_message: string, _options: unknown, confirm: string) => confirm);
+    editor.answers.info.push(undefined);
+    await editor.commands.get('tether.setUpSync')!();
+    assert.equal(editor.settings.get('tether.sync.serverUrl'), remote);
+    await eventually(sync.onDidChangeState, () => sync.state, (s) => s.state !== 'off');
+    const item = editor.statusBarItems[0] as unknown as { text: string; tooltip: string };
+    assert.match(item.text, /\$\(unlock\)/);
+    assert.match(item.tooltip, /Not encrypted in transit: 192\.0\.2\.10:8787/);
+
+    // Loopback needs no question, and shows no lock.
+    const warningsBefore = editor.messages.filter((m) => m.kind === 'warning').length;
+    editor.answers.quickPick.push((items: Array<{ action: string }>) => items.find((i) => i.action === 'server'));
+    editor.answers.inputBox.push(server.url);
+    await editor.commands.get('tether.setUpSync')!();
+    assert.equal(editor.messages.filter((m) => m.kind === 'warning').length, warningsBefore);
+    await eventually(sync.onDidChangeState, () => sync.state, (s) => s.state === 'live');
+    assert.doesNotMatch(item.text, /unlock/);
+    await sync.dispose();
+    await editor.dispose();
+  });
 });
