@@ -215,7 +215,7 @@ async function stateSaveCost(): Promise<Summary> {
  * the kernel closes its sockets). B watches; the other device is in this process (quit) or in a
  * child process (killed).
  */
-async function presence(trials: number, log: (line: string) => void): Promise<PresenceResult> {
+export async function presence(trials: number, log: (line: string) => void): Promise<PresenceResult> {
   const server = await ProbedServer.start(['--heartbeat-ms', '15000']);
   const stateDir = mkdtempSync(join(tmpdir(), 'tether-bench-presence-'));
   const syncKey = formatSyncKey(generateSyncKey());
