@@ -22,6 +22,12 @@ import { Summary, sleep, summarize, waitUntil, wallMs } from './lib/util';
 export interface CrossDeviceConfig {
   slots: number;
   changes: number;
+  /** 'shipped': SyncClient's defaults (write grouping window, batched saves); 'transport': writeDebounceMs 0. */
+  variant: 'shipped' | 'transport';
+  /** Pause after B has seen a change before the next one. */
+  spacingMs: number;
+  /** PUTs of slot A the server received during the run. */
+  writes: number;
   endToEnd: Summary;
   /** Server: PUT received -> blob event written to the last stream. */
   serverReceiveToStreamWrite: Summary;
@@ -38,6 +44,17 @@ export interface CrossDeviceResult {
   /** One SyncClient state save (writeFileAtomic: write, fsync, rename, fsync dir) of ~2 KB, alone. */
   stateSaveMs: Summary;
   production?: { changes: number; writeDebounceMs: number; endToEnd: Summary };
+  /** A burst of changes published in one go, shipped defaults, 2 slots. */
+  burst?: { rounds: number; changesPerBurst: number; writesPerBurst: Summary; lastChangeSeen: Summary; writeWindowMs: number };
+  presence?: PresenceResult;
+}
+
+export interface PresenceResult {
+  trials: number;
+  /** A device stops normally (SyncClient.stop, as on quit): until another device shows it offline. */
+  quit: Summary;
+  /** A device's process is killed with SIGKILL: until another device shows it offline. */
+  killed: Summary;
 }
 
 const startedAt = Date.now() - 60_000;
@@ -67,7 +84,7 @@ async function stopPassive(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
-async function measure(slots: number, changes: number, writeDebounceMs: number | undefined, spacingMs: number, log: (line: string) => void): Promise<{ e2e: number[]; config?: CrossDeviceConfig }> {
+async function measure(slots: number, changes: number, writeDebounceMs: number | undefined, spacingMs: number, log: (line: string) => void, burst = 0): Promise<{ e2e: number[]; config?: CrossDeviceConfig; writesPerBurst?: number[] }> {
   const server = await ProbedServer.start(['--heartbeat-ms', '15000']);
   const stateDir = mkdtempSync(join(tmpdir(), 'tether-bench-sync-'));
   const syncKey = formatSyncKey(generateSyncKey());
@@ -99,6 +116,28 @@ async function measure(slots: number, changes: number, writeDebounceMs: number |
     await sleep(500);
     const e2e: number[] = [];
     const marks: { publishedAt: number; seenAt: number }[] = [];
+    if (burst > 0) {
+      // `changes` bursts of `burst` changes each, published in one go; time until B has the last one.
+      const bursts: { publishedAt: number; seenAt: number }[] = [];
+      for (let i = 0; i < changes; i++) {
+        seenAt = 0;
+        const publishedAt = wallMs();
+        for (let j = 0; j < burst; j++) {
+          wanted = `burst-${i}-${j}`;
+          a.publish([session(wanted, sessionId)]);
+        }
+        await waitUntil(() => seenAt > 0, 30_000, `burst ${i} at B`, 0);
+        e2e.push(seenAt - publishedAt);
+        bursts.push({ publishedAt, seenAt });
+        await sleep(Math.max(spacingMs, 300)); // let the grouping window pass: the next burst starts quiet
+      }
+      for (const client of clients) await client.stop();
+      clients.length = 0;
+      const records = (await server.stop()).filter((r) => r.slotId === a.slotId && r.receivedAt !== undefined);
+      const writesPerBurst = bursts.map((b, i) => records.filter((r) => r.receivedAt! >= b.publishedAt && r.receivedAt! < (bursts[i + 1]?.publishedAt ?? Infinity)).length);
+      log(`  burst of ${burst} changes x ${changes}: writes per burst max ${Math.max(...writesPerBurst)}, last change seen p50 ${summarize(e2e).p50.toFixed(1)} ms`);
+      return { e2e, writesPerBurst };
+    }
     for (let i = 0; i < changes; i++) {
       wanted = `change-${i}`;
       seenAt = 0;
@@ -109,13 +148,12 @@ async function measure(slots: number, changes: number, writeDebounceMs: number |
       marks.push({ publishedAt, seenAt });
       if (spacingMs) await sleep(spacingMs);
     }
-    log(`  ${slots} slots, ${changes} changes${writeDebounceMs === undefined ? ' (production debounce)' : ''}: p50 ${summarize(e2e).p50.toFixed(1)} ms, p99 ${summarize(e2e).p99.toFixed(1)} ms`);
+    log(`  ${slots} slots, ${changes} changes${writeDebounceMs === undefined ? ` (as shipped, ${spacingMs} ms apart)` : ''}: p50 ${summarize(e2e).p50.toFixed(1)} ms, p99 ${summarize(e2e).p99.toFixed(1)} ms`);
     for (const client of clients) await client.stop();
     clients.length = 0;
     for (const child of children) await stopPassive(child);
     children.length = 0;
     const records = (await server.stop()).filter((r) => r.slotId === a.slotId && r.receivedAt !== undefined);
-    if (writeDebounceMs === undefined) return { e2e };
     // Match each change with the fan-out the server did for it (the one received inside its window).
     const serverPart: number[] = [];
     const serverFirst: number[] = [];
@@ -136,6 +174,9 @@ async function measure(slots: number, changes: number, writeDebounceMs: number |
       config: {
         slots,
         changes,
+        variant: writeDebounceMs === undefined ? 'shipped' : 'transport',
+        spacingMs,
+        writes: records.filter((r) => r.receivedAt! >= marks[0]!.publishedAt).length,
         endToEnd: summarize(e2e),
         serverReceiveToStreamWrite: summarize(serverPart),
         serverReceiveToFirstStreamWrite: summarize(serverFirst),
@@ -168,18 +209,74 @@ async function stateSaveCost(): Promise<Summary> {
   }
 }
 
+/**
+ * Presence: how long until another device shows a device offline, when it quits normally
+ * (SyncClient.stop, which the extension runs on deactivate) and when its process is killed (SIGKILL:
+ * the kernel closes its sockets). B watches; the other device is in this process (quit) or in a
+ * child process (killed).
+ */
+export async function presence(trials: number, log: (line: string) => void): Promise<PresenceResult> {
+  const server = await ProbedServer.start(['--heartbeat-ms', '15000']);
+  const stateDir = mkdtempSync(join(tmpdir(), 'tether-bench-presence-'));
+  const syncKey = formatSyncKey(generateSyncKey());
+  const key = parseSyncKey(syncKey);
+  const b = new SyncClient({ serverUrl: server.url, syncKey: key, slotId: newSessionId(), deviceName: 'watcher', stateDir });
+  const online = (slotId: string): boolean | undefined => b.getRemoteState().slots.find((s) => s.slotId === slotId)?.online;
+  const quit: number[] = [];
+  const killed: number[] = [];
+  try {
+    await b.start();
+    await waitUntil(() => b.state.state === 'live', 30_000, 'watcher live', 10);
+    for (let i = 0; i < trials; i++) {
+      const a = new SyncClient({ serverUrl: server.url, syncKey: key, slotId: newSessionId(), deviceName: `quitter-${i}`, stateDir });
+      a.publish([session('present', newSessionId())]);
+      await a.start();
+      await waitUntil(() => online(a.slotId) === true, 30_000, 'quitter online at the watcher', 1);
+      const t0 = wallMs();
+      await a.stop();
+      await waitUntil(() => online(a.slotId) === false, 60_000, 'quitter offline at the watcher', 1);
+      quit.push(wallMs() - t0);
+
+      const slotId = newSessionId();
+      const child = await startPassive(server.url, syncKey, [slotId], stateDir);
+      await waitUntil(() => online(slotId) === true, 30_000, 'killed device online at the watcher', 1);
+      const t1 = wallMs();
+      child.kill('SIGKILL');
+      await waitUntil(() => online(slotId) === false, 60_000, 'killed device offline at the watcher', 1);
+      killed.push(wallMs() - t1);
+    }
+  } finally {
+    await b.stop();
+    await server.stop().catch(() => undefined);
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+  const result = { trials, quit: summarize(quit), killed: summarize(killed) };
+  log(`  presence: quit -> offline p50 ${result.quit.p50.toFixed(1)} / max ${result.quit.max.toFixed(1)} ms; kill -9 -> offline p50 ${result.killed.p50.toFixed(1)} / max ${result.killed.max.toFixed(1)} ms (${trials} trials)`);
+  return result;
+}
+
+/** Changes as a person makes them: after B has the previous one, and past the grouping window. */
+export const SHIPPED_SPACING_MS = 150;
+
 export async function crossDevice(options: { quick: boolean; log: (line: string) => void }): Promise<CrossDeviceResult> {
   const changes = options.quick ? 100 : 500;
   const stateSaveMs = await stateSaveCost();
   options.log(`  one state save (writeFileAtomic, fsync): p50 ${stateSaveMs.p50.toFixed(2)} ms, p99 ${stateSaveMs.p99.toFixed(2)} ms`);
   const configs: CrossDeviceConfig[] = [];
+  // As the extension ships it (default write grouping, batched cache saves), 100 changes.
   for (const slots of [2, 10, 100]) {
+    const { config } = await measure(slots, 100, undefined, SHIPPED_SPACING_MS, options.log);
+    configs.push(config!);
+  }
+  // The transport alone: every change written at once (writeDebounceMs 0), back to back.
+  for (const slots of options.quick ? [2, 100] : [2, 10, 100]) {
     const { config } = await measure(slots, changes, 0, 0, options.log);
     configs.push(config!);
   }
-  // As the extension ships it: SyncClient's default write debounce, changes 1 s apart.
-  const productionChanges = options.quick ? 4 : 10;
-  const production = await measure(2, productionChanges, undefined, 1000, options.log);
-  return { configs, stateSaveMs, production: { changes: productionChanges, writeDebounceMs: DEFAULT_WRITE_DEBOUNCE_MS, endToEnd: summarize(production.e2e) } };
+  // Bursts: 20 changes published in one go, shipped defaults.
+  const burstRounds = options.quick ? 10 : 20;
+  const burstRun = await measure(2, burstRounds, undefined, 0, options.log, 20);
+  const burst = { rounds: burstRounds, changesPerBurst: 20, writesPerBurst: summarize(burstRun.writesPerBurst!), lastChangeSeen: summarize(burstRun.e2e), writeWindowMs: DEFAULT_WRITE_DEBOUNCE_MS };
+  const presenceResult = await presence(options.quick ? 5 : 10, options.log);
+  return { configs, stateSaveMs, burst, presence: presenceResult };
 }
-

@@ -8,7 +8,9 @@ import { BLOB_FORMAT, BlobError, cleanDisplayString, LIMITS, pruneTombstones, ty
 import { Emitter, type Event } from './emitter';
 import { EnvelopeError, openEnvelope, sealEnvelope, SeqGuard } from './envelope';
 import { deriveSyncKeys } from './syncKey';
+import { frameState, unframeState } from './stateFile';
 import { limitSseEvents, type PresenceEntry, parsePresence, parseStoredBlob, type StoredBlob, SyncHttpError, SyncServerApi } from './syncHttp';
+import { type WriteOutcome, WriteScheduler } from './writeScheduler';
 
 /**
  * The sync client for one slot (DESIGN §4, §5; docs/protocol.md). It keeps the latest valid blob
@@ -19,8 +21,17 @@ import { limitSseEvents, type PresenceEntry, parsePresence, parseStoredBlob, typ
 
 export type SyncState = 'off' | 'connecting' | 'live' | 'offline' | 'error';
 
-/** Local changes within this interval are grouped into one write. */
-export const DEFAULT_WRITE_DEBOUNCE_MS = 750;
+/**
+ * A local change after a quiet moment is written at once; changes that follow within this long of
+ * the last write's start (or while it runs) are grouped into one follow-up write (writeScheduler.ts).
+ */
+export const DEFAULT_WRITE_DEBOUNCE_MS = 100;
+
+/**
+ * Saves of the on-disk cache (other slots' blobs, seq floors, our own counters) are batched: at most
+ * one per this interval, without fsync. Tombstones and stop() save at once, with fsync.
+ */
+export const DEFAULT_STATE_SAVE_DELAY_MS = 1000;
 
 /** Structurally satisfied by vscode.LogOutputChannel. Never given the key or the token. */
 export interface SyncLog {
@@ -63,7 +74,10 @@ export interface SyncClientOptions {
   readonly stateDir: string;
   readonly log?: SyncLog;
   readonly fetch?: typeof fetch;
+  /** The coalescing window for follow-up changes (not a delay on the first change). */
   readonly writeDebounceMs?: number;
+  /** How long the on-disk cache may lag behind memory (it is saved in batches). */
+  readonly stateSaveDelayMs?: number;
   /** How often to poll GET /v1/blobs while the stream is down. */
   readonly pollIntervalMs?: number;
   readonly reconnectInitialMs?: number;
@@ -131,8 +145,7 @@ export class SyncClient {
   private localSessions: readonly SessionEntry[] | undefined;
   private localRevision = 0;
   private writtenRevision = 0;
-  private writeInFlight: Promise<void> | undefined;
-  private writeTimer: NodeJS.Timeout | undefined;
+  private readonly writes: WriteScheduler;
   private readonly writeBackoff: Backoff;
 
   private source: EventSource | undefined;
@@ -149,6 +162,8 @@ export class SyncClient {
 
   private persistChain: Promise<void> = Promise.resolve();
   private persistQueued = false;
+  private persistDurable = false;
+  private saveTimer: NodeJS.Timeout | undefined;
 
   private started = false;
   private stopped = false;
@@ -178,6 +193,7 @@ export class SyncClient {
     this.deviceName = cleanDisplayString(String(options.deviceName).slice(0, LIMITS.deviceName), LIMITS.deviceName) ?? 'unnamed device';
     this.writeBackoff = new Backoff({ initialMs: options.reconnectInitialMs ?? 1000, maxMs: options.reconnectMaxMs ?? 60_000 });
     this.streamBackoff = new Backoff({ initialMs: options.reconnectInitialMs ?? 1000, maxMs: options.reconnectMaxMs ?? 60_000 });
+    this.writes = new WriteScheduler(() => this.doWrite(), { windowMs: options.writeDebounceMs ?? DEFAULT_WRITE_DEBOUNCE_MS });
     const onListenerError = (error: unknown): void => this.log.error(`sync listener failed: ${errorText(error)}`);
     this.remoteEmitter = new Emitter(onListenerError);
     this.stateEmitter = new Emitter(onListenerError);
@@ -219,15 +235,15 @@ export class SyncClient {
     if (this.remote.size > 0) this.emitRemote();
     this.setState('connecting');
     this.connect();
-    if (this.localRevision !== this.writtenRevision) this.scheduleWrite(0);
+    if (this.localRevision !== this.writtenRevision) this.writes.retryIn(0);
   }
 
-  /** Replaces this slot's published sessions; the write is debounced. */
+  /** Replaces this slot's published sessions; written at once after a quiet moment, else grouped. */
   publish(sessions: readonly SessionEntry[]): void {
     if (this.stopped) return;
     this.localSessions = sessions.slice();
     this.localRevision++;
-    if (this.started) this.scheduleWrite(this.options.writeDebounceMs ?? DEFAULT_WRITE_DEBOUNCE_MS);
+    if (this.started) this.writes.changed();
   }
 
   /** Records that this device killed a session, so every device drops it from its list (DESIGN §2, Kill). */
@@ -236,17 +252,15 @@ export class SyncClient {
     this.tombstones = pruneTombstones([...this.tombstones.filter((t) => t.id !== id), { id, killedAt }], this.now());
     this.localSessions = this.localSessions?.filter((s) => s.id !== id);
     this.localRevision++;
-    void this.persist();
-    if (this.started) this.scheduleWrite(this.options.writeDebounceMs ?? DEFAULT_WRITE_DEBOUNCE_MS);
+    // Only this device knows its tombstones until they are written: saved at once, with fsync.
+    void this.persist(true);
+    if (this.started) this.writes.changed();
   }
 
-  /** Writes any pending change now and waits for it; true if nothing is left unwritten. */
+  /** Writes any pending change now and waits for it (and for the state save); true if nothing is left unwritten. */
   async flush(): Promise<boolean> {
-    if (this.writeTimer) clearTimeout(this.writeTimer);
-    this.writeTimer = undefined;
-    await this.writeInFlight;
-    await this.writeNow();
-    await this.persistChain;
+    if (this.started && !this.stopped) await this.writes.flush();
+    await this.persist();
     return this.localRevision === this.writtenRevision;
   }
 
@@ -255,7 +269,7 @@ export class SyncClient {
     await this.api.deleteBlob(this.options.slotId);
     this.ownVersion = undefined;
     this.writtenRevision = this.localRevision;
-    await this.persist();
+    await this.persist(true);
   }
 
   /** Stops, then deletes this slot's cache and counters from disk (sign-out, or a new sync key). */
@@ -269,11 +283,14 @@ export class SyncClient {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    for (const timer of [this.writeTimer, this.reconnectTimer]) if (timer) clearTimeout(timer);
+    this.writes.dispose();
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     for (const timer of [this.pollTimer, this.watchdogTimer]) if (timer) clearInterval(timer);
-    this.writeTimer = this.reconnectTimer = this.pollTimer = this.watchdogTimer = undefined;
+    this.reconnectTimer = this.pollTimer = this.watchdogTimer = undefined;
     this.closeStream();
     this.setState('off');
+    // The batched cache save, if one is waiting, happens now (with fsync: a clean stop is rare).
+    if (this.saveTimer || this.persistQueued) await this.persist(true);
     await this.persistChain;
     this.remoteEmitter.dispose();
     this.stateEmitter.dispose();
@@ -301,9 +318,14 @@ export class SyncClient {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn(`sync: cannot read ${this.statePath}: ${errorText(error)}`);
       return;
     }
+    const framed = unframeState(text);
+    if (!framed.ok) {
+      this.log.warn(`sync: ${this.statePath} is ${framed.reason === 'torn' ? 'torn (a save was cut short)' : 'in an unknown format'}; starting with an empty cache`);
+      return;
+    }
     let parsed: unknown;
     try {
-      parsed = JSON.parse(text);
+      parsed = JSON.parse(framed.body);
     } catch {
       this.log.warn(`sync: ${this.statePath} is corrupt; starting with an empty cache`);
       return;
@@ -356,15 +378,23 @@ export class SyncClient {
     return state;
   }
 
-  /** Saves the latest state; calls made while a save is queued share it. */
-  private persist(): Promise<void> {
+  /**
+   * Saves the latest state now; calls made while a save is queued share it. `durable` adds the
+   * fsyncs (tombstones, a deleted slot, stop); every other save relies on the frame (stateFile.ts).
+   */
+  private persist(durable = false): Promise<void> {
+    if (this.saveTimer) clearTimeout(this.saveTimer);
+    this.saveTimer = undefined;
+    if (durable) this.persistDurable = true;
     if (!this.persistQueued) {
       this.persistQueued = true;
       this.persistChain = this.persistChain
         .then(async () => {
           this.persistQueued = false;
+          const fsync = this.persistDurable;
+          this.persistDurable = false;
           if (this.forgotten) return;
-          await writeFileAtomic(this.statePath, JSON.stringify(this.snapshot()));
+          await writeFileAtomic(this.statePath, frameState(JSON.stringify(this.snapshot())), { fsync });
         })
         .catch((error: unknown) => {
           this.persistQueued = false;
@@ -372,6 +402,16 @@ export class SyncClient {
         });
     }
     return this.persistChain;
+  }
+
+  /** Saves the state within the batching interval: many changes (a busy account) make one save. */
+  private persistSoon(): void {
+    if (this.saveTimer || this.stopped) return;
+    this.saveTimer = setTimeout(() => {
+      this.saveTimer = undefined;
+      void this.persist();
+    }, this.options.stateSaveDelayMs ?? DEFAULT_STATE_SAVE_DELAY_MS);
+    this.saveTimer.unref?.();
   }
 
   // ---- reading other slots -----------------------------------------------------------------
@@ -458,7 +498,7 @@ export class SyncClient {
         this.log.info('sync: this slot is missing on the server; writing it again');
         this.ownVersion = undefined;
         if (this.localSessions) this.localRevision++;
-        this.scheduleWrite(0);
+        this.writes.retryIn(0);
       }
     } else {
       this.log.warn(
@@ -469,7 +509,7 @@ export class SyncClient {
     }
     // Keep the ETag only for a list we fully took in, so a bad answer is fetched again.
     if (result.skipped === 0) this.etag = result.etag;
-    await this.persist();
+    this.persistSoon();
     if (changed) this.emitRemote();
     // A good answer over an open stream clears an earlier error.
     if (this.streamOpen) this.setState('live');
@@ -565,7 +605,7 @@ export class SyncClient {
       // The server is back: a write that was waiting on backoff can go now.
       if (this.localRevision !== this.writtenRevision) {
         this.writeBackoff.reset();
-        this.scheduleWrite(0);
+        this.writes.retryIn(0);
       }
     });
     source.addEventListener('blob', (event) => {
@@ -575,7 +615,7 @@ export class SyncClient {
       if (!stored) return;
       if (stored.slotId === this.options.slotId) return;
       if (this.acceptStored(stored)) {
-        void this.persist();
+        this.persistSoon();
         this.emitRemote();
       }
     });
@@ -586,7 +626,7 @@ export class SyncClient {
       const slotId = data && typeof data === 'object' && Object.prototype.hasOwnProperty.call(data, 'slotId') ? data.slotId : undefined;
       if (!isValidSessionId(slotId) || !this.remote.has(slotId)) return;
       this.remote.delete(slotId);
-      void this.persist();
+      this.persistSoon();
       this.emitRemote();
     });
     source.addEventListener('presence', (event) => {
@@ -678,15 +718,6 @@ export class SyncClient {
 
   // ---- writing our own slot ----------------------------------------------------------------
 
-  private scheduleWrite(delayMs: number): void {
-    if (this.stopped || !this.started) return;
-    if (this.writeTimer) clearTimeout(this.writeTimer);
-    this.writeTimer = setTimeout(() => {
-      this.writeTimer = undefined;
-      void this.writeNow();
-    }, delayMs);
-  }
-
   private buildBlob(seq: number): SyncBlob {
     const now = this.now();
     const { blob, dropped } = validateBlob(
@@ -706,29 +737,21 @@ export class SyncClient {
     return blob;
   }
 
-  /** One write at a time; a change made during a write is picked up when it ends. */
-  private writeNow(): Promise<void> {
-    if (!this.writeInFlight) {
-      this.writeInFlight = this.doWrite().finally(() => {
-        this.writeInFlight = undefined;
-      });
-    }
-    return this.writeInFlight;
-  }
-
-  private async doWrite(): Promise<void> {
-    if (this.stopped || !this.started || this.localRevision === this.writtenRevision) return;
+  /**
+   * Writes this slot's blob if anything changed (one at a time: the WriteScheduler runs it). No
+   * save sits in front of the PUT: the server's version precondition makes a lost counter harmless.
+   * After a crash the saved (ownSeq, ownVersion) pair may be older than what the server holds; then
+   * the first PUT fails its precondition (412), we read our own slot back and go above its seq. The
+   * server's copy bounds every seq a reader can have seen, so seq never goes down for a reader.
+   */
+  private async doWrite(): Promise<WriteOutcome | undefined> {
+    if (this.stopped || !this.started || this.localRevision === this.writtenRevision) return undefined;
     try {
       for (let conflicts = 0; ; conflicts++) {
         const revision = this.localRevision;
-        let seq: number;
-        do {
-          // A clock-based floor keeps seq rising even if this state file is lost.
-          seq = Math.max(this.ownSeq + 1, this.now());
-          this.ownSeq = seq;
-          await this.persist(); // the seq is on disk before any reader can see it
-          // A refresh during the save may have found our slot at a higher seq: go above it.
-        } while (this.ownSeq !== seq);
+        // A clock-based floor keeps seq rising even if this state file is lost.
+        const seq = Math.max(this.ownSeq + 1, this.now());
+        this.ownSeq = seq;
         // No await between here and the PUT, so seq and version are one consistent snapshot.
         const envelope = sealEnvelope(this.encryptionKey, this.buildBlob(seq));
         const result = await this.api.putBlob(this.options.slotId, envelope, this.ownVersion);
@@ -737,10 +760,9 @@ export class SyncClient {
           this.writtenRevision = revision;
           this.writeBackoff.reset();
           if (this.streamOpen) this.setState('live');
-          await this.persist();
+          this.persistSoon();
           this.log.debug(`sync: wrote slot version ${result.version}, seq ${seq}`);
-          if (this.localRevision !== this.writtenRevision) this.scheduleWrite(this.options.writeDebounceMs ?? DEFAULT_WRITE_DEBOUNCE_MS);
-          return;
+          return undefined;
         }
         if (conflicts >= MAX_CONFLICT_RETRIES) throw new SyncHttpError('status', 'the server kept refusing our slot version (412)', 412);
         // Someone else's version is current: learn it, keep our seq above it, write again.
@@ -750,9 +772,10 @@ export class SyncClient {
         this.log.info(`sync: slot version conflict; retrying over version ${this.ownVersion ?? 'none'}`);
       }
     } catch (error) {
+      if (this.stopped) return undefined;
       this.noteServerError('write', error);
       const retryAfter = SyncHttpError.is(error) ? error.retryAfterMs ?? 0 : 0;
-      this.scheduleWrite(Math.max(retryAfter, this.writeBackoff.next()));
+      return { retryInMs: Math.max(retryAfter, this.writeBackoff.next()) };
     }
   }
 }

@@ -36,6 +36,10 @@ export class TmuxScripts implements MultiplexerScripts {
       : shellQuote(`exec sh -c ${shellQuote(innerShellCommand())} tether ${id}`);
     const steps = [
       'start-server',
+      // A server exits when its last session closes (exit-empty), and while it is exiting it still
+      // accepts a new-session, then exits with it: a tab created the moment another closed lost its
+      // session right after "created" (issue 13). Our server stays up instead; reboot still ends it.
+      ...(versionAtLeast(this.version, 2, 7) ? ['set-option -s exit-empty off'] : []),
       // history-limit only affects panes created after it is set, so it goes before new-session.
       `set-option -g history-limit ${history}`,
       // A long escape-time makes Esc in vim feel stuck; 10 ms is what tmux itself now recommends.

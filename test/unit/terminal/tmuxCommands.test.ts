@@ -3,7 +3,7 @@ import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { CreateOptions, Version, parseKillOutput, parseStatusOutput } from '../../../src/terminal/multiplexer';
+import { CreateOptions, Version, parseKillOutput, parseStatusOutput, versionAtLeast } from '../../../src/terminal/multiplexer';
 import { MAX_REMOTE_COMMAND_BYTES, shellQuote, wrapScript } from '../../../src/terminal/quoting';
 import { InvalidSessionIdError, newSessionId } from '../../../src/terminal/sessionId';
 import { TMUX_SOCKET, TmuxScripts, clampInt, parseSessionLines } from '../../../src/terminal/tmuxCommands';
@@ -102,6 +102,9 @@ describe('tmuxCommands', () => {
           assert.match(create, new RegExp(`new-session -d -s tether_${id} -x 120 -y 40 `));
           assert.match(create, /\ncd "\$dir" 2>\/dev\/null \|\| cd\n/);
           assert.ok(!/-y 40 -c /.test(create));
+          // Our server must not exit when empty: an exiting server took new sessions down with it (issue 13).
+          if (versionAtLeast(version, 2, 7)) assert.match(create, /start-server \\; set-option -s exit-empty off \\; .*new-session/);
+          else assert.doesNotMatch(create, /exit-empty/);
           assert.match(create, /\|\| exit 1\n/);
           assert.match(create, /echo created$/);
           const atLeast = (major: number, minor: number) => version.major > major || (version.major === major && version.minor >= minor);
