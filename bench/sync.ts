@@ -84,7 +84,7 @@ async function stopPassive(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
-async function measure(slots: number, changes: number, writeDebounceMs: number | undefined, spacingMs: number, log: (line: string) => void, burst = 0): Promise<{ e2e: number[]; config?: CrossDeviceConfig; writesPerBurst?: number[] }> {
+export async function measure(slots: number, changes: number, writeDebounceMs: number | undefined, spacingMs: number, log: (line: string) => void, burst = 0): Promise<{ e2e: number[]; config?: CrossDeviceConfig; writesPerBurst?: number[] }> {
   const server = await ProbedServer.start(['--heartbeat-ms', '15000']);
   const stateDir = mkdtempSync(join(tmpdir(), 'tether-bench-sync-'));
   const syncKey = formatSyncKey(generateSyncKey());
