@@ -67,7 +67,12 @@ export class ProxyCommandSocket extends Duplex {
     stdout!.on('data', (chunk: Buffer) => {
       if (!this.push(chunk)) stdout!.pause();
     });
-    stdout!.on('end', () => this.push(null));
+    // The stream ends once the command has exited too (at most a second after its stdout closed),
+    // so a failed connect is reported with the command's exit status, not "still running".
+    stdout!.on('end', () => {
+      if (this.exitStatus !== undefined) this.push(null);
+      else setTimeout(() => this.push(null), 1000).unref();
+    });
     // A command that exits closes the pipe; the error is the exit, reported through 'close'.
     stdin!.on('error', () => undefined);
     stdout!.on('error', (error) => this.destroy(error));

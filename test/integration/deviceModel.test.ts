@@ -103,7 +103,13 @@ describe('one device = one slot: windows, workspaces, and the close rule (real s
     await tab.waitFor(/scrollback-marker-42\r?\n/);
     work.setSessions([entryOf(tab)]);
     await eventually(() => desktop.live().some((s) => s.id === id && s.deviceName === 'laptop'), 10_000, 'the desktop lists the laptop session');
-    assert.deepEqual((await home.status([id])).holders[id], ['window "work" on this device'], 'a window of the same device is not another device');
+    // `home` reads the device's parts on its own poll, which may come after the desktop's update.
+    let homeHolders: readonly string[] | undefined;
+    for (const deadline = Date.now() + 10_000; Date.now() < deadline; await sleep(100)) {
+      homeHolders = (await home.status([id])).holders[id];
+      if (homeHolders?.length) break;
+    }
+    assert.deepEqual(homeHolders, ['window "work" on this device'], 'a window of the same device is not another device');
 
     // File > Open Folder in the `work` window: its extension host ends (no cleanup), the tab's client
     // goes with it, and the same window comes back with the folder `other` and no tabs.
