@@ -277,7 +277,7 @@ describe('tmux control-mode driver against a real sshd', function () {
   });
 
   it('catches up after a flood while our channel was paused, and ends when the session is killed', async function () {
-    this.timeout(240_000);
+    this.timeout(330_000);
     const id = await createSession();
     const mirror = await attach(id, size, 200, 1);
     await sameAsHost(mirror, id, 'shell');
@@ -290,7 +290,9 @@ describe('tmux control-mode driver against a real sshd', function () {
     await eventually(() => hostScreen(id).some((line) => line === 'flood-finished'), 60_000, 'flood done on the host');
     // Catching up on 300,000 lines on a loaded 2-core machine can take a while; the screen must
     // still end up exactly as the host has it.
-    await sameAsHost(mirror, id, 'screen after the flood', 90_000);
+    // (Seen at 210,000 of 300,000 lines after 90 s in one CI run: control mode's known 0.38x
+    // throughput, issue 17; the bound is for a slow machine, the check stays exact.)
+    await sameAsHost(mirror, id, 'screen after the flood', 180_000);
     mirror.driver.write('echo after-flood\r');
     await waitForText(mirror, /^after-flood$/m);
     // Our control client counts as one attached client: the lead's kill runs with N = 1.
