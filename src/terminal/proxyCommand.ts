@@ -57,6 +57,7 @@ const STDERR_TAIL_BYTES = 2048;
 export class ProxyCommandSocket extends Duplex {
   private stderrTail = '';
   private exitStatus: string | undefined;
+  private stderrEnded = false;
 
   private constructor(
     private readonly child: ChildProcess,
@@ -67,10 +68,10 @@ export class ProxyCommandSocket extends Duplex {
     stdout!.on('data', (chunk: Buffer) => {
       if (!this.push(chunk)) stdout!.pause();
     });
-    // The stream ends once the command has exited too (at most a second after its stdout closed),
-    // so a failed connect is reported with the command's exit status, not "still running".
+    // The stream ends once the command has exited and its stderr is read (each waited for at most a
+    // second), so a failed connect is reported with the exit status and the last words on stderr.
     stdout!.on('end', () => {
-      if (this.exitStatus !== undefined) this.push(null);
+      if (this.exitStatus !== undefined && this.stderrEnded) this.push(null);
       else setTimeout(() => this.push(null), 1000).unref();
     });
     // A command that exits closes the pipe; the error is the exit, reported through 'close'.
@@ -94,6 +95,8 @@ export class ProxyCommandSocket extends Duplex {
     });
     child.stderr!.on('end', () => {
       if (partial.trim() !== '') log.warn(`ssh: ${host.label}: ProxyCommand: ${partial}`);
+      socket.stderrEnded = true;
+      if (socket.exitStatus !== undefined) setImmediate(() => socket.push(null));
     });
     child.once('error', (error) => {
       socket.exitStatus = `could not start: ${error.message}`;
@@ -102,8 +105,10 @@ export class ProxyCommandSocket extends Duplex {
     child.once('exit', (code, signal) => {
       socket.exitStatus = signal ? `killed by ${signal}` : `exited with status ${code}`;
       log.info(`ssh: ${host.label}: ProxyCommand ${socket.exitStatus}`);
-      // Let stdout drain first; then make sure ssh2 sees the stream end.
-      setImmediate(() => socket.push(null));
+      // 'exit' can come before the pipes are read to the end: let stdout drain and stderr be read
+      // (a grandchild may hold stderr open, hence the bound), then make sure ssh2 sees the end.
+      if (socket.stderrEnded) setImmediate(() => socket.push(null));
+      else setTimeout(() => socket.push(null), 1000).unref();
     });
     return socket;
   }
