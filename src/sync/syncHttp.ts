@@ -109,6 +109,17 @@ function parseRetryAfter(value: string | null): number | undefined {
 }
 
 /** Reads a body up to `maxBytes`, cancelling the stream as soon as it goes over. */
+/**
+ * A deadline for a whole request, body included. Not AbortSignal.timeout: Node holds that signal's
+ * timer weakly, and a list read that only the timeout could end (a server trickling bytes) was seen
+ * never to end in the integration suite, stalling every later refresh behind it.
+ */
+function deadline(ms: number): { signal: AbortSignal; clear: () => void } {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(new Error(`no complete answer within ${ms} ms`)), ms);
+  return { signal: controller.signal, clear: () => clearTimeout(timer) };
+}
+
 export async function readCappedBody(response: Response, maxBytes: number): Promise<Uint8Array> {
   const declared = Number(response.headers.get('content-length'));
   if (Number.isFinite(declared) && declared > maxBytes) {
@@ -225,7 +236,15 @@ export class SyncServerApi {
   }
 
   private async request(method: string, path: string, headers: Record<string, string> = {}, body?: string): Promise<{ response: Response; bytes: Uint8Array }> {
-    const signal = AbortSignal.timeout(this.requestTimeoutMs);
+    const { signal, clear } = deadline(this.requestTimeoutMs);
+    try {
+      return await this.requestWithin(method, path, headers, body, signal);
+    } finally {
+      clear();
+    }
+  }
+
+  private async requestWithin(method: string, path: string, headers: Record<string, string>, body: string | undefined, signal: AbortSignal): Promise<{ response: Response; bytes: Uint8Array }> {
     let response: Response;
     try {
       response = await this.fetchImpl(`${this.base}${path}`, {
@@ -278,7 +297,15 @@ export class SyncServerApi {
    * entries it holds are returned.
    */
   async listBlobs(etag?: string, keep: (blob: StoredBlob) => boolean = () => true): Promise<ListResult> {
-    const signal = AbortSignal.timeout(this.requestTimeoutMs);
+    const { signal, clear } = deadline(this.requestTimeoutMs);
+    try {
+      return await this.listBlobsWithin(etag, keep, signal);
+    } finally {
+      clear();
+    }
+  }
+
+  private async listBlobsWithin(etag: string | undefined, keep: (blob: StoredBlob) => boolean, signal: AbortSignal): Promise<ListResult> {
     let response: Response;
     try {
       response = await this.fetchImpl(`${this.base}/v1/blobs`, {

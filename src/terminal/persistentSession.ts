@@ -17,7 +17,7 @@ import type { ResolvedHost } from './sshConfig';
 import { TmuxScripts } from './tmuxCommands';
 import { boundReplay } from './scrollback';
 import { RemoteCommandError } from './remoteExec';
-import { ControlError, controlModeSupported, openControlDriver } from './controlMode/controlDriver';
+import { ControlError, controlModeSupported, controlStartsNeedSerialising, openControlDriver } from './controlMode/controlDriver';
 
 export type SessionState = 'connecting' | 'attached' | 'reconnecting' | 'waiting-for-user' | 'ended';
 
@@ -215,7 +215,7 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
         this.finish(undefined);
         await delay(300);
       }
-      const result = await connection.runScript(scripts.kill(this.id, maxClients, sentinel), this.options.probeTimeoutMs);
+      const result = await this.tmuxExclusive(connection, () => connection.runScript(scripts.kill(this.id, maxClients, sentinel), this.options.probeTimeoutMs));
       // While our own client is attached, the host lists it too: leave one of our device out.
       const ownAttached = scripts.kind === 'tmux' && this.driver?.isOpen === true;
       const outcome = parseKillOutput(result.output, sentinel, ownAttached ? this.options.deviceName : undefined);
@@ -280,8 +280,9 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
     }
     this.scripts = scriptsFor(choice.kind, capabilities);
     await this.linkAgent(connection);
-    const result = await connection.runScript(
-      this.scripts.create({
+    const scripts = this.scripts;
+    const result = await this.tmuxExclusive(connection, () => connection.runScript(
+      scripts.create({
         id: this.id,
         cwd: this.options.cwd,
         cols: this.size.cols,
@@ -291,7 +292,7 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
         title: this.options.title,
       }),
       this.options.probeTimeoutMs,
-    );
+    ));
     if (!/^created$/m.test(result.output)) {
       throw new SessionError('create-failed', `could not create ${choice.kind} session ${this.name} on ${this.options.host.label}: ${result.output.trim().slice(0, 300) || `exit ${result.exitCode}`}`);
     }
@@ -315,6 +316,17 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
   }
 
   /** Whether this tab uses control mode: tmux 3.2+ and the setting asks for it. */
+  /**
+   * Runs tmux work that fires control notifications (create, kill, a control client starting) one
+   * at a time per host, on tmux versions that crash when they meet an identifying control client.
+   */
+  private async tmuxExclusive<T>(connection: SshConnection, work: (release: () => void) => Promise<T>): Promise<T> {
+    if (this.kind !== 'tmux' || this.options.tmuxMode !== 'control') return work(() => undefined);
+    const capabilities = await hostCapabilities(connection, this.options.probeTimeoutMs);
+    if (!controlModeSupported(capabilities.tmux) || !controlStartsNeedSerialising(capabilities.tmux)) return work(() => undefined);
+    return this.options.pool.tmuxStarts.run(ConnectionPool.keyOf(this.options.host), work);
+  }
+
   private async usesControl(connection: SshConnection): Promise<boolean> {
     if (this.control === undefined) {
       const capabilities = await hostCapabilities(connection, this.options.probeTimeoutMs);
@@ -338,7 +350,8 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
   private async openDriverOn(connection: SshConnection): Promise<SessionDriver> {
     if (await this.usesControl(connection)) {
       try {
-        return await openControlDriver(connection, this.id, this.size, {
+        return await this.tmuxExclusive(connection, (release) => openControlDriver(connection, this.id, this.size, {
+          onIdentified: release,
           historyLines: this.options.controlHistoryLines ?? 2000,
           historyMaxBytes: this.options.replayMaxBytes,
           log: this.options.log,
@@ -346,7 +359,7 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
           // a restoring tab blank (seen now and then when 20 tabs attach at once).
           openTimeoutMs: 6000,
           device: this.options.deviceName,
-        });
+        }));
       } catch (error) {
         // A session that is gone is the probe's business; anything else falls back to attach.
         if (!ControlError.is(error) || /can't find session|no server running/i.test(error.message)) throw error;

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { KeyedMutex } from './keyedMutex';
 import type { Client, ClientChannel, ConnectConfig } from 'ssh2';
 import type { Duplex } from 'node:stream';
 import { existsSync } from 'node:fs';
@@ -316,6 +317,8 @@ function forward(client: Client, from: ResolvedHost, to: ResolvedHost): Promise<
 export const TERMINALS_PER_CONNECTION = 8;
 
 export class ConnectionPool {
+  /** Per host (keyOf): tmux work that must not overlap (see controlStartsNeedSerialising). */
+  readonly tmuxStarts = new KeyedMutex();
   private readonly live = new Map<string, SshConnection[]>();
   private readonly connecting = new Map<string, Promise<SshConnection>>();
   private readonly toldIgnored = new Set<string>();

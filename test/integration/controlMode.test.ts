@@ -2,6 +2,7 @@
  * The control-mode driver against a real sshd and tmux: the bytes the driver produces are fed into
  * @xterm/headless, and the emulator's buffer is compared with what tmux itself holds for the pane.
  */
+import { spawnSync } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { Terminal } from '@xterm/headless';
@@ -127,13 +128,29 @@ describe('tmux control-mode driver against a real sshd', function () {
         return JSON.stringify(mine) === JSON.stringify(theirs) && buffer.cursorX === state.x && buffer.cursorY === state.y && (buffer.type === 'alternate') === state.alternate;
       }, timeoutMs, what);
     } catch (error) {
-      throw new Error(`${(error as Error).message}: ${last}`);
+      const name = sessionName(id);
+      let clients = '';
+      try {
+        clients = host.tmux(`list-clients -t '=${name}' -F '#{client_name} #{client_flags} #{client_control_mode}'`).trim();
+      } catch (listError) {
+        clients = `list-clients failed: ${(listError as Error).message}`;
+      }
+      const logTail = testLog.lines.filter((line) => line.includes(name)).slice(-12).join('\n');
+      // Where the host's processes wait: a tmux client blocked in pipe_write means our side stopped reading.
+      const processes = spawnSync('ps', ['-o', 'pid,stat,wchan:24,args', '-u', host.user], { encoding: 'utf8' }).stdout;
+      throw new Error(`${(error as Error).message}: ${last}\nclients on the host: ${clients}\nprocesses:\n${processes}\nlog:\n${logTail}`);
     }
     await mirror.settled();
   }
 
   async function waitForText(mirror: Mirror, pattern: RegExp): Promise<void> {
-    await eventually(() => pattern.test(mirror.viewport().join('\n')), 20_000, String(pattern));
+    try {
+      await eventually(() => pattern.test(mirror.viewport().join('\n')), 20_000, String(pattern));
+    } catch (error) {
+      const name = sessionName(mirror.driver.id);
+      const logTail = testLog.lines.filter((line) => line.includes(name)).slice(-12).join('\n');
+      throw new Error(`${(error as Error).message}; on screen: ${JSON.stringify(mirror.viewport().slice(-6))}\nlog:\n${logTail}`);
+    }
   }
 
   it('rebuilds screen, cursor and scrollback on attach, and forwards input and output', async () => {
@@ -276,8 +293,10 @@ describe('tmux control-mode driver against a real sshd', function () {
     assert.ok(testLog.lines.some((line) => line.includes(`${sessionName(id)}: output paused by tmux`)));
   });
 
-  // Skipped: passes alone (19 s) but stalls (160,000 of 300,000 lines in 180 s, CPU idle) when run
-  // after the other integration files since this round's merges; cause open (closing note, stop 11).
+  // Skipped: under load (every run at load 10 or more here) the tab stops updating after tmux pauses
+  // it once: the driver logs the %pause and its resync, then nothing, while the host's tmux client
+  // and sshd sit idle in poll. Points at flow control between our channel pause/resume and ssh2's
+  // window adjust (issue 17). Passes on a quiet machine. The diagnostics below say where it stops.
   it.skip('catches up after a flood while our channel was paused, and ends when the session is killed', async function () {
     this.timeout(330_000);
     const id = await createSession();
@@ -289,7 +308,10 @@ describe('tmux control-mode driver against a real sshd', function () {
     await eventually(() => hostState(id).history > 1000, 30_000, 'the flood started on the host');
     await sleep(2500);
     mirror.driver.resume();
-    await eventually(() => hostScreen(id).some((line) => line === 'flood-finished'), 60_000, 'flood done on the host');
+    await eventually(() => hostScreen(id).some((line) => line === 'flood-finished'), 60_000, 'flood done on the host').catch((error: Error) => {
+      const logTail = testLog.lines.filter((line) => line.includes(sessionName(id))).slice(-12).join('\n');
+      throw new Error(`${error.message}; host: ${JSON.stringify(hostScreen(id).slice(-3))}, ours: ${JSON.stringify(mirror.viewport().slice(-3))}\nlog:\n${logTail}`);
+    });
     // Catching up on 300,000 lines on a loaded 2-core machine can take a while; the screen must
     // still end up exactly as the host has it.
     // (Seen at 210,000 of 300,000 lines after 90 s in one CI run: control mode's known 0.38x

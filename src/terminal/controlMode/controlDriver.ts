@@ -36,7 +36,7 @@
  *   never builds an unbounded backlog. pause()/resume() pause the SSH channel (back-pressure from
  *   the OutputBatcher), which is what makes our client fall behind in the first place.
  * - Close: `%exit` (session killed, server gone, detached by someone) closes the channel;
- *   detach() sends `detach-client` and closes the channel. Either way onClose fires once, with the
+ *   detach() closes the channel (the pty hangs up; see detach()). Either way onClose fires once, with the
  *   channel's exit status when there was one.
  * Output emitted before the first onOutput listener is registered (the initial state) is held and
  * delivered to that listener.
@@ -112,6 +112,17 @@ export function controlModeSupported(version: Version | undefined): boolean {
   return version !== undefined && versionAtLeast(version, 3, 2);
 }
 
+/**
+ * tmux before 3.7 sends control notifications (%sessions-changed, %client-detached, …) to a
+ * control client that is still identifying, whose control state does not exist yet: the server
+ * segfaults and every session on it ends (tmux commit e5a2a25, GitHub issue 4980; reproduced on
+ * 3.3a, docs/reliability.md). So on those versions one device starts its control clients, creates
+ * and kills on a host one at a time, each control client until it is identified.
+ */
+export function controlStartsNeedSerialising(version: Version | undefined): boolean {
+  return version !== undefined && !versionAtLeast(version, 3, 7);
+}
+
 export interface ControlDriverOptions {
   /** Lines of history written into the terminal's scrollback by each state sync. */
   historyLines: number;
@@ -126,6 +137,8 @@ export interface ControlDriverOptions {
   openTimeoutMs?: number;
   /** This device's name: marks our client on the host, so a refused kill elsewhere can name it. */
   device?: string;
+  /** Called once tmux has identified our control client (or the start failed). */
+  onIdentified?: () => void;
 }
 
 /** The script run on the host: the same environment as the attach script, in control mode. */
@@ -193,6 +206,8 @@ export class ControlDriver implements SessionDriver {
   private syncStarted = false;
   private resyncWanted = false;
   private syncFailures = 0;
+  /** A sync retry after repeated failures, backed off. */
+  private resyncTimer: NodeJS.Timeout | undefined;
   private continueWanted = false;
   private queued: { pane: number; data: Buffer }[] = [];
   private input: Buffer[] = [];
@@ -275,13 +290,13 @@ export class ControlDriver implements SessionDriver {
     this.channel.resume();
   }
 
+  /**
+   * Leaves by closing the channel: sshd hangs up the pty and the tmux client exits on SIGHUP. Not by
+   * `detach-client`: tmux 3.3a's server segfaults when several control clients detach that way at
+   * the same moment (a window closing its tabs), taking every session down (docs/reliability.md).
+   */
   detach(): void {
     if (!this.open) return;
-    try {
-      if (this.ready) this.channel.write('detach-client\n');
-    } catch {
-      /* the channel may already be gone */
-    }
     this.channel.close();
   }
 
@@ -349,10 +364,16 @@ export class ControlDriver implements SessionDriver {
         this.failStart(error instanceof Error ? error : new ControlError(String(error)));
         return;
       }
-      // A failed line may have carried the `continue` of a paused pane: never leave it paused.
-      if (this.syncFailures++ < 3) {
-        this.resyncWanted = true;
-        this.continueWanted ||= continuing;
+      // A failed line may have carried the `continue` of a paused pane: never leave it paused (a
+      // paused pane is a frozen tab). Retry at once a few times, then back off, but never give up.
+      this.resyncWanted = true;
+      this.continueWanted ||= continuing;
+      if (++this.syncFailures > 3) {
+        const delayMs = Math.min(5000, 250 * 2 ** (this.syncFailures - 4));
+        this.resyncTimer ??= setTimeout(() => {
+          this.resyncTimer = undefined;
+          this.requestSync();
+        }, delayMs);
       }
     }
     if (state) {
@@ -369,7 +390,7 @@ export class ControlDriver implements SessionDriver {
       this.startResolve();
     }
     this.pumpInput();
-    if (this.resyncWanted || this.continueWanted) this.requestSync();
+    if ((this.resyncWanted || this.continueWanted) && !this.resyncTimer) this.requestSync();
   }
 
   private handle(event: ControlEvent): void {
@@ -386,6 +407,7 @@ export class ControlDriver implements SessionDriver {
       case 'notification':
         if (event.name === 'session-changed' && !this.ready) {
           this.ready = true;
+          this.options.onIdentified?.();
           this.log.debug(`tmux control ${this.name}: control mode ready`);
           this.requestSync();
         } else if (event.name === 'layout-change' && this.live) {
@@ -512,6 +534,8 @@ export class ControlDriver implements SessionDriver {
     this.open = false;
     if (!this.live) this.failStart(new ControlError(`the control channel closed before control mode started${this.preambleText()}`));
     if (this.startTimer) clearTimeout(this.startTimer);
+    if (this.resyncTimer) clearTimeout(this.resyncTimer);
+    this.resyncTimer = undefined;
     const pending = this.pending.splice(0);
     for (const line of pending) line.reject(new ControlError('the control channel closed'));
     this.input = [];

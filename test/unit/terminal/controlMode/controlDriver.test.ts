@@ -187,6 +187,25 @@ describe('control mode driver (against a scripted tmux)', () => {
     assert.match(channel.lines[channel.lines.length - 1], /refresh-client -A '%4:continue' ; display-message/);
   });
 
+  it('never leaves a paused pane paused, however often the sync fails: it backs off and keeps trying', async () => {
+    const { channel, driver } = started();
+    channel.tmux(`\x1bP1000p%session-changed $1 x\r\n`);
+    channel.tmux(syncReplies(channel, channel.lines[0], ['', '', '']));
+    await driver.started;
+    channel.tmux('%pause %4\r\n');
+    // Four failures in a row: three immediate retries, then a retry after a back-off.
+    for (let failure = 0; failure < 4; failure++) {
+      assert.match(channel.lines[channel.lines.length - 1], /refresh-client -A '%4:continue' ; display-message/, `attempt ${failure + 1} carries the continue`);
+      channel.tmux(channel.block(['parse error: syntax error'], true));
+      await tick();
+    }
+    const sentBefore = channel.lines.length;
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    assert.equal(channel.lines.length, sentBefore + 1, 'one retry after the back-off');
+    assert.match(channel.lines[channel.lines.length - 1], /refresh-client -A '%4:continue' ; display-message/);
+    driver.detach();
+  });
+
   it('closes on %exit and reports it once', async () => {
     const { channel, driver } = started();
     const closes: (number | null)[] = [];
@@ -232,15 +251,17 @@ describe('control mode driver (against a scripted tmux)', () => {
     await assert.rejects(driver.started, (error: unknown) => ControlError.is(error) && /closed before control mode started: can't find session/.test(error.message));
   });
 
-  it('detach() sends detach-client and closes the channel', async () => {
+  it('detach() closes the channel without detach-client (tmux < 3.7 can crash on concurrent ones)', async () => {
     const { channel, driver } = started();
     channel.tmux(`\x1bP1000p%session-changed $1 x\r\n`);
     channel.tmux(syncReplies(channel, channel.lines[0], ['', '', '']));
     await driver.started;
     let closed = 0;
     driver.onClose(() => closed++);
+    const linesBefore = channel.lines.length;
     driver.detach();
-    assert.equal(channel.lines[channel.lines.length - 1], 'detach-client');
+    assert.equal(channel.lines.length, linesBefore, 'nothing more is written to tmux');
+    assert.ok(!channel.lines.includes('detach-client'));
     assert.equal(channel.closed, true);
     assert.equal(closed, 1);
   });
