@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { BenchHost } from './lib/hosts';
 import { fmt, machineInfo, table } from './lib/util';
 
-const ALL = ['throughput', 'echo', 'reconnect', 'restore', 'counts', 'maxsessions', 'crossdevice', 'sse', 'activation', 'vsix'] as const;
+const ALL = ['throughput', 'echo', 'reconnect', 'restore', 'counts', 'maxsessions', 'crossdevice', 'sse', 'scale', 'activation', 'vsix'] as const;
 type Name = (typeof ALL)[number];
 
 function parseArgs(argv: string[]): { quick: boolean; profile: boolean; only: Set<Name>; modes: ('control' | 'attach')[] } {
@@ -177,6 +177,25 @@ async function main(): Promise<void> {
         'p99 <= 100 ms',
         ok(r.delivery.p99 <= 100 && r.streams >= 10_000),
       ]);
+    });
+    await run('scale', async () => {
+      const { scale } = require('./scale') as typeof import('./scale');
+      const r = await scale({ quick: args.quick, log });
+      results.scale = r;
+      const [one, many] = r.phases;
+      for (const p of r.phases) {
+        rows.push([
+          `Scale: 2 instances on one PostgreSQL, ${p.label}, ${r.accounts} accounts x ${r.streamsPerAccount} streams (load ${fmt(p.loadAverage1m, 1)})`,
+          `${fmt(p.writesPerSecond, 0)} writes/s`,
+          '—',
+          `delivery p50 ${fmt(p.delivery.p50, 1)} / p99 ${fmt(p.delivery.p99, 1)} ms, lost ${p.lost}`,
+          p === many ? '>= 1000 w/s, p99 <= 100 ms, 0 lost' : 'p50 <= 7 ms (issue 21 baseline), 0 lost',
+          p === many
+            ? ok(p.writesPerSecond >= 1000 && p.delivery.p99 <= 100 && p.lost === 0 && p.failedWrites === 0)
+            : ok(p.delivery.p50 <= 7 && p.lost === 0 && p.failedWrites === 0),
+        ]);
+      }
+      if (!one || !many) throw new Error('the scale benchmark ran no phases');
     });
     await run('activation', async () => {
       const { activation } = require('./activation');
