@@ -11,15 +11,16 @@
  * Where the time goes is read from PostgreSQL itself (pg_stat_database commits, pg_stat_wal syncs)
  * and from /proc (CPU seconds of each server, the PostgreSQL processes and this process).
  */
-import { ChildProcess, spawn } from 'node:child_process';
+import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as readline from 'node:readline';
+import * as esbuild from 'esbuild';
 import { Client } from 'pg';
 import { buildServer } from '../test/integration/sync/harness';
 import { type PostgresCluster, startPostgresCluster } from '../test/integration/server/postgresFixture';
@@ -46,12 +47,48 @@ export interface ScalePhase {
   loadAverage1m: number;
 }
 
+export interface ScaleVariant {
+  /** `baseline`: src/server as of BASELINE_COMMIT; `tether`: this tree. */
+  name: 'baseline' | 'tether';
+  commit: string;
+  phases: ScalePhase[];
+}
+
 export interface ScaleResult {
   accounts: number;
   streamsPerAccount: number;
   blobBytes: number;
   postgres: { version: string; settings: Record<string, string> };
-  phases: ScalePhase[];
+  variants: ScaleVariant[];
+}
+
+/**
+ * The server as issue 21 measured it (one transaction per write, NOTIFY with keys only), built from
+ * git so that the baseline runs on the same machine under the same load as this tree.
+ * TETHER_SCALE_BASELINE overrides it.
+ */
+const BASELINE_COMMIT = process.env.TETHER_SCALE_BASELINE ?? '21d7c96';
+const repoRoot = join(__dirname, '..');
+
+/** Bundles src/server of `commit` (git archive; src/server imports nothing outside itself). */
+async function buildServerAt(commit: string, dir: string): Promise<string> {
+  const tree = join(dir, 'tree');
+  mkdirSync(tree, { recursive: true });
+  const archive = execFileSync('git', ['archive', commit, 'src/server'], { cwd: repoRoot, maxBuffer: 64 * 1024 * 1024 });
+  execFileSync('tar', ['-x', '-C', tree], { input: archive });
+  const outfile = join(dir, 'server-baseline.js');
+  await esbuild.build({
+    entryPoints: [join(tree, 'src/server/main.ts')],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'cjs',
+    external: ['*.node', 'cpu-features', 'pg-native'],
+    nodePaths: [join(repoRoot, 'node_modules')],
+    logLevel: 'error',
+  });
+  return outfile;
 }
 
 const ACCOUNTS = 50;
@@ -182,17 +219,40 @@ async function postgresPids(client: Client): Promise<number[]> {
 }
 
 export async function scale(options: { quick: boolean; log: (line: string) => void }): Promise<ScaleResult> {
-  const { log } = options;
-  let cluster: PostgresCluster | undefined;
-  const servers: ServerInstance[] = [];
-  const streams: StreamReader[] = [];
   const dir = mkdtempSync(join(tmpdir(), 'tether-bench-scale-'));
-  let stats: Client | undefined;
+  let cluster: PostgresCluster | undefined;
   try {
     cluster = await startPostgresCluster();
+    const baselineJs = await buildServerAt(BASELINE_COMMIT, dir);
+    const serverJs = await buildServer(dir);
+    const variants: ScaleVariant[] = [];
+    let postgres: ScaleResult['postgres'] | undefined;
+    // Baseline first, then this tree, each on a fresh database of the same cluster.
+    for (const [name, js, commit] of [['baseline', baselineJs, BASELINE_COMMIT], ['tether', serverJs, 'this tree']] as const) {
+      options.log(`  -- ${name} (${commit})`);
+      const run = await runVariant(cluster, js, options);
+      postgres = run.postgres;
+      variants.push({ name, commit, phases: run.phases });
+    }
+    return { accounts: ACCOUNTS, streamsPerAccount: STREAMS_PER_ACCOUNT, blobBytes: BLOB_BYTES, postgres: postgres!, variants };
+  } finally {
+    cluster?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function runVariant(
+  cluster: PostgresCluster,
+  serverJs: string,
+  options: { quick: boolean; log: (line: string) => void },
+): Promise<{ postgres: ScaleResult['postgres']; phases: ScalePhase[] }> {
+  const { log } = options;
+  const servers: ServerInstance[] = [];
+  const streams: StreamReader[] = [];
+  let stats: Client | undefined;
+  try {
     const databaseUrl = await cluster.createDatabase();
     const database = new URL(databaseUrl).pathname.slice(1);
-    const serverJs = await buildServer(dir);
     servers.push(await ServerInstance.start(serverJs, databaseUrl), await ServerInstance.start(serverJs, databaseUrl));
     const [a, b] = servers;
     stats = new Client({ connectionString: databaseUrl });
@@ -313,13 +373,11 @@ export async function scale(options: { quick: boolean; log: (line: string) => vo
     await runPhase('warm-up', 4, options.quick ? 100 : 200);
     phases.push(await runPhase('1 writer', 1, options.quick ? 300 : 1000));
     phases.push(await runPhase('16 writers', 16, options.quick ? 2000 : 6000));
-    return { accounts: ACCOUNTS, streamsPerAccount: STREAMS_PER_ACCOUNT, blobBytes: BLOB_BYTES, postgres: { version, settings }, phases };
+    return { postgres: { version, settings }, phases };
   } finally {
     for (const stream of streams) stream.close();
     await stats?.end().catch(() => undefined);
     for (const server of servers) await server.stop().catch(() => undefined);
-    cluster?.stop();
-    rmSync(dir, { recursive: true, force: true });
   }
 }
 
