@@ -215,6 +215,37 @@ describe('sync server with PostgreSQL', function () {
     });
   });
 
+  describe('account quota', () => {
+    it('counts every other slot of the account, including rows written before the size column', async () => {
+      const databaseUrl = await cluster!.createDatabase();
+      const server = await ServerProcess.start(['--database-url', databaseUrl, '--max-blob-bytes', '600', '--max-account-bytes', '1500']);
+      const admin = new Client({ connectionString: databaseUrl });
+      await admin.connect();
+      try {
+        const token = newToken();
+        const api = new Api(server.url, token);
+        const blob = (bytes: number): string => Buffer.alloc(bytes, 5).toString('base64');
+        const [first, second, third] = [newSlotId(), newSlotId(), newSlotId()];
+        assert.equal((await api.create(first, blob(600))).status, 201);
+        assert.equal((await api.create(second, blob(600))).status, 201);
+        const full = await api.create(third, blob(301));
+        assert.equal(full.status, 409);
+        assert.equal(((await full.json()) as { error: string }).error, 'account_full');
+        // Replacing a slot counts the others only: 600 + 600 fits.
+        assert.equal((await api.replace(second, blob(600), 1)).status, 200);
+        assert.equal((await api.create(third, blob(300))).status, 201);
+        assert.equal((await api.replace(third, blob(300), 1)).status, 200);
+        // A row from a server before the size column (bytes NULL) still counts, from its data.
+        await admin.query('UPDATE tether_blobs SET bytes = NULL');
+        assert.equal((await api.replace(third, blob(301), 2)).status, 409);
+        assert.equal((await api.replace(third, blob(300), 2)).status, 200);
+      } finally {
+        await admin.end();
+        await server.stop('SIGKILL');
+      }
+    });
+  });
+
   describe('privacy', () => {
     it('stores only ciphertext: a dump of the blobs table holds no host, session ID, token or key', async () => {
       const databaseUrl = await cluster!.createDatabase();
