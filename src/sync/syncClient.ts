@@ -241,8 +241,6 @@ export class SyncClient {
   /** Replaces this slot's published sessions; written at once after a quiet moment, else grouped. */
   publish(sessions: readonly SessionEntry[]): void {
     if (this.stopped) return;
-    // Callers republish on every tab event (a reattach, a cwd refresh): an equal list writes nothing.
-    if (this.localSessions !== undefined && JSON.stringify(sessions) === JSON.stringify(this.localSessions)) return;
     this.localSessions = sessions.slice();
     this.localRevision++;
     if (this.started) this.writes.changed();
