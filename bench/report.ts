@@ -81,6 +81,18 @@ if (r.sse && !r.sse.error) {
   md(['write', 'delivery p50 ms', 'p99 ms', 'max ms', 'server receive → last write ms'], (s.perWrite as Any[]).map((w, i) => [i + 1, f(w.p50), f(w.p99), f(w.max), f(w.serverLastWrite)]));
   out.push(`All writes: delivery p50 ${f(s.delivery.p50)} ms, p99 ${f(s.delivery.p99)} ms (n = ${s.delivery.n}, missing ${s.missing}); server receive → first write p50 ${f(s.serverFirstWrite.p50)} ms, → last write p50 ${f(s.serverLastWrite.p50)} ms, max ${f(s.serverLastWrite.max)} ms.`, '');
 }
+if (r.scale && !r.scale.error) {
+  const x = r.scale as Any;
+  out.push(`### Scale details: 2 server instances on one PostgreSQL ${x.postgres.version} (${x.accounts} accounts x ${x.streamsPerAccount} streams on B, ${x.blobBytes}-byte blobs)`, '');
+  out.push(`PostgreSQL settings: ${Object.entries(x.postgres.settings).map(([k, v]) => `${k} ${v}`).join(', ')}.`, '');
+  const rows: (string | number)[][] = [];
+  for (const v of x.variants as Any[]) {
+    for (const p of v.phases as Any[]) {
+      rows.push([`${v.name} (${v.commit})`, p.label, f(p.writesPerSecond, 0), `${f(p.delivery.p50)} / ${f(p.delivery.p99)}`, `${f(p.ack.p50)} / ${f(p.ack.p99)}`, `${p.lost} / ${p.failedWrites} / ${p.orderViolations}`, f(p.perWrite.walSyncs, 3), `${f(p.cpuMsPerWrite.serverA, 2)} / ${f(p.cpuMsPerWrite.serverB, 2)} / ${f(p.cpuMsPerWrite.postgres, 2)} / ${f(p.cpuMsPerWrite.bench, 2)}`, f(p.loadAverage1m)]);
+    }
+  }
+  md(['server', 'writers', 'writes/s', 'delivery p50 / p99 ms', 'ack p50 / p99 ms', 'lost / failed / out of order', 'WAL flushes per write', 'CPU ms per write: A / B / PostgreSQL / bench', 'load 1m'], rows);
+}
 if (r.activation && !r.activation.error) {
   const a = r.activation as Any;
   out.push(`### Activation details (load average ${load(a)})`, '');

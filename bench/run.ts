@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { BenchHost } from './lib/hosts';
 import { fmt, machineInfo, table } from './lib/util';
 
-const ALL = ['throughput', 'echo', 'reconnect', 'restore', 'counts', 'maxsessions', 'crossdevice', 'sse', 'activation', 'vsix'] as const;
+const ALL = ['throughput', 'echo', 'reconnect', 'restore', 'counts', 'maxsessions', 'crossdevice', 'sse', 'scale', 'activation', 'vsix'] as const;
 type Name = (typeof ALL)[number];
 
 function parseArgs(argv: string[]): { quick: boolean; profile: boolean; only: Set<Name>; modes: ('control' | 'attach')[] } {
@@ -177,6 +177,28 @@ async function main(): Promise<void> {
         'p99 <= 100 ms',
         ok(r.delivery.p99 <= 100 && r.streams >= 10_000),
       ]);
+    });
+    await run('scale', async () => {
+      const { scale } = require('./scale') as typeof import('./scale');
+      const r = await scale({ quick: args.quick, log });
+      results.scale = r;
+      const base = r.variants.find((v) => v.name === 'baseline');
+      const ours = r.variants.find((v) => v.name === 'tether');
+      if (!base || !ours) throw new Error('the scale benchmark ran no variants');
+      ours.phases.forEach((p, i) => {
+        const b = base.phases[i];
+        const many = p.writers > 1;
+        rows.push([
+          `Scale: 2 instances, one PostgreSQL, ${p.label}, ${r.accounts} accounts x ${r.streamsPerAccount} streams on B (load ${fmt(p.loadAverage1m, 1)})`,
+          `${fmt(p.writesPerSecond, 0)} w/s, p50 ${fmt(p.delivery.p50, 1)} / p99 ${fmt(p.delivery.p99, 1)} ms, lost ${p.lost}`,
+          `${fmt(b.writesPerSecond, 0)} w/s, p50 ${fmt(b.delivery.p50, 1)} / p99 ${fmt(b.delivery.p99, 1)} ms (${base.commit})`,
+          `${fmt(p.writesPerSecond / b.writesPerSecond, 2)}x w/s`,
+          many ? '>= 1000 w/s, p99 <= 100 ms, 0 lost' : 'p50 <= baseline, 0 lost',
+          many
+            ? ok(p.writesPerSecond >= 1000 && p.delivery.p99 <= 100 && p.lost === 0 && p.failedWrites === 0)
+            : ok(p.delivery.p50 <= b.delivery.p50 && p.lost === 0 && p.failedWrites === 0),
+        ]);
+      });
     });
     await run('activation', async () => {
       const { activation } = require('./activation');

@@ -23,6 +23,71 @@ export const LISTENER_APPLICATION_NAME = 'tether-listen';
 /** Serialises schema creation when several servers start on one database at once. */
 const SCHEMA_LOCK_KEY = 0x7e7e_0001;
 
+/** Decoded bytes of a base64 column, the same sum as decodedSize() (base64 is ASCII: octets = characters). */
+const decodedSql = (column: string): string =>
+  `(octet_length(${column}) / 4 * 3 - (CASE WHEN ${column} LIKE '%==' THEN 2 WHEN ${column} LIKE '%=' THEN 1 ELSE 0 END))`;
+
+/**
+ * Group commit: every PUT that arrives while the previous batch commits goes into the next batch, one
+ * statement and one commit (one fsync, one NOTIFY lock) for all of them. Each write keeps its own
+ * outcome: a failed precondition or quota skips that write only (the checks run before it changes
+ * anything). The accounts of a batch are locked in one order first, so two batches (from two server
+ * processes) cannot deadlock, and each account's event ids still rise in commit order.
+ * Timestamps are kept to the millisecond, the precision the API shows, so that the NOTIFY's copy and
+ * a later read agree exactly.
+ */
+const PUT_BATCH_FUNCTION = `
+CREATE OR REPLACE FUNCTION tether_put_batch(
+  p_accounts text[], p_slots text[], p_data text[], p_expected bigint[], p_max_slots bigint[], p_max_bytes bigint[], p_inline_max int
+) RETURNS TABLE (status text, version bigint, updated_ms bigint, current_version bigint, used_bytes bigint)
+LANGUAGE plpgsql AS $fn$
+DECLARE
+  i int;
+  cur bigint;
+  others bigint;
+  used bigint;
+  size bigint;
+  stamp timestamptz;
+  event bigint;
+BEGIN
+  PERFORM pg_advisory_xact_lock(h) FROM (SELECT DISTINCT hashtextextended(a, 0) AS h FROM unnest(p_accounts) AS a ORDER BY 1) AS locks;
+  FOR i IN 1 .. coalesce(array_length(p_accounts, 1), 0) LOOP
+    version := NULL; updated_ms := NULL; current_version := NULL; used_bytes := NULL;
+    SELECT b.version INTO cur FROM tether_blobs b WHERE b.account = p_accounts[i] AND b.slot_id = p_slots[i];
+    IF cur IS DISTINCT FROM p_expected[i] THEN
+      status := 'precondition_failed'; current_version := cur;
+      RETURN NEXT; CONTINUE;
+    END IF;
+    SELECT count(*), coalesce(sum(coalesce(b.bytes, ${decodedSql('b.data')})), 0) INTO others, used
+      FROM tether_blobs b WHERE b.account = p_accounts[i] AND b.slot_id <> p_slots[i];
+    IF cur IS NULL AND others >= p_max_slots[i] THEN
+      status := 'too_many_slots';
+      RETURN NEXT; CONTINUE;
+    END IF;
+    size := ${decodedSql('p_data[i]')};
+    IF used + size > p_max_bytes[i] THEN
+      status := 'account_full'; used_bytes := used;
+      RETURN NEXT; CONTINUE;
+    END IF;
+    stamp := date_trunc('milliseconds', clock_timestamp());
+    IF cur IS NULL THEN
+      INSERT INTO tether_blobs (account, slot_id, version, data, updated_at, bytes) VALUES (p_accounts[i], p_slots[i], 1, p_data[i], stamp, size);
+      version := 1;
+    ELSE
+      UPDATE tether_blobs b SET version = b.version + 1, data = p_data[i], updated_at = stamp, bytes = size
+        WHERE b.account = p_accounts[i] AND b.slot_id = p_slots[i];
+      version := cur + 1;
+    END IF;
+    updated_ms := (extract(epoch FROM stamp) * 1000)::bigint;
+    event := nextval('tether_event_seq');
+    PERFORM pg_notify('${CHANNEL}', json_build_object('e', event, 'a', p_accounts[i], 's', p_slots[i], 'k', 'put', 'v', version, 't', updated_ms,
+      'd', CASE WHEN octet_length(p_data[i]) <= p_inline_max THEN p_data[i] END)::text);
+    status := 'ok';
+    RETURN NEXT;
+  END LOOP;
+END
+$fn$;`;
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS tether_blobs (
   account    text        NOT NULL,
@@ -39,15 +104,45 @@ CREATE TABLE IF NOT EXISTS tether_presence (
   PRIMARY KEY (account, slot_id)
 );
 CREATE SEQUENCE IF NOT EXISTS tether_event_seq;
+-- Decoded size of each blob, so the quota check need not read (or detoast) every blob of the account.
+-- NULL in rows written by servers before this column: the quota then computes it from data.
+ALTER TABLE tether_blobs ADD COLUMN IF NOT EXISTS bytes bigint;
+${PUT_BATCH_FUNCTION}
 `;
 
-/** What a NOTIFY carries: only keys, because payloads are capped at 8000 bytes; listeners read the row. */
+/**
+ * What a NOTIFY carries. Payloads are capped at 8000 bytes, so a put's blob (`d`, with `t` its
+ * updated_at in ms) rides along only when small; otherwise listeners read the row.
+ */
 interface ChangeNotice {
   e: number;
   a: string;
   s: string;
   k: 'put' | 'delete';
   v: number;
+  t?: number;
+  d?: string | null;
+}
+
+/** Largest blob (base64 characters) sent inside a NOTIFY: the keys and numbers around it fit in the rest of 8000 bytes. */
+export const INLINE_DATA_MAX = 7600;
+/** Writes per group commit, and their blob characters (a batch is one statement with every blob in it). */
+const MAX_BATCH_WRITES = 256;
+const MAX_BATCH_BYTES = 8 * 1024 * 1024;
+/**
+ * Batches of one process committing at once. Commits that NOTIFY are serialised by PostgreSQL (one
+ * lock per database, held through the WAL flush), so more in flight would only queue at that lock.
+ */
+const MAX_BATCHES_IN_FLIGHT = 1;
+
+interface PendingPut {
+  account: string;
+  slotId: string;
+  data: string;
+  precondition: Precondition;
+  limits: AccountLimits;
+  resolve(blob: StoredBlob): void;
+  reject(error: unknown): void;
 }
 
 export interface PostgresStoreOptions {
@@ -64,15 +159,18 @@ function isChangeNotice(value: unknown): value is ChangeNotice {
     typeof notice.a === 'string' &&
     typeof notice.s === 'string' &&
     (notice.k === 'put' || notice.k === 'delete') &&
-    Number.isSafeInteger(notice.v)
+    Number.isSafeInteger(notice.v) &&
+    (notice.t === undefined || Number.isSafeInteger(notice.t)) &&
+    (notice.d === undefined || notice.d === null || typeof notice.d === 'string')
   );
 }
 
 /**
- * PostgreSQL storage for deployments with several server processes. Each write runs in one transaction
- * that takes a per-account advisory lock (so checks, event ids and commit order agree per account),
- * checks the version in SQL, allocates an event id from a shared sequence and NOTIFYs. Every process
- * LISTENs and streams every committed change, whichever process wrote it.
+ * PostgreSQL storage for deployments with several server processes. Puts are group-committed: those
+ * that arrive while a batch commits form the next batch, one statement (tether_put_batch) that takes the
+ * per-account advisory locks (so checks, event ids and commit order agree per account), checks each
+ * version and quota in SQL, allocates event ids from a shared sequence and NOTIFYs, small blobs inline.
+ * Every process LISTENs and streams every committed change, whichever process wrote it.
  */
 export class PostgresBlobStore implements BlobStore {
   readonly kind = 'postgres' as const;
@@ -81,6 +179,11 @@ export class PostgresBlobStore implements BlobStore {
   private readonly listeners = new Set<StoreListener>();
   private startEventId = 0;
   private queue: Promise<void> = Promise.resolve();
+  /** Notices waiting for a row read; later notices queue behind them to keep commit order. */
+  private pendingReads = 0;
+  private readonly pendingPuts: PendingPut[] = [];
+  private batchesInFlight = 0;
+  private batchesDrained: (() => void) | undefined;
   private closed = false;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private reconnectDelayMs = 250;
@@ -135,45 +238,75 @@ export class PostgresBlobStore implements BlobStore {
   put(account: string, slotId: string, data: string, precondition: Precondition, limits: AccountLimits): Promise<StoredBlob> {
     assertKeys(account, slotId);
     this.assertOpen();
-    return this.transaction(async (client) => {
-      await this.lockAccount(client, account);
-      // Under the account lock, so concurrent writes cannot both pass the quota. Base64 text is
-      // ASCII, so length() is its size; the decoded size is computed the same way as decodedSize().
-      const others = await client.query<{ n: string; bytes: string }>(
-        `SELECT count(*) AS n, coalesce(sum(length(data) / 4 * 3 - (CASE WHEN data LIKE '%==' THEN 2 WHEN data LIKE '%=' THEN 1 ELSE 0 END)), 0) AS bytes
-         FROM tether_blobs WHERE account = $1 AND slot_id <> $2`,
-        [account, slotId],
-      );
-      let row: { version: string; updated_at: Date } | undefined;
-      if (precondition.kind === 'create') {
-        const count = others;
-        const inserted = await client.query<{ version: string; updated_at: Date }>(
-          `INSERT INTO tether_blobs (account, slot_id, version, data, updated_at) VALUES ($1, $2, 1, $3, clock_timestamp())
-           ON CONFLICT (account, slot_id) DO NOTHING RETURNING version, updated_at`,
-          [account, slotId, data],
-        );
-        row = inserted.rows[0];
-        if (!row) throw new StoreError('precondition_failed', 'the slot already exists', await this.currentVersion(client, account, slotId));
-        // Counted before our insert, under the account lock, so concurrent creates cannot both pass.
-        if (Number(count.rows[0].n) >= limits.maxSlots) throw new StoreError('too_many_slots', `an account may hold at most ${limits.maxSlots} slots`);
-      } else {
-        const updated = await client.query<{ version: string; updated_at: Date }>(
-          `UPDATE tether_blobs SET version = version + 1, data = $4, updated_at = clock_timestamp()
-           WHERE account = $1 AND slot_id = $2 AND version = $3 RETURNING version, updated_at`,
-          [account, slotId, precondition.version, data],
-        );
-        row = updated.rows[0];
-        if (!row) {
-          throw new StoreError('precondition_failed', 'the slot has a different version', await this.currentVersion(client, account, slotId));
-        }
+    return new Promise<StoredBlob>((resolve, reject) => {
+      this.pendingPuts.push({ account, slotId, data, precondition, limits, resolve, reject });
+      this.startBatches();
+    });
+  }
+
+  /** Sends what has queued up as one batch, unless a batch is committing; its end sends the next. */
+  private startBatches(): void {
+    while (this.batchesInFlight < MAX_BATCHES_IN_FLIGHT && this.pendingPuts.length > 0) {
+      let bytes = 0;
+      let count = 0;
+      while (count < this.pendingPuts.length && count < MAX_BATCH_WRITES && (count === 0 || bytes + this.pendingPuts[count].data.length <= MAX_BATCH_BYTES)) {
+        bytes += this.pendingPuts[count].data.length;
+        count += 1;
       }
-      // Checked after the precondition (a stale write is a 412 first); throwing rolls the write back.
-      const bytes = decodedSize(data);
-      const used = Number(others.rows[0].bytes);
-      if (used + bytes > limits.maxAccountBytes) throw accountFullError(limits.maxAccountBytes, used, bytes);
-      const version = Number(row.version);
-      await this.notify(client, { a: account, s: slotId, k: 'put', v: version });
-      return { slotId, version, data, updatedAt: row.updated_at.toISOString() };
+      const batch = this.pendingPuts.splice(0, count);
+      this.batchesInFlight += 1;
+      void this.commitBatch(batch).finally(() => {
+        this.batchesInFlight -= 1;
+        this.startBatches();
+        if (this.batchesInFlight === 0 && this.pendingPuts.length === 0) this.batchesDrained?.();
+      });
+    }
+  }
+
+  /**
+   * One statement, so one implicit transaction: its result arrives only after COMMIT (synchronous_commit
+   * on: after the WAL is flushed), so a write is acknowledged only once it is durable. If the statement
+   * fails, nothing of the batch was committed and every write in it fails.
+   */
+  private async commitBatch(batch: PendingPut[]): Promise<void> {
+    let rows: { status: string; version: string | null; updated_ms: string | null; current_version: string | null; used_bytes: string | null }[];
+    try {
+      const result = await this.pool.query<(typeof rows)[number]>({
+        name: 'tether_put_batch',
+        text: 'SELECT status, version, updated_ms, current_version, used_bytes FROM tether_put_batch($1, $2, $3, $4, $5, $6, $7)',
+        values: [
+          batch.map((put) => put.account),
+          batch.map((put) => put.slotId),
+          batch.map((put) => put.data),
+          batch.map((put) => (put.precondition.kind === 'match' ? put.precondition.version : null)),
+          batch.map((put) => put.limits.maxSlots),
+          batch.map((put) => put.limits.maxAccountBytes),
+          INLINE_DATA_MAX,
+        ],
+      });
+      rows = result.rows;
+      if (rows.length !== batch.length) throw new Error(`tether_put_batch answered ${rows.length} rows for ${batch.length} writes`);
+    } catch (error) {
+      for (const put of batch) put.reject(error);
+      return;
+    }
+    batch.forEach((put, i) => {
+      const row = rows[i];
+      const current = row.current_version === null ? null : Number(row.current_version);
+      switch (row.status) {
+        case 'ok':
+          return put.resolve({ slotId: put.slotId, version: Number(row.version), data: put.data, updatedAt: new Date(Number(row.updated_ms)).toISOString() });
+        case 'precondition_failed':
+          return put.reject(
+            new StoreError('precondition_failed', put.precondition.kind === 'create' ? 'the slot already exists' : 'the slot has a different version', current),
+          );
+        case 'too_many_slots':
+          return put.reject(new StoreError('too_many_slots', `an account may hold at most ${put.limits.maxSlots} slots`));
+        case 'account_full':
+          return put.reject(accountFullError(put.limits.maxAccountBytes, Number(row.used_bytes), decodedSize(put.data)));
+        default:
+          return put.reject(new Error(`tether_put_batch answered status ${row.status}`));
+      }
     });
   }
 
@@ -237,6 +370,8 @@ export class PostgresBlobStore implements BlobStore {
     const client = this.listenClient;
     this.listenClient = undefined;
     await client?.end().catch(() => undefined);
+    // Puts accepted before close are still committed (or fail) before the pool goes.
+    if (this.batchesInFlight > 0 || this.pendingPuts.length > 0) await new Promise<void>((resolve) => (this.batchesDrained = resolve));
     await this.queue;
     this.listeners.clear();
     await this.pool.end();
@@ -261,11 +396,7 @@ export class PostgresBlobStore implements BlobStore {
         return;
       }
       if (message.channel !== CHANNEL || message.payload === undefined) return;
-      const payload = message.payload;
-      this.queue = this.queue.then(() => this.deliver(payload)).catch((error: unknown) => {
-        this.log('error', 'postgres_notification_failed', { error: (error as Error).message });
-        for (const listener of this.listeners) listener.gap(this.startEventId);
-      });
+      this.receive(message.payload);
     });
     await client.connect();
     this.listenClient = client;
@@ -297,7 +428,8 @@ export class PostgresBlobStore implements BlobStore {
     this.reconnectTimer.unref();
   }
 
-  private async deliver(payload: string): Promise<void> {
+  /** A change notice: delivered at once when it carries everything, else after a read, in arrival (commit) order. */
+  private receive(payload: string): void {
     let notice: unknown;
     try {
       notice = JSON.parse(payload);
@@ -308,9 +440,33 @@ export class PostgresBlobStore implements BlobStore {
       this.log('warn', 'postgres_bad_notification', {});
       return;
     }
+    const complete = notice.k === 'delete' || (typeof notice.d === 'string' && notice.t !== undefined);
+    if (complete && this.pendingReads === 0) {
+      this.deliver(notice).catch((error: unknown) => this.deliveryFailed(error));
+      return;
+    }
+    const queued = notice;
+    this.pendingReads += 1;
+    this.queue = this.queue
+      .then(() => this.deliver(queued))
+      .catch((error: unknown) => this.deliveryFailed(error))
+      .finally(() => {
+        this.pendingReads -= 1;
+      });
+  }
+
+  private deliveryFailed(error: unknown): void {
+    this.log('error', 'postgres_notification_failed', { error: (error as Error).message });
+    for (const listener of this.listeners) listener.gap(this.startEventId);
+  }
+
+  private async deliver(notice: ChangeNotice): Promise<void> {
     let change: StoreChange;
     if (notice.k === 'delete') {
       change = { eventId: notice.e, account: notice.a, kind: 'delete', slotId: notice.s };
+    } else if (typeof notice.d === 'string' && notice.t !== undefined) {
+      const blob: StoredBlob = { slotId: notice.s, version: notice.v, data: notice.d, updatedAt: new Date(notice.t).toISOString() };
+      change = { eventId: notice.e, account: notice.a, kind: 'put', blob };
     } else {
       const blob = await this.readRow(this.pool, notice.a, notice.s);
       // Gone already: the delete's own notice follows. Older than notified cannot happen after commit.

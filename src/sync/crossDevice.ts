@@ -120,7 +120,11 @@ export class CrossDeviceSessions {
 
   /** This slot's live persistent sessions, including ones whose window is closed but expects them back. */
   publish(sessions: readonly SessionEntry[]): void {
-    this.local = sessions.filter((session) => !this.ownTombstones.has(session.id));
+    const local = sessions.filter((session) => !this.ownTombstones.has(session.id));
+    // Called on every tab event (a reattach, a cwd refresh that found the same directories): an equal
+    // list writes nothing. The forced paths (a new client, the toggle) call republish() themselves.
+    if (JSON.stringify(local) === JSON.stringify(this.local)) return;
+    this.local = local;
     this.republish();
   }
 

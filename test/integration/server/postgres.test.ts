@@ -135,6 +135,74 @@ describe('sync server with PostgreSQL', function () {
       }
     });
 
+    it('group-commits a burst of writes with each write keeping its own outcome, in one order on both processes', async () => {
+      const [a, b] = servers;
+      const token = newToken();
+      const api = new Api(a.url, token);
+      const streams = [await SseReader.open(a.url, token), await SseReader.open(b.url, token)];
+      try {
+        for (const stream of streams) await stream.waitFor((event) => event.event === 'presence');
+        const existing = newSlotId();
+        await api.write(existing, Buffer.alloc(10, 1).toString('base64'), undefined);
+        for (const stream of streams) await stream.waitFor((event) => event.event === 'blob');
+        const cursors = streams.map((stream) => stream.events.length);
+        const slots = Array.from({ length: 20 }, () => newSlotId());
+        // Sent at once, so they queue behind each other's commit and share batches.
+        const [creates, stale] = await Promise.all([
+          Promise.all(slots.map((slot, i) => api.create(slot, Buffer.alloc(100, i).toString('base64')))),
+          Promise.all(Array.from({ length: 5 }, () => api.replace(existing, Buffer.alloc(10, 2).toString('base64'), 7))),
+        ]);
+        assert.deepEqual(creates.map((response) => response.status), Array(20).fill(201));
+        assert.deepEqual(stale.map((response) => [response.status, response.headers.get('etag')]), Array(5).fill([412, '"1"']));
+        const sequences = await Promise.all(
+          streams.map(async (stream, s) => {
+            await stream.waitFor(() => stream.events.slice(cursors[s]).filter((event) => event.event === 'blob').length >= 20);
+            return stream.events.slice(cursors[s]).filter((event) => event.event === 'blob');
+          }),
+        );
+        assert.deepEqual(sequences[0], sequences[1], 'both processes stream the same events in the same order');
+        const ids = sequences[0].map((event) => Number(event.id));
+        assert.deepEqual(ids, [...ids].sort((x, y) => x - y), 'event ids rise');
+        const blobs = sequences[0].map((event) => JSON.parse(event.data) as { slotId: string; version: number; data: string; updatedAt: string });
+        assert.deepEqual(new Set(blobs.map((blob) => blob.slotId)), new Set(slots));
+        for (const blob of blobs) {
+          // What the NOTIFY carried equals what a read returns, to the millisecond.
+          const read = (await (await api.request('GET', `/v1/blobs/${blob.slotId}`)).json()) as typeof blob;
+          assert.deepEqual(blob, read);
+          assert.equal(blob.version, 1);
+        }
+        const unchanged = (await (await api.request('GET', `/v1/blobs/${existing}`)).json()) as { version: number };
+        assert.equal(unchanged.version, 1, 'the stale writes changed nothing');
+      } finally {
+        for (const stream of streams) stream.close();
+      }
+    });
+
+    it('streams a blob too large to ride in a NOTIFY by reading it, still in commit order', async () => {
+      const [a, b] = servers;
+      const token = newToken();
+      const api = new Api(a.url, token);
+      const stream = await SseReader.open(b.url, token);
+      try {
+        await stream.waitFor((event) => event.event === 'presence');
+        const large = newSlotId();
+        const small = newSlotId();
+        const payload = Buffer.alloc(200_000, 7).toString('base64');
+        // Together, so they usually share a commit: the small one's notice (complete) arrives while
+        // the large one's row is still being read, and must wait its turn.
+        await Promise.all([api.write(large, payload, undefined), api.write(small, Buffer.alloc(10, 1).toString('base64'), undefined)]);
+        await stream.waitFor(() => stream.events.filter((event) => event.event === 'blob').length >= 2);
+        const events = stream.events.filter((event) => event.event === 'blob');
+        const ids = events.map((event) => Number(event.id));
+        assert.ok(ids[0] < ids[1], `events in commit order, got ids ${ids.join(', ')}`);
+        const blobs = events.map((event) => JSON.parse(event.data) as { slotId: string; data: string });
+        assert.deepEqual(new Set(blobs.map((blob) => blob.slotId)), new Set([large, small]));
+        assert.equal(blobs.find((blob) => blob.slotId === large)?.data, payload);
+      } finally {
+        stream.close();
+      }
+    });
+
     it('keeps slot limits and preconditions atomic across processes', async () => {
       const token = newToken();
       const slot = newSlotId();
@@ -144,6 +212,37 @@ describe('sync server with PostgreSQL', function () {
       );
       const statuses = attempts.map((response) => response.status).sort();
       assert.deepEqual(statuses, [201, ...Array(9).fill(412)]);
+    });
+  });
+
+  describe('account quota', () => {
+    it('counts every other slot of the account, including rows written before the size column', async () => {
+      const databaseUrl = await cluster!.createDatabase();
+      const server = await ServerProcess.start(['--database-url', databaseUrl, '--max-blob-bytes', '600', '--max-account-bytes', '1500']);
+      const admin = new Client({ connectionString: databaseUrl });
+      await admin.connect();
+      try {
+        const token = newToken();
+        const api = new Api(server.url, token);
+        const blob = (bytes: number): string => Buffer.alloc(bytes, 5).toString('base64');
+        const [first, second, third] = [newSlotId(), newSlotId(), newSlotId()];
+        assert.equal((await api.create(first, blob(600))).status, 201);
+        assert.equal((await api.create(second, blob(600))).status, 201);
+        const full = await api.create(third, blob(301));
+        assert.equal(full.status, 409);
+        assert.equal(((await full.json()) as { error: string }).error, 'account_full');
+        // Replacing a slot counts the others only: 600 + 600 fits.
+        assert.equal((await api.replace(second, blob(600), 1)).status, 200);
+        assert.equal((await api.create(third, blob(300))).status, 201);
+        assert.equal((await api.replace(third, blob(300), 1)).status, 200);
+        // A row from a server before the size column (bytes NULL) still counts, from its data.
+        await admin.query('UPDATE tether_blobs SET bytes = NULL');
+        assert.equal((await api.replace(third, blob(301), 2)).status, 409);
+        assert.equal((await api.replace(third, blob(300), 2)).status, 200);
+      } finally {
+        await admin.end();
+        await server.stop('SIGKILL');
+      }
     });
   });
 

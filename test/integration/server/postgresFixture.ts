@@ -54,13 +54,19 @@ function asPostgres(binary: string, args: string[]): Buffer {
  * Call from a before() hook with its `this`.
  */
 export async function startPostgres(context: Mocha.Context): Promise<PostgresCluster> {
-  const bin = findBinDir();
-  if (!bin) {
+  if (!findBinDir()) {
     const message = `PostgreSQL binaries not found under ${PG_ROOT}/*/bin (install the Debian package "postgresql")`;
     if (process.env.CI) throw new Error(`${message}; CI requires them`);
     console.warn(`    skipping PostgreSQL tests: ${message}`);
     context.skip();
   }
+  return startPostgresCluster();
+}
+
+/** Starts a cluster outside mocha (the benchmarks); throws when PostgreSQL is not installed. */
+export async function startPostgresCluster(): Promise<PostgresCluster> {
+  const bin = findBinDir();
+  if (!bin) throw new Error(`PostgreSQL binaries not found under ${PG_ROOT}/*/bin (install the Debian package "postgresql")`);
   const root = mkdtempSync(join(tmpdir(), 'tether-pg-'));
   const dataDir = join(root, 'data');
   if (process.getuid?.() === 0) {
