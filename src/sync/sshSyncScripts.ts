@@ -112,7 +112,8 @@ export function putScript(location: SshSyncLocation, account: string, slotId: st
     `{ printf '{"version":%s,"updatedAt":"%s","data":"' "$next" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"; head -c ${maxB64 + 1}; printf '"}\\n'; } > "$t" || { rm -f "$t"; echo "ERR cannot write"; exit 0; }`,
     'size=$(wc -c < "$t")',
     `if [ "$size" -gt ${maxB64 + 128} ]; then rm -f "$t"; echo TOO_LARGE; exit 0; fi`,
-    'used=0; for f in *.blob; do [ -e "$f" ] && [ "$f" != "$s.blob" ] || continue; used=$((used + $(wc -c < "$f"))); done',
+    // Files too big to be a blob are never read by anyone; they do not use up the quota either.
+    `used=0; for f in *.blob; do [ -f "$f" ] && [ "$f" != "$s.blob" ] || continue; z=$(wc -c < "$f"); [ "$z" -le ${maxB64 + 128} ] && used=$((used + z)); done`,
     `if [ $((used + size)) -gt ${maxAccountFileBytes} ]; then rm -f "$t"; echo ACCOUNT_FULL; exit 0; fi`,
     // fsync the new file where sync takes a file (coreutils 8.24+); elsewhere rename alone.
     'sync "$t" 2>/dev/null',

@@ -54,7 +54,7 @@ class Device {
     // Through the proxy, so "the host is unreachable" can also drop the connections sshd leaves running.
     const resolved = host.resolved({ port: proxy.port });
     this.transport = new SshSyncTransport({
-      location: parseSshSyncUrl(`ssh://${host.user}@127.0.0.1:${host.port}`),
+      location: parseSshSyncUrl(`ssh://${host.user}@127.0.0.1:${proxy.port}`),
       token: deriveSyncKeys(syncKey).token,
       ...poolConnector(this.pool, () => resolved),
       watcher,
