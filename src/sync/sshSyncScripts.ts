@@ -17,15 +17,21 @@ import { type SshSyncLocation, shellDir } from './sshSyncUrl';
  * scripts; nothing read on the host is ever put on a command line.
  */
 
+export interface SshSyncLimits {
+  readonly maxBlobBytes: number;
+  readonly maxSlots: number;
+  readonly maxAccountBytes: number;
+}
+
 /** The server's defaults (src/server/config.ts), so both transports hold the same. */
-export const SSH_SYNC_LIMITS = {
+export const SSH_SYNC_LIMITS: SshSyncLimits = {
   /** Largest blob after base64 decoding (TETHER_MAX_BLOB_BYTES). */
   maxBlobBytes: 256 * 1024,
   /** Slots per account (TETHER_MAX_SLOTS). */
   maxSlots: 64,
   /** Sum of the account's decoded blobs (TETHER_MAX_ACCOUNT_BYTES). */
   maxAccountBytes: 4 * 1024 * 1024,
-} as const;
+};
 
 /** Entries a list reads at most: a flood of files beyond it leaves the list incomplete (nothing is removed). */
 export const MAX_LIST_ENTRIES = 1024;
@@ -69,12 +75,13 @@ const READ_VERSION = [
  */
 const LOCK = [
   'lock() {',
-  '  n=0; seen=',
+  '  n=0; seen=; since=$(date +%s)',
   '  until mkdir .lock 2>/dev/null; do',
   '    o=; read -r o < .lock/o 2>/dev/null',
-  '    if [ "$o" != "$seen" ]; then seen=$o; n=0; fi',
+  '    if [ "$o" != "$seen" ]; then seen=$o; since=$(date +%s); fi',
   '    n=$((n+1))',
-  '    if [ "$n" -ge 200 ]; then mv .lock ".lock.stale.$$" 2>/dev/null && rm -rf ".lock.stale.$$"; n=0; fi',
+  // The clock is read every 10 tries only: forks are slow on a busy host.
+  '    if [ $((n % 10)) -eq 0 ] && [ $(($(date +%s) - since)) -ge 10 ]; then mv .lock ".lock.stale.$$" 2>/dev/null && rm -rf ".lock.stale.$$"; since=$(date +%s); fi',
   '    sl 0.05',
   '  done',
   '  trap \'rm -rf .lock\' EXIT; trap \'exit 1\' HUP INT TERM PIPE',
@@ -87,12 +94,12 @@ const LOCK = [
  * (undefined: it must not exist). Prints one of: OK <version> | CONFLICT <version|none> |
  * TOO_MANY_SLOTS | ACCOUNT_FULL | TOO_LARGE | ERR <why>.
  */
-export function putScript(location: SshSyncLocation, account: string, slotId: string, knownVersion: number | undefined, limits = SSH_SYNC_LIMITS): string {
+export function putScript(location: SshSyncLocation, account: string, slotId: string, knownVersion: number | undefined, limits: SshSyncLimits = SSH_SYNC_LIMITS): string {
   checkSlot(slotId);
   if (knownVersion !== undefined) checkInt(knownVersion, 'version');
   const maxB64 = Math.ceil(limits.maxBlobBytes / 3) * 4;
   // The account quota counts decoded bytes on the server; here the files hold base64 plus a wrapper.
-  const maxAccountFileBytes = Math.ceil(limits.maxAccountBytes / 3) * 4 + limits.maxSlots * 128;
+  const maxAccountFileBytes = Math.ceil(limits.maxAccountBytes / 3) * 4 + limits.maxSlots * 80;
   return [
     prelude(location, account),
     LOCK,
@@ -109,10 +116,11 @@ export function putScript(location: SshSyncLocation, account: string, slotId: st
     '  case $v in ""|*[!0-9]*|????????????????*) continue;; esac; [ "$v" -gt "$prev" ] && prev=$v; done',
     'next=$((prev+1))',
     't=".$s.tmp.$$"',
-    `{ printf '{"version":%s,"updatedAt":"%s","data":"' "$next" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"; head -c ${maxB64 + 1}; printf '"}\\n'; } > "$t" || { rm -f "$t"; echo "ERR cannot write"; exit 0; }`,
-    'size=$(wc -c < "$t")',
-    `if [ "$size" -gt ${maxB64 + 128} ]; then rm -f "$t"; echo TOO_LARGE; exit 0; fi`,
-    // Files too big to be a blob are never read by anyone; they do not use up the quota either.
+    `head -c ${maxB64 + 1} > "$t.d" || { rm -f "$t.d"; echo "ERR cannot write"; exit 0; }`,
+    'size=$(wc -c < "$t.d")',
+    `if [ "$size" -gt ${maxB64} ]; then rm -f "$t.d"; echo TOO_LARGE; exit 0; fi`,
+    `{ printf '{"version":%s,"updatedAt":"%s","data":"' "$next" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"; cat "$t.d"; printf '"}\\n'; } > "$t" || { rm -f "$t" "$t.d"; echo "ERR cannot write"; exit 0; }`,
+    'rm -f "$t.d"; size=$(wc -c < "$t")',
     `used=0; for f in *.blob; do [ -f "$f" ] && [ "$f" != "$s.blob" ] || continue; z=$(wc -c < "$f"); [ "$z" -le ${maxB64 + 128} ] && used=$((used + z)); done`,
     `if [ $((used + size)) -gt ${maxAccountFileBytes} ]; then rm -f "$t"; echo ACCOUNT_FULL; exit 0; fi`,
     // fsync the new file where sync takes a file (coreutils 8.24+); elsewhere rename alone.

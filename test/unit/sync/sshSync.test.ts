@@ -75,6 +75,8 @@ describe('ssh sync scripts (run by the local sh)', function () {
     assert.throws(() => deleteScript(loc, '../../etc', SLOT));
   });
 
+  this.timeout(30_000);
+
   it('write with version preconditions: create, conflict, update; delete leaves the version to go above', function () {
     assert.equal(sh(putScript(loc, ACCOUNT, SLOT, undefined), 'QUJD').trim(), 'OK 1');
     assert.equal(sh(putScript(loc, ACCOUNT, SLOT, undefined), 'QUJD').trim(), 'CONFLICT 1');
@@ -105,8 +107,8 @@ describe('ssh sync scripts (run by the local sh)', function () {
     writeFileSync(join(dir(), '.lock/o'), 'dead.1\n');
     const started = Date.now();
     assert.equal(sh(putScript(loc, ACCOUNT, SLOT, 1), 'QUJD').trim(), 'OK 2');
-    assert.ok(Date.now() - started >= 5000, 'waited for the holder before taking over');
-  }).timeout(30_000);
+    assert.ok(Date.now() - started >= 9000, 'waited for the holder before taking over');
+  }).timeout(60_000);
 
   it('the watcher prints the markers, and never runs what a file name holds', function () {
     sh(putScript(loc, ACCOUNT, SLOT, undefined), 'QUJD');
@@ -118,7 +120,7 @@ describe('ssh sync scripts (run by the local sh)', function () {
     assert.ok(state);
     assert.equal(state.versions.get(SLOT), 1);
     assert.ok(state.heartbeats.has('bbcdefghijklmnopqrstuvwxyz'));
-    assert.equal(state.ignored, 1);
+    assert.ok(state.ignored >= 1);
     assert.ok(!readdirSync(dir()).includes('pwned'));
   });
 });
