@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { chownSync, promises as fs, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { SessionEntry } from '../../../src/sync/blob';
@@ -215,6 +216,18 @@ describe('sync through an SSH host (real sshd)', function () {
     await until(b.client, () => !b.client.getRemoteState().slots.some((s) => s.slotId === d.slotId), 20_000, 'D gone at B');
   });
 
+  it('with inotifywait on the host, the watcher uses it and follows changes', async function () {
+    if (!existsCommand('inotifywait')) this.skip(); // apt-get install inotify-tools
+    const e = device('device-e', newSessionId(), 'auto');
+    await e.client.start();
+    await until(e.client, () => e.client.state.state === 'live', 20_000, 'E live');
+    assert.ok(e.lines.some((line) => line.includes('watcher uses inotify')), 'the inotify watcher runs');
+    const next = sampleSession({ title: 'seen through inotify' });
+    publishA([next]);
+    await until(e.client, () => ids(e.client.getRemoteState(), a.slotId).join() === next.id, 20_000, 'E to follow A');
+    await e.stop();
+  });
+
   it('hostile files are rejected 100%: rewritten, truncated, rolled back, moved between slots', async function () {
     const blobFile = (): string => path.join(accountDir(), `${a.slotId}.blob`);
     const versionOf = (): number => Number(readdirSync(accountDir()).find((f) => f.startsWith(`${a.slotId}.v`))!.slice(28));
@@ -308,6 +321,15 @@ describe('sync through an SSH host (real sshd)', function () {
     assert.equal(b.client.state.state, 'live');
   });
 });
+
+function existsCommand(name: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 function existsPwned(): boolean {
   try {
