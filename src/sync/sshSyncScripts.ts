@@ -210,7 +210,8 @@ export function watcherScript(location: SshSyncLocation, account: string, slotId
           `  ( while kill -0 $$ 2>/dev/null; do sl ${beat}; hb; done ) &`,
           // Its "Watches established." line (stderr) triggers an emit once nothing can be missed.
           '  inotifywait -m -e create,delete,moved_to,moved_from --format %f . 2>&1 | while read -r _; do emit; done',
-          '  exit 0',
+          // inotifywait gave up (e.g. out of watches): poll instead. After a closed channel the
+          // next echo below ends this shell (SIGPIPE).
           'fi',
         ]
       : []),
