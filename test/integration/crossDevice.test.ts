@@ -165,7 +165,7 @@ describe(`cross-device sessions: two devices, one host, sync through ${transport
       await eventually(() => laptop.cross.closeVerdict(tab.session.id).kill === false, 15_000, 'laptop sees the desktop listing');
       const [a, b] = await Promise.all([laptop.close(tab.session.id), desktop.close(joined.session.id)]);
       // Eventually the session is gone, since no device uses it any more.
-      await eventually(() => !host.tmuxSessions().includes(tab.session.name), 10_000, `round ${round}: session not left orphaned (${a.action}/${b.action})`);
+      await eventually(() => !host.tmuxSessions().includes(tab.session.name), 30_000, `round ${round}: session not left orphaned (${a.action}/${b.action})`);
       if (a.action === 'killed' || b.action === 'killed') killed++;
     }
     console.log(`      (50 simultaneous closes: ${killed} killed at close, ${50 - killed} by the last device to let go)`);
