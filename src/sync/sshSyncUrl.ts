@@ -31,7 +31,7 @@ export class SshSyncUrlError extends Error {
   }
 }
 
-const SEGMENT = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$/;
+const SEGMENT = /^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,99}$/;
 const MAX_PATH_CHARS = 512;
 
 export function isSshSyncUrl(text: string): boolean {

@@ -18,6 +18,8 @@ describe('ssh sync URL', function () {
     assert.deepEqual(parseSshSyncUrl('ssh://alice@[::1]:2222/~/sync/tether').dir, { home: true, path: 'sync/tether' });
     assert.equal(parseSshSyncUrl('ssh://alice@[::1]:2222').hostLabel, 'alice@[::1]:2222');
     assert.deepEqual(parseSshSyncUrl('ssh://h/srv/tether-sync/').dir, { home: false, path: '/srv/tether-sync' });
+    assert.deepEqual(parseSshSyncUrl('ssh://h/~/.tether/sync').dir, { home: true, path: '.tether/sync' });
+    assert.equal(parseSshSyncUrl('ssh://h/~/.tether/sync').display, parseSshSyncUrl('ssh://h').display);
     assert.ok(isSshSyncUrl('  ssh://h ') && !isSshSyncUrl('https://h'));
   });
 
@@ -34,6 +36,8 @@ describe('ssh sync URL', function () {
       "ssh://h/~/it's",
       'ssh://h/~/`id`',
       'ssh://h/../etc',
+      'ssh://h/~/./x',
+      'ssh://h/~/..',
       'ssh://h/~/a/../../x',
       'ssh://h/~',
       'ssh://h/~/-rf',
