@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { BenchHost } from './lib/hosts';
 import { fmt, machineInfo, table } from './lib/util';
 
-const ALL = ['throughput', 'echo', 'reconnect', 'restore', 'counts', 'maxsessions', 'crossdevice', 'sse', 'scale', 'activation', 'vsix'] as const;
+const ALL = ['throughput', 'echo', 'reconnect', 'restore', 'counts', 'maxsessions', 'crossdevice', 'sshsync', 'sse', 'scale', 'activation', 'vsix'] as const;
 type Name = (typeof ALL)[number];
 
 function parseArgs(argv: string[]): { quick: boolean; profile: boolean; only: Set<Name>; modes: ('control' | 'attach')[] } {
@@ -164,6 +164,23 @@ async function main(): Promise<void> {
           '', '', '<= 35 s', ok(r.presence.killed.max <= 35_000),
         ]);
       }
+    });
+    await run('sshsync', async () => {
+      const { sshCrossDevice } = require('./sshSync') as typeof import('./sshSync');
+      const r = await sshCrossDevice({ quick: args.quick, log });
+      results.sshsync = r;
+      for (const run of r.runs) {
+        const target = run.watcher === 'sh' ? 300 : 50;
+        rows.push([
+          `Cross-device latency over SSH, ${run.watcher} watcher, p50 (${run.changes} changes)`,
+          `${fmt(run.endToEnd.p50, 1)} ms`,
+          `${fmt(r.execRoundTrip.p50, 1)} ms exec`,
+          `${fmt(run.endToEnd.p50 / r.execRoundTrip.p50, 1)}x, p99 ${fmt(run.endToEnd.p99, 0)} ms`,
+          `<= ${target} ms p50`,
+          ok(run.endToEnd.p50 <= target),
+        ]);
+      }
+      if (!r.inotifyAvailable) rows.push(['Cross-device latency over SSH, inotify watcher', 'not run', '—', 'no inotifywait on this host (apt-get install inotify-tools)', '<= 50 ms p50', '']);
     });
     await run('sse', async () => {
       const { sseFanout } = require('./sse');

@@ -62,7 +62,11 @@ export function activate(context: vscode.ExtensionContext): void {
   );
 
   // This window's part of the device listing follows its tabs, with sharing on or off (the part is local).
-  const sync = registerSync(context, log, () => tabs!.records().map(entryOf));
+  const sync = registerSync(context, log, () => tabs!.records().map(entryOf), {
+    pool,
+    resolve: (label) => tabs!.resolve(label),
+    configuredHosts: () => tabs!.configuredHosts(),
+  });
   registerCrossDevice(context, tabs, pool, sync, log);
 
   if (setting<boolean>('restoreOnStartup', true)) tabs.restore(setting<number>('scrollback.replayLines', 2000));

@@ -5,6 +5,7 @@ import type { LegacySlots } from './deviceSync';
 import { openEnvelope } from './envelope';
 import { knownSlotIds } from './slotLease';
 import { SyncServerApi } from './syncHttp';
+import type { SyncApi } from './syncTransport';
 import { deriveSyncKeys } from './syncKey';
 
 /**
@@ -13,13 +14,13 @@ import { deriveSyncKeys } from './syncKey';
  * The server sees only the slot ID; blobs are opened here with the account key like any other.
  */
 export class AccountSlots {
-  private readonly api: SyncServerApi;
+  private readonly api: SyncApi;
   private readonly encryptionKey: Uint8Array;
 
-  constructor(options: { serverUrl: string; syncKey: Uint8Array; fetch?: typeof fetch; requestTimeoutMs?: number }) {
+  constructor(options: { serverUrl: string; syncKey: Uint8Array; fetch?: typeof fetch; requestTimeoutMs?: number; api?: SyncApi }) {
     const keys = deriveSyncKeys(options.syncKey);
     this.encryptionKey = keys.encryptionKey;
-    this.api = new SyncServerApi({ serverUrl: options.serverUrl, token: keys.token, fetch: options.fetch, requestTimeoutMs: options.requestTimeoutMs });
+    this.api = options.api ?? new SyncServerApi({ serverUrl: options.serverUrl, token: keys.token, fetch: options.fetch, requestTimeoutMs: options.requestTimeoutMs });
   }
 
   /** Deletes a slot on the server (404 counts as done). */

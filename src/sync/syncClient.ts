@@ -1,6 +1,5 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { EventSource, type FetchLike, type FetchLikeResponse } from 'eventsource';
 import { isValidSessionId } from '../terminal/sessionId';
 import { writeFileAtomic } from './atomicFile';
 import { Backoff } from './backoff';
@@ -9,7 +8,9 @@ import { Emitter, type Event } from './emitter';
 import { EnvelopeError, openEnvelope, sealEnvelope, SeqGuard } from './envelope';
 import { deriveSyncKeys } from './syncKey';
 import { frameState, unframeState } from './stateFile';
-import { limitSseEvents, type PresenceEntry, parsePresence, parseStoredBlob, type StoredBlob, SyncHttpError, SyncServerApi } from './syncHttp';
+import { HttpSyncTransport } from './httpTransport';
+import { type PresenceEntry, parseStoredBlob, type StoredBlob, SyncHttpError } from './syncHttp';
+import type { SyncTransport } from './syncTransport';
 import { type WriteOutcome, WriteScheduler } from './writeScheduler';
 
 /**
@@ -65,7 +66,10 @@ export interface SyncStateChange {
 }
 
 export interface SyncClientOptions {
+  /** The sync server (http/https); ignored when `transport` is given. */
   readonly serverUrl: string;
+  /** Where the blobs live when it is not the HTTP server at `serverUrl` (e.g. an SSH host, sshTransport.ts). */
+  readonly transport?: SyncTransport;
   /** The 32-byte account sync key. */
   readonly syncKey: Uint8Array;
   readonly slotId: string;
@@ -105,7 +109,6 @@ export class SyncClientError extends Error {
 
 const STATE_FORMAT = 1;
 const MAX_CONFLICT_RETRIES = 3;
-const MAX_LAST_EVENT_ID = 128;
 
 interface CachedSlot {
   readonly stored: StoredBlob;
@@ -129,7 +132,7 @@ function errorText(error: unknown): string {
 
 export class SyncClient {
   private readonly log: SyncLog;
-  private readonly api: SyncServerApi;
+  private readonly api: SyncTransport;
   private readonly encryptionKey: Uint8Array;
   private readonly guard = new SeqGuard();
   private readonly statePath: string;
@@ -148,10 +151,9 @@ export class SyncClient {
   private readonly writes: WriteScheduler;
   private readonly writeBackoff: Backoff;
 
-  private source: EventSource | undefined;
+  private source: { close(): void } | undefined;
   private streamOpen = false;
   private streamGeneration = 0;
-  private lastEventId: string | undefined;
   private lastActivity = 0;
   private readonly streamBackoff: Backoff;
   private reconnectTimer: NodeJS.Timeout | undefined;
@@ -181,13 +183,16 @@ export class SyncClient {
     this.log = options.log ?? silentLog;
     const keys = deriveSyncKeys(options.syncKey);
     this.encryptionKey = keys.encryptionKey;
-    this.api = new SyncServerApi({
-      serverUrl: options.serverUrl,
-      token: keys.token,
-      fetch: options.fetch,
-      requestTimeoutMs: options.requestTimeoutMs,
-      maxResponseBytes: options.maxResponseBytes,
-    });
+    this.api =
+      options.transport ??
+      new HttpSyncTransport({
+        serverUrl: options.serverUrl,
+        token: keys.token,
+        fetch: options.fetch,
+        requestTimeoutMs: options.requestTimeoutMs,
+        maxResponseBytes: options.maxResponseBytes,
+        maxEventBytes: options.maxEventBytes,
+      });
     this.statePath = path.join(options.stateDir, `sync-${options.slotId}.json`);
     this.now = options.now ?? Date.now;
     this.deviceName = cleanDisplayString(String(options.deviceName).slice(0, LIMITS.deviceName), LIMITS.deviceName) ?? 'unnamed device';
@@ -289,6 +294,7 @@ export class SyncClient {
     this.reconnectTimer = this.pollTimer = this.watchdogTimer = undefined;
     this.closeStream();
     this.setState('off');
+    await Promise.resolve(this.api.dispose?.()).catch((error: unknown) => this.log.warn(`sync: closing the transport failed: ${errorText(error)}`));
     // The batched cache save, if one is waiting, happens now (with fsync: a clean stop is rare).
     if (this.saveTimer || this.persistQueued) await this.persist(true);
     await this.persistChain;
@@ -550,113 +556,60 @@ export class SyncClient {
 
   // ---- the event stream --------------------------------------------------------------------
 
-  private readonly streamFetch: FetchLike = async (url, init) => {
-    const headers: Record<string, string> = { ...init.headers, Authorization: this.api.authorization };
-    if (this.lastEventId !== undefined && !('Last-Event-ID' in headers)) headers['Last-Event-ID'] = this.lastEventId;
-    // A server that accepts and never answers must not hold the stream in "connecting" forever:
-    // no headers within the request timeout aborts it, and the error path falls back to polling.
-    const controller = new AbortController();
-    const outer = init.signal as AbortSignal | undefined | null;
-    const forward = (): void => controller.abort(outer?.reason);
-    if (outer?.aborted) forward();
-    else outer?.addEventListener('abort', forward, { once: true });
-    const timer = setTimeout(() => controller.abort(new Error('the sync server did not answer')), this.options.requestTimeoutMs ?? 10_000);
-    let response: Response;
-    try {
-      response = await (this.options.fetch ?? fetch)(url, { ...init, headers, redirect: 'error', signal: controller.signal } as RequestInit);
-    } finally {
-      clearTimeout(timer);
-    }
-    this.lastActivity = performance.now();
-    const wrapped: FetchLikeResponse = {
-      body: response.body ? limitSseEvents(response.body, this.options.maxEventBytes ?? 2 * 1024 * 1024, () => (this.lastActivity = performance.now())) : null,
-      url: response.url,
-      status: response.status,
-      redirected: response.redirected,
-      headers: response.headers,
-    };
-    return wrapped;
-  };
-
   private connect(): void {
     if (this.stopped) return;
     this.closeStream();
     const generation = ++this.streamGeneration;
-    const source = new EventSource(this.api.eventsUrl(this.options.slotId), { fetch: this.streamFetch });
-    this.source = source;
     const current = (): boolean => generation === this.streamGeneration && !this.stopped;
-    const track = (event: MessageEvent): void => {
-      if (typeof event.lastEventId === 'string' && event.lastEventId.length > 0 && event.lastEventId.length <= MAX_LAST_EVENT_ID && /^[\x21-\x7e]+$/.test(event.lastEventId)) {
-        this.lastEventId = event.lastEventId;
-      }
-      this.lastActivity = performance.now();
-    };
-    source.addEventListener('open', () => {
-      if (!current()) return;
-      this.streamOpen = true;
-      this.streamBackoff.reset();
-      this.stopPolling();
-      this.startWatchdog();
-      this.log.info('sync: event stream open');
-      // Close the gap between the last thing we saw and the stream, then we are live.
-      void this.refresh().then((ok) => {
-        if (ok && current() && this.streamOpen) this.setState('live');
-      });
-      // The server is back: a write that was waiting on backoff can go now.
-      if (this.localRevision !== this.writtenRevision) {
-        this.writeBackoff.reset();
-        this.writes.retryIn(0);
-      }
-    });
-    source.addEventListener('blob', (event) => {
-      if (!current()) return;
-      track(event);
-      const stored = parseStoredBlob(this.parseEventData(event.data, 'blob'));
-      if (!stored) return;
-      if (stored.slotId === this.options.slotId) return;
-      if (this.acceptStored(stored)) {
+    this.source = this.api.openStream(this.options.slotId, {
+      activity: () => {
+        if (current()) this.lastActivity = performance.now();
+      },
+      open: () => {
+        if (!current()) return;
+        this.streamOpen = true;
+        this.streamBackoff.reset();
+        this.stopPolling();
+        this.startWatchdog();
+        this.log.info('sync: event stream open');
+        // Close the gap between the last thing we saw and the stream, then we are live.
+        void this.refresh().then((ok) => {
+          if (ok && current() && this.streamOpen) this.setState('live');
+        });
+        // The server is back: a write that was waiting on backoff can go now.
+        if (this.localRevision !== this.writtenRevision) {
+          this.writeBackoff.reset();
+          this.writes.retryIn(0);
+        }
+      },
+      blob: (stored) => {
+        if (!current() || stored.slotId === this.options.slotId) return;
+        if (this.acceptStored(stored)) {
+          this.persistSoon();
+          this.emitRemote();
+        }
+      },
+      delete: (slotId) => {
+        if (!current() || !this.remote.has(slotId)) return;
+        this.remote.delete(slotId);
         this.persistSoon();
         this.emitRemote();
-      }
+      },
+      presence: (entries) => {
+        if (!current()) return;
+        this.presence.clear();
+        for (const entry of entries) if (entry.slotId !== this.options.slotId) this.presence.set(entry.slotId, entry);
+        this.emitRemote();
+      },
+      reset: () => {
+        if (!current()) return;
+        this.etag = undefined;
+        void this.refresh();
+      },
+      error: (code, message) => {
+        if (current()) this.streamDown(code, message);
+      },
     });
-    source.addEventListener('delete', (event) => {
-      if (!current()) return;
-      track(event);
-      const data = this.parseEventData(event.data, 'delete') as { slotId?: unknown } | undefined;
-      const slotId = data && typeof data === 'object' && Object.prototype.hasOwnProperty.call(data, 'slotId') ? data.slotId : undefined;
-      if (!isValidSessionId(slotId) || !this.remote.has(slotId)) return;
-      this.remote.delete(slotId);
-      this.persistSoon();
-      this.emitRemote();
-    });
-    source.addEventListener('presence', (event) => {
-      if (!current()) return;
-      track(event);
-      const entries = parsePresence(this.parseEventData(event.data, 'presence'));
-      if (!entries) return;
-      this.presence.clear();
-      for (const entry of entries) if (entry.slotId !== this.options.slotId) this.presence.set(entry.slotId, entry);
-      this.emitRemote();
-    });
-    source.addEventListener('reset', (event) => {
-      if (!current()) return;
-      track(event);
-      this.etag = undefined;
-      void this.refresh();
-    });
-    source.addEventListener('error', (event) => {
-      if (!current()) return;
-      this.streamDown(event.code, event.message);
-    });
-  }
-
-  private parseEventData(data: unknown, what: string): unknown {
-    try {
-      return typeof data === 'string' ? JSON.parse(data) : undefined;
-    } catch {
-      this.log.warn(`sync: ignored a malformed ${what} event`);
-      return undefined;
-    }
   }
 
   private streamDown(code: number | undefined, message: string | undefined): void {

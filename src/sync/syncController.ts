@@ -10,7 +10,11 @@ import type { SessionEntry } from './blob';
 import { FolderDeviceFiles } from './deviceFiles';
 import { DeviceSync, type SyncPort, type WindowIdentity } from './deviceSync';
 import { type RemoteState, SyncClient, type SyncStateChange } from './syncClient';
-import { formatSyncKey, generateSyncKey, parseSyncKey, SyncKeyError } from './syncKey';
+import { isSshSyncUrl, parseSshSyncUrl, type SshSyncLocation, SshSyncUrlError } from './sshSyncUrl';
+import { poolConnector, SshSyncTransport } from './sshTransport';
+import type { ConnectionPool } from '../terminal/sshConnection';
+import type { ResolvedHost } from '../terminal/sshConfig';
+import { deriveSyncKeys, formatSyncKey, generateSyncKey, parseSyncKey, SyncKeyError } from './syncKey';
 
 /**
  * The thin VS Code layer over DeviceSync and SyncClient: the sync key in SecretStorage, settings,
@@ -64,10 +68,27 @@ export function windowIdentity(): WindowIdentity {
   return { kind: 'workspace', key: `ws-${createHash('sha256').update(uri.toString()).digest('hex').slice(0, 16)}`, label: vscode.workspace.name ?? path.basename(uri.path) };
 }
 
+/** What sync through an SSH host needs from the extension: the shared pool and ssh config. */
+export interface SyncSshHosts {
+  readonly pool: Pick<ConnectionPool, 'peek' | 'acquire'>;
+  /** Resolves an alias or `user@host[:port]` through ssh config (throws when it cannot). */
+  resolve(label: string): ResolvedHost;
+  /** Concrete Host aliases of ~/.ssh/config, for the picker. */
+  configuredHosts(): string[];
+}
+
 function validateServerUrl(text: string): string | undefined {
+  if (isSshSyncUrl(text)) {
+    try {
+      parseSshSyncUrl(text);
+      return undefined;
+    } catch (error) {
+      return SshSyncUrlError.is(error) ? `${error.message.charAt(0).toUpperCase()}${error.message.slice(1)}.` : 'Enter ssh://host or ssh://user@host:port';
+    }
+  }
   try {
     const url = new URL(text.trim());
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') return 'Use an http:// or https:// URL.';
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') return 'Use an http://, https:// or ssh:// URL.';
     return undefined;
   } catch {
     return 'Enter a URL such as http://127.0.0.1:8787';
@@ -79,7 +100,7 @@ function validateServerUrl(text: string): string | undefined {
  * set up (a key in SecretStorage, `tether.sync.serverUrl` set, `tether.crossDeviceSessions` on).
  * The returned object is disposed with the extension through `context.subscriptions`.
  */
-export function registerSync(context: vscode.ExtensionContext, log: vscode.LogOutputChannel, getLocalSessions: () => SessionEntry[]): TetherSync {
+export function registerSync(context: vscode.ExtensionContext, log: vscode.LogOutputChannel, getLocalSessions: () => SessionEntry[], sshHosts?: SyncSshHosts): TetherSync {
   const legacyDir = path.join(context.globalStorageUri.fsPath, 'sync');
   const clientDir = (role: 'writer' | 'reader'): string => path.join(legacyDir, role === 'writer' ? 'device' : 'device-reader');
   const device = new DeviceSync({ files: new FolderDeviceFiles(path.join(context.globalStorageUri.fsPath, 'device')), window: windowIdentity(), log });
@@ -155,8 +176,17 @@ export function registerSync(context: vscode.ExtensionContext, log: vscode.LogOu
       return;
     }
     const syncKey = key;
+    // ssh://host: the blobs live in files on an SSH host, over its shared connection (sshTransport.ts).
+    let sshTransport: (() => SshSyncTransport) | undefined;
     try {
-      account = new AccountSlots({ serverUrl, syncKey });
+      if (isSshSyncUrl(serverUrl)) {
+        if (!sshHosts) throw new Error('sync through an SSH host is not available here');
+        const location: SshSyncLocation = parseSshSyncUrl(serverUrl);
+        const resolved = sshHosts.resolve(location.hostLabel);
+        const { token } = deriveSyncKeys(syncKey);
+        sshTransport = () => new SshSyncTransport({ location, token, ...poolConnector(sshHosts.pool, () => resolved), log });
+      }
+      account = new AccountSlots({ serverUrl, syncKey, ...(sshTransport ? { api: sshTransport() } : {}) });
     } catch (error) {
       setState({ state: 'error', detail: error instanceof Error ? error.message : String(error) });
       return;
@@ -166,7 +196,7 @@ export function registerSync(context: vscode.ExtensionContext, log: vscode.LogOu
     clientSubscriptions = [port.onDidChangeState(setState), port.onDidChangeRemote(setRemote)];
     clientEmitter.fire(port);
     await device.connect(
-      (slotId, role) => new SyncClient({ serverUrl, syncKey, slotId, deviceName, stateDir: clientDir(role), log }),
+      (slotId, role) => new SyncClient({ serverUrl, syncKey, slotId, deviceName, stateDir: clientDir(role), log, ...(sshTransport ? { transport: sshTransport() } : {}) }),
       account.legacySlots(legacyDir, () => context.globalState.get<string[]>(LEGACY_SLOT_IDS_STATE, [])),
     );
   }
@@ -199,14 +229,22 @@ export function registerSync(context: vscode.ExtensionContext, log: vscode.LogOu
 
   async function setUpSync(): Promise<void> {
     const existing = await context.secrets.get(SECRET_SYNC_KEY);
-    type Pick = vscode.QuickPickItem & { action: 'create' | 'paste' | 'server' };
-    const items: Pick[] = [
+    type Pick = vscode.QuickPickItem & { action: 'create' | 'paste' | 'server' | 'ssh' };
+    const keyItems: Pick[] = [
       { label: '$(add) Create a new sync key', detail: 'For your first device. You will paste the key on the others.', action: 'create' },
       { label: '$(key) Paste a sync key from another device', detail: 'Run "Tether: Show Sync Key" on a device that is already set up.', action: 'paste' },
     ];
+    const items: Pick[] = [...keyItems];
     if (existing) items.push({ label: '$(server) Keep this device\'s key, change the server URL', action: 'server' });
-    const picked = await vscode.window.showQuickPick(items, { title: 'Tether: Set Up Sync', ignoreFocusOut: true });
+    if (sshHosts) items.push({ label: '$(terminal) Sync through an SSH host', detail: 'No server: your devices meet in files on an SSH host they all reach (nothing is installed there).', action: 'ssh' });
+    let picked = await vscode.window.showQuickPick(items, { title: 'Tether: Set Up Sync', ignoreFocusOut: true });
     if (!picked) return;
+    const viaSsh = picked.action === 'ssh';
+    if (viaSsh) {
+      const keep: Pick[] = existing ? [{ label: '$(check) Keep this device\'s sync key', action: 'server' }] : [];
+      picked = await vscode.window.showQuickPick([...keep, ...keyItems], { title: 'Tether: Sync Through an SSH Host: the sync key', ignoreFocusOut: true });
+      if (!picked) return;
+    }
 
     let keyText: string | undefined;
     if (picked.action === 'paste') {
@@ -238,15 +276,17 @@ export function registerSync(context: vscode.ExtensionContext, log: vscode.LogOu
     }
 
     const current = settings().serverUrl;
-    const serverUrl = await vscode.window.showInputBox({
-      title: 'Sync server URL',
-      prompt: 'The Tether sync server all your devices use. It stores only encrypted data.',
-      value: current || 'http://127.0.0.1:8787',
-      ignoreFocusOut: true,
-      validateInput: validateServerUrl,
-    });
+    const serverUrl = viaSsh
+      ? await pickSshSyncHost(current)
+      : await vscode.window.showInputBox({
+          title: 'Sync server URL',
+          prompt: 'The Tether sync server all your devices use (it stores only encrypted data), or ssh://host to sync through an SSH host.',
+          value: current || 'http://127.0.0.1:8787',
+          ignoreFocusOut: true,
+          validateInput: validateServerUrl,
+        });
     if (serverUrl === undefined) return;
-    if (!(await confirmPlainHttp(serverUrl))) return;
+    if (!isSshSyncUrl(serverUrl) && !(await confirmPlainHttp(serverUrl))) return;
 
     if (keyText && keyText !== existing) {
       // The cache belongs to the old account: leave its server slot and drop it before switching.
@@ -256,7 +296,8 @@ export function registerSync(context: vscode.ExtensionContext, log: vscode.LogOu
       });
     }
     await vscode.workspace.getConfiguration('tether').update('sync.serverUrl', serverUrl.trim(), vscode.ConfigurationTarget.Global);
-    log.info(`sync: set up with server ${new URL(serverUrl.trim()).origin}${picked.action === 'create' ? ' and a new sync key' : ''}`);
+    const where = isSshSyncUrl(serverUrl) ? parseSshSyncUrl(serverUrl).display : `server ${new URL(serverUrl.trim()).origin}`;
+    log.info(`sync: set up with ${where}${picked.action === 'create' ? ' and a new sync key' : ''}`);
     await restart();
     if (!settings().crossDevice) {
       void vscode.window.showWarningMessage('Sync is set up, but "Tether: Cross-Device Sessions" is off, so nothing is shared yet.');
@@ -264,6 +305,38 @@ export function registerSync(context: vscode.ExtensionContext, log: vscode.LogOu
     if (picked.action === 'create' && keyText) {
       await showKey(keyText, 'Sync is set up. On each of your other devices, run "Tether: Set Up Sync…", choose "Paste a sync key", and paste this key. Anyone with it can read your session list, so keep it private.');
     }
+  }
+
+  /** The SSH host to sync through: one of ~/.ssh/config's hosts, or typed user@host[:port]. */
+  async function pickSshSyncHost(current: string): Promise<string | undefined> {
+    type HostPick = vscode.QuickPickItem & { host?: string };
+    const configured = (() => {
+      try {
+        return sshHosts?.configuredHosts() ?? [];
+      } catch {
+        return [];
+      }
+    })();
+    const currentHost = isSshSyncUrl(current) ? (() => { try { return parseSshSyncUrl(current).hostLabel; } catch { return undefined; } })() : undefined;
+    const items: HostPick[] = [
+      ...configured.map((host) => ({ label: `$(remote) ${host}`, host, ...(host === currentHost ? { description: 'current' } : {}) })),
+      { label: '$(edit) Type user@host[:port]…', alwaysShow: true },
+    ];
+    const chosen = await vscode.window.showQuickPick(items, {
+      title: 'Tether: Sync Through an SSH Host',
+      placeHolder: 'A host all your devices reach. Sync data goes to ~/.tether/sync there, encrypted.',
+      ignoreFocusOut: true,
+    });
+    if (!chosen) return undefined;
+    if (chosen.host) return `ssh://${chosen.host}`;
+    const typed = await vscode.window.showInputBox({
+      title: 'Sync through an SSH host',
+      prompt: 'user@host[:port] or an ssh config alias; optionally /~/folder (default ~/.tether/sync).',
+      value: currentHost ?? '',
+      ignoreFocusOut: true,
+      validateInput: (text) => (text.trim() === '' ? 'Enter a host' : validateServerUrl(`ssh://${text.trim().replace(/^ssh:\/\//i, '')}`)),
+    });
+    return typed === undefined ? undefined : `ssh://${typed.trim().replace(/^ssh:\/\//i, '')}`;
   }
 
   async function showSyncKey(): Promise<void> {

@@ -3,7 +3,11 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { usedBy } from '../../src/sync/liveSessions';
-import { generateSyncKey } from '../../src/sync/syncKey';
+import { deriveSyncKeys, generateSyncKey } from '../../src/sync/syncKey';
+import { parseSshSyncUrl } from '../../src/sync/sshSyncUrl';
+import { poolConnector, SshSyncTransport } from '../../src/sync/sshTransport';
+import type { SyncTransport } from '../../src/sync/syncTransport';
+import type { ConnectionPool } from '../../src/terminal/sshConnection';
 import { inventoryScript, parseInventory } from '../../src/terminal/hostInventory';
 import { hostCapabilities } from '../../src/terminal/persistentSession';
 import { SshHost } from './fixtures/sshHost';
@@ -11,7 +15,10 @@ import { eventually, sleep } from './fixtures/sessionHarness';
 import { TestDevice } from './fixtures/testDevice';
 import { ServerProcess, buildServer } from './sync/harness';
 
-describe('cross-device sessions: two devices, one sync server, one host', function () {
+// The same story with both transports: the sync server, and files on the session host itself over
+// each device's shared SSH connection (issue 15: a sync host that is also a session host).
+for (const transport of ['server', 'ssh'] as const)
+describe(`cross-device sessions: two devices, one host, sync through ${transport === 'server' ? 'the sync server' : 'that SSH host'}`, function () {
   this.timeout(120_000);
   let host: SshHost;
   let server: ServerProcess;
@@ -27,8 +34,15 @@ describe('cross-device sessions: two devices, one sync server, one host', functi
   beforeEach(async () => {
     const key = generateSyncKey();
     const hosts = () => host.resolved({ label: 'shared-host' });
-    laptop = new TestDevice('laptop', server.url, key, hosts);
-    desktop = new TestDevice('desktop', server.url, key, hosts);
+    const viaSsh =
+      transport === 'ssh'
+        ? (pool: ConnectionPool): SyncTransport => {
+            const resolved = host.resolved({ label: 'shared-host' });
+            return new SshSyncTransport({ location: parseSshSyncUrl(`ssh://${host.user}@127.0.0.1:${host.port}`), token: deriveSyncKeys(key).token, ...poolConnector(pool, () => resolved), watcher: 'sh' });
+          }
+        : undefined;
+    laptop = new TestDevice('laptop', server.url, key, hosts, viaSsh);
+    desktop = new TestDevice('desktop', server.url, key, hosts, viaSsh);
     await Promise.all([laptop.goOnline(), desktop.goOnline()]);
     await eventually(() => laptop.cross.syncState === 'live' && desktop.cross.syncState === 'live', 10_000, 'both devices live');
   });
@@ -49,7 +63,7 @@ describe('cross-device sessions: two devices, one sync server, one host', functi
     laptop.tmuxMode = desktop.tmuxMode = tmuxMode;
     const started = Date.now();
     const tab = await laptop.open(host.resolved({ label: 'shared-host' }));
-    await eventually(() => desktop.live().some((session) => session.id === tab.session.id), 5000, 'desktop lists the session');
+    await eventually(() => desktop.live().some((session) => session.id === tab.session.id), 15_000, 'desktop lists the session');
     console.log(`      (the desktop listed the laptop's session ${Date.now() - started} ms after the tab opened)`);
     const listed = desktop.live().find((session) => session.id === tab.session.id)!;
     assert.equal(listed.deviceName, 'laptop');
@@ -73,17 +87,17 @@ describe('cross-device sessions: two devices, one sync server, one host', functi
 
     // The laptop closes last: the session is killed, confirmed, and tombstoned everywhere.
     // The desktop's withdrawal reaches the laptop, and its client has left the host.
-    await eventually(() => laptop.cross.closeVerdict(tab.session.id).kill, 5000, 'the desktop no longer lists the session');
-    await eventually(() => host.tmux(`list-clients -t '=${tab.session.name}'`).trim().split('\n').filter(Boolean).length === 1, 5000, 'one client left');
+    await eventually(() => laptop.cross.closeVerdict(tab.session.id).kill, 15_000, 'the desktop no longer lists the session');
+    await eventually(() => host.tmux(`list-clients -t '=${tab.session.name}'`).trim().split('\n').filter(Boolean).length === 1, 15_000, 'one client left');
     const last = await laptop.close(tab.session.id);
     assert.equal(last.action, 'killed');
     assert.deepEqual(host.tmuxSessions(), []);
-    await eventually(() => desktop.live().every((session) => session.id !== tab.session.id), 5000, 'the row disappears');
+    await eventually(() => desktop.live().every((session) => session.id !== tab.session.id), 15_000, 'the row disappears');
   });
 
   it('keeps a session alive while an asleep device still lists it', async () => {
     const tab = await laptop.open(host.resolved({ label: 'shared-host' }));
-    await eventually(() => desktop.live().some((session) => session.id === tab.session.id), 5000);
+    await eventually(() => desktop.live().some((session) => session.id === tab.session.id), 15_000);
     const joined = await desktop.join(desktop.live().find((session) => session.id === tab.session.id)!);
     // The laptop goes to sleep with its tab open: its manifest stays on the server.
     await laptop.goOffline();
@@ -97,7 +111,7 @@ describe('cross-device sessions: two devices, one sync server, one host', functi
 
   it('closes the other device’s tab when a session is killed, with a line naming who ended it', async () => {
     const tab = await laptop.open(host.resolved({ label: 'shared-host' }));
-    await eventually(() => desktop.live().some((session) => session.id === tab.session.id), 5000);
+    await eventually(() => desktop.live().some((session) => session.id === tab.session.id), 15_000);
     const joined = await desktop.join(desktop.live().find((session) => session.id === tab.session.id)!);
     joined.type('echo ready\r');
     await joined.waitFor(/ready\r?\n/);
@@ -107,7 +121,7 @@ describe('cross-device sessions: two devices, one sync server, one host', functi
     assert.deepEqual(host.tmuxSessions(), [tab.session.name]);
     laptop.tabs.delete(tab.session.id);
     laptop.publish();
-    await eventually(() => desktop.cross.closeVerdict(tab.session.id).kill, 5000, 'laptop withdrew its entry');
+    await eventually(() => desktop.cross.closeVerdict(tab.session.id).kill, 15_000, 'laptop withdrew its entry');
     const killed = await desktop.close(joined.session.id);
     assert.equal(killed.action, 'killed');
     assert.deepEqual(host.tmuxSessions(), []);
@@ -115,7 +129,7 @@ describe('cross-device sessions: two devices, one sync server, one host', functi
 
   it('ends the tabs and the listing on both devices when the session is killed from outside', async () => {
     const tab = await laptop.open(host.resolved({ label: 'shared-host' }));
-    await eventually(() => desktop.live().some((session) => session.id === tab.session.id), 5000);
+    await eventually(() => desktop.live().some((session) => session.id === tab.session.id), 15_000);
     const joined = await desktop.join(desktop.live().find((session) => session.id === tab.session.id)!);
     host.tmux(`kill-session -t '=${tab.session.name}'`);
     await tab.exited;
@@ -127,31 +141,32 @@ describe('cross-device sessions: two devices, one sync server, one host', functi
     desktop.cross.ended(tab.session.id);
     laptop.tabs.delete(tab.session.id);
     desktop.tabs.delete(tab.session.id);
-    await eventually(() => laptop.live().length === 0 && desktop.live().length === 0, 5000);
+    await eventually(() => laptop.live().length === 0 && desktop.live().length === 0, 15_000);
     assert.deepEqual(host.tmuxSessions(), []);
   });
 
   it('withdraws this device’s entries when it opts out, without touching persistence', async () => {
     const tab = await laptop.open(host.resolved({ label: 'shared-host' }));
-    await eventually(() => desktop.live().some((session) => session.id === tab.session.id), 5000);
+    await eventually(() => desktop.live().some((session) => session.id === tab.session.id), 15_000);
     laptop.cross.setEnabled(false);
-    await eventually(() => desktop.live().length === 0, 5000, 'entries withdrawn');
+    await eventually(() => desktop.live().length === 0, 15_000, 'entries withdrawn');
     assert.equal(tab.session.state, 'attached');
     assert.deepEqual(laptop.live(), [], 'an opted-out device shows nothing');
     assert.deepEqual(host.tmuxSessions(), [tab.session.name]);
   });
 
   it('never kills a session in use and leaves none unlisted when both close at once (50 rounds)', async function () {
-    this.timeout(600_000);
+    // Over SSH every write and read is an exec on the host: at a load average of 20 a round took ~12 s.
+    this.timeout(transport === 'ssh' ? 1_800_000 : 600_000);
     let killed = 0;
     for (let round = 0; round < 50; round++) {
       const tab = await laptop.open(host.resolved({ label: 'shared-host' }));
-      await eventually(() => desktop.live().some((session) => session.id === tab.session.id), 5000);
+      await eventually(() => desktop.live().some((session) => session.id === tab.session.id), 15_000);
       const joined = await desktop.join(desktop.live().find((session) => session.id === tab.session.id)!);
-      await eventually(() => laptop.cross.closeVerdict(tab.session.id).kill === false, 5000, 'laptop sees the desktop listing');
+      await eventually(() => laptop.cross.closeVerdict(tab.session.id).kill === false, 15_000, 'laptop sees the desktop listing');
       const [a, b] = await Promise.all([laptop.close(tab.session.id), desktop.close(joined.session.id)]);
       // Eventually the session is gone, since no device uses it any more.
-      await eventually(() => !host.tmuxSessions().includes(tab.session.name), 10_000, `round ${round}: session not left orphaned (${a.action}/${b.action})`);
+      await eventually(() => !host.tmuxSessions().includes(tab.session.name), 30_000, `round ${round}: session not left orphaned (${a.action}/${b.action})`);
       if (a.action === 'killed' || b.action === 'killed') killed++;
     }
     console.log(`      (50 simultaneous closes: ${killed} killed at close, ${50 - killed} by the last device to let go)`);
@@ -188,7 +203,7 @@ describe('the Hosts view inventory on a real host', function () {
     laptop.tabs.delete(orphan.session.id);
     orphan.session.detach();
     laptop.publish();
-    await eventually(() => desktop.live().some((session) => session.id === theirs.session.id) && !desktop.live().some((session) => session.id === orphan.session.id), 5000);
+    await eventually(() => desktop.live().some((session) => session.id === theirs.session.id) && !desktop.live().some((session) => session.id === orphan.session.id), 15_000);
 
     const connection = await desktop.pool.acquire(host.resolved());
     const inventory = parseInventory((await connection.runScript(inventoryScript(await hostCapabilities(connection)))).output);

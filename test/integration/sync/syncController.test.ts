@@ -8,6 +8,10 @@ import { deriveSyncKeys, parseSyncKey } from '../../../src/sync/syncKey';
 import { newSessionId } from '../../../src/terminal/sessionId';
 import { FakeEditor, installFakeVscode, useEditor, workspace } from './fakeVscode';
 import { buildServer, sampleSession, ServerProcess, tempRoot } from './harness';
+import { parseSshSyncUrl } from '../../../src/sync/sshSyncUrl';
+import { poolConnector, SshSyncTransport } from '../../../src/sync/sshTransport';
+import { SshHost } from '../fixtures/sshHost';
+import { testPool } from '../fixtures/sessionHarness';
 
 /** A fake vscode.LogOutputChannel that keeps every line, so the test can check what was logged. */
 function fakeLog(): { lines: string[]; channel: unknown } {
@@ -194,6 +198,86 @@ describe('sync controller (thin VS Code layer, fake vscode, real server)', funct
     assert.equal(editor.messages.filter((m) => m.kind === 'warning').length, warningsBefore);
     await eventually(sync.onDidChangeState, () => sync.state, (s) => s.state === 'live');
     assert.doesNotMatch(item.text, /unlock/);
+    await sync.dispose();
+    await editor.dispose();
+  });
+});
+
+describe('sync controller: Set Up Sync through an SSH host (fake vscode, real sshd)', function () {
+  this.timeout(120_000);
+  const root = tempRoot();
+  let host: SshHost;
+  let registerSync: typeof RegisterSync;
+  const pools = [testPool(), testPool()];
+  let other: SyncClient | undefined;
+
+  before(async function () {
+    installFakeVscode();
+    ({ registerSync } = require('../../../src/sync/syncController') as { registerSync: typeof RegisterSync });
+    await fs.mkdir(root, { recursive: true });
+    host = await SshHost.start({ user: 'tsyncctl' });
+    host.run('rm -rf "$HOME/.tether/sync"');
+  });
+
+  after(async function () {
+    await other?.stop();
+    pools.forEach((pool) => pool.dispose());
+    await host?.dispose();
+    await fs.rm(root, { recursive: true, force: true });
+  });
+
+  it('offers "Sync through an SSH host", takes a typed user@host:port, and syncs with another device through it', async function () {
+    const local: SessionEntry[] = [sampleSession({ title: 'from the editor over ssh' })];
+    const editor = new FakeEditor(path.join(root, 'editor-ssh'));
+    useEditor(editor);
+    const typed = `${host.user}@127.0.0.1:${host.port}`;
+    const resolved = host.resolved();
+    const sync = registerSync(editor.context() as never, fakeLog().channel as never, () => local, {
+      pool: pools[0],
+      resolve: (label) => {
+        assert.equal(label, typed);
+        return resolved;
+      },
+      configuredHosts: () => ['not-this-one'],
+    });
+    sync.restored();
+    let hostItems: Array<{ label: string; host?: string }> = [];
+    editor.answers.quickPick.push(
+      (items: Array<{ action: string; label: string }>) => items.find((i) => i.action === 'ssh'),
+      (items: Array<{ action: string }>) => items.find((i) => i.action === 'create'),
+      (items: Array<{ label: string; host?: string }>) => {
+        hostItems = items;
+        return items.find((i) => i.host === undefined);
+      },
+    );
+    editor.answers.inputBox.push(typed);
+    editor.answers.info.push('Copy');
+    await editor.commands.get('tether.setUpSync')!();
+    assert.ok(hostItems.some((i) => i.host === 'not-this-one'), 'ssh config hosts are offered');
+    assert.equal(editor.settings.get('tether.sync.serverUrl'), `ssh://${typed}`);
+    await eventually(sync.onDidChangeState, () => sync.state, (st) => st.state === 'live');
+
+    const key = parseSyncKey(editor.clipboard);
+    other = new SyncClient({
+      serverUrl: '',
+      transport: new SshSyncTransport({ location: parseSshSyncUrl(`ssh://${typed}`), token: deriveSyncKeys(key).token, ...poolConnector(pools[1], () => resolved), watcher: 'sh' }),
+      syncKey: key,
+      slotId: newSessionId(),
+      deviceName: 'other over ssh',
+      stateDir: path.join(root, 'other-ssh'),
+      writeDebounceMs: 10,
+    });
+    await other.start();
+    const otherClient = other;
+    await eventually(otherClient.onDidChangeRemote, () => otherClient.getRemoteState(), (r) => listed(r, local[0]!.id));
+    const fromOther = sampleSession({ hostLabel: 'other-host' });
+    otherClient.publish([fromOther]);
+    await eventually(sync.onDidChangeRemote, () => sync.remote, (r) => listed(r, fromOther.id));
+
+    // Sign out deletes this device's slot on the host: the other device drops it.
+    editor.answers.warning.push('Sign Out');
+    await editor.commands.get('tether.signOutSync')!();
+    await eventually(otherClient.onDidChangeRemote, () => otherClient.getRemoteState(), (r) => !listed(r, local[0]!.id));
     await sync.dispose();
     await editor.dispose();
   });

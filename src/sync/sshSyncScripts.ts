@@ -1,0 +1,283 @@
+import { shellQuote } from '../terminal/quoting';
+import { isValidSessionId } from '../terminal/sessionId';
+import { MAX_ENVELOPE_BYTES } from './envelope';
+import { type SshSyncLocation, shellDir } from './sshSyncUrl';
+
+/**
+ * The POSIX sh scripts that keep an account's blobs as files on an SSH host (docs/protocol.md,
+ * "Sync through an SSH host"). Pure text builders, unit-tested; sshTransport.ts runs them.
+ *
+ * Layout of `<dir>/<account>/` (mode 700, account = hex sha256 of the sync token, as on the server):
+ *   <slot>.blob      {"version":N,"updatedAt":"…","data":"<base64 envelope>"}, replaced by rename
+ *   <slot>.v<N>      empty marker: the slot's version, readable from a glob without reading files
+ *   <slot>.d<N>      a deleted slot's last version (the next write goes above it)
+ *   <slot>.s<T>      presence: the slot's watcher renews it every few seconds (T = host epoch seconds)
+ *   .lock/           mkdir lock around every version change; .lock/o names its holder
+ * Only the slot ID (checked, then quoted), numbers we chose and the quoted folder reach these
+ * scripts; nothing read on the host is ever put on a command line.
+ */
+
+export interface SshSyncLimits {
+  readonly maxBlobBytes: number;
+  readonly maxSlots: number;
+  readonly maxAccountBytes: number;
+}
+
+/** The server's defaults (src/server/config.ts), so both transports hold the same. */
+export const SSH_SYNC_LIMITS: SshSyncLimits = {
+  /** Largest blob after base64 decoding (TETHER_MAX_BLOB_BYTES). */
+  maxBlobBytes: 256 * 1024,
+  /** Slots per account (TETHER_MAX_SLOTS). */
+  maxSlots: 64,
+  /** Sum of the account's decoded blobs (TETHER_MAX_ACCOUNT_BYTES). */
+  maxAccountBytes: 4 * 1024 * 1024,
+};
+
+/** Entries a list reads at most: a flood of files beyond it leaves the list incomplete (nothing is removed). */
+export const MAX_LIST_ENTRIES = 1024;
+/** A blob file is read up to the largest envelope in base64 plus its small JSON wrapper. */
+export const MAX_BLOB_FILE_BYTES = Math.ceil(MAX_ENVELOPE_BYTES / 3) * 4 + 256;
+
+const HEX64 = /^[0-9a-f]{64}$/;
+
+function checkAccount(account: string): void {
+  if (!HEX64.test(account)) throw new TypeError('account must be 64 hex characters');
+}
+function checkSlot(slotId: string): void {
+  if (!isValidSessionId(slotId)) throw new TypeError('not a valid slot ID');
+}
+function checkInt(value: number, what: string): void {
+  if (!Number.isSafeInteger(value) || value < 0) throw new TypeError(`${what} must be a non-negative integer`);
+}
+
+/** Goes to the account folder (creating it 700); every script starts with it. */
+function prelude(location: SshSyncLocation, account: string): string {
+  checkAccount(account);
+  return [
+    'umask 077',
+    `d=${shellDir(location.dir)}/${account}`,
+    'mkdir -p "$d" 2>/dev/null; chmod 700 "$d" 2>/dev/null',
+    'cd "$d" || { echo "ERR cannot enter the sync folder"; exit 0; }',
+    'sl() { sleep "$1" 2>/dev/null || sleep 1; }',
+  ].join('\n');
+}
+
+/** The current version marker of slot "$s" into "$cur" (empty when none), ignoring malformed names. */
+const READ_VERSION = [
+  'cur=',
+  'for f in "$s".v*; do [ -e "$f" ] || continue; v=${f#"$s".v}',
+  '  case $v in ""|*[!0-9]*|????????????????*) continue;; esac; cur=$v; done',
+].join('\n');
+
+/**
+ * mkdir lock. A waiter that sees the same holder for 10 s takes the lock over (a writer that died
+ * holding it); the holder's token makes sure a fresh lock is never broken for a stale one.
+ */
+const LOCK = [
+  'lock() {',
+  '  n=0; seen=; since=$(date +%s)',
+  '  until mkdir .lock 2>/dev/null; do',
+  '    o=; read -r o < .lock/o 2>/dev/null',
+  '    if [ "$o" != "$seen" ]; then seen=$o; since=$(date +%s); fi',
+  '    n=$((n+1))',
+  // The clock is read every 10 tries only: forks are slow on a busy host.
+  '    if [ $((n % 10)) -eq 0 ] && [ $(($(date +%s) - since)) -ge 10 ]; then mv .lock ".lock.stale.$$" 2>/dev/null && rm -rf ".lock.stale.$$"; since=$(date +%s); fi',
+  '    sl 0.05',
+  '  done',
+  '  trap \'rm -rf .lock\' EXIT; trap \'exit 1\' HUP INT TERM PIPE',
+  '  echo "$$.$(date +%s)" > .lock/o',
+  '}',
+].join('\n');
+
+/**
+ * Writes slot `slotId` from the base64 envelope on stdin if its version is still `knownVersion`
+ * (undefined: it must not exist). Prints one of: OK <version> | CONFLICT <version|none> |
+ * TOO_MANY_SLOTS | ACCOUNT_FULL | TOO_LARGE | ERR <why>.
+ */
+export function putScript(location: SshSyncLocation, account: string, slotId: string, knownVersion: number | undefined, limits: SshSyncLimits = SSH_SYNC_LIMITS): string {
+  checkSlot(slotId);
+  if (knownVersion !== undefined) checkInt(knownVersion, 'version');
+  const maxB64 = Math.ceil(limits.maxBlobBytes / 3) * 4;
+  // The account quota counts decoded bytes on the server; here the files hold base64 plus a wrapper.
+  const maxAccountFileBytes = Math.ceil(limits.maxAccountBytes / 3) * 4 + limits.maxSlots * 80;
+  return [
+    prelude(location, account),
+    LOCK,
+    `s=${shellQuote(slotId)}; want=${knownVersion === undefined ? "''" : String(knownVersion)}`,
+    'lock',
+    READ_VERSION,
+    'if [ "$cur" != "$want" ]; then echo "CONFLICT ${cur:-none}"; exit 0; fi',
+    'if [ -z "$cur" ]; then',
+    '  n=0; for f in *.v*; do [ -e "$f" ] && n=$((n+1)); done',
+    `  if [ "$n" -ge ${limits.maxSlots} ]; then echo TOO_MANY_SLOTS; exit 0; fi`,
+    'fi',
+    'prev=${cur:-0}',
+    'for f in "$s".d*; do [ -e "$f" ] || continue; v=${f#"$s".d}',
+    '  case $v in ""|*[!0-9]*|????????????????*) continue;; esac; [ "$v" -gt "$prev" ] && prev=$v; done',
+    'next=$((prev+1))',
+    't=".$s.tmp.$$"',
+    `head -c ${maxB64 + 1} > "$t.d" || { rm -f "$t.d"; echo "ERR cannot write"; exit 0; }`,
+    'size=$(wc -c < "$t.d")',
+    `if [ "$size" -gt ${maxB64} ]; then rm -f "$t.d"; echo TOO_LARGE; exit 0; fi`,
+    `{ printf '{"version":%s,"updatedAt":"%s","data":"' "$next" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"; cat "$t.d"; printf '"}\\n'; } > "$t" || { rm -f "$t" "$t.d"; echo "ERR cannot write"; exit 0; }`,
+    'rm -f "$t.d"; size=$(wc -c < "$t")',
+    `used=0; for f in *.blob; do [ -f "$f" ] && [ "$f" != "$s.blob" ] || continue; z=$(wc -c < "$f"); [ "$z" -le ${maxB64 + 128} ] && used=$((used + z)); done`,
+    `if [ $((used + size)) -gt ${maxAccountFileBytes} ]; then rm -f "$t"; echo ACCOUNT_FULL; exit 0; fi`,
+    // fsync the new file where sync takes a file (coreutils 8.24+); elsewhere rename alone.
+    'sync "$t" 2>/dev/null',
+    'mv -f "$t" "$s.blob" || { rm -f "$t"; echo "ERR cannot rename"; exit 0; }',
+    ': > "$s.v$next"; [ -n "$cur" ] && rm -f "$s.v$cur"; rm -f "$s".d*',
+    'echo "OK $next"',
+  ].join('\n');
+}
+
+/** Deletes a slot (a missing one counts as done), leaving its last version as `<slot>.d<N>`. Prints OK. */
+export function deleteScript(location: SshSyncLocation, account: string, slotId: string): string {
+  checkSlot(slotId);
+  return [
+    prelude(location, account),
+    LOCK,
+    `s=${shellQuote(slotId)}`,
+    'lock',
+    READ_VERSION,
+    'rm -f "$s.blob" "$s".v* "$s".s*',
+    '[ -n "$cur" ] && : > "$s.d$cur"',
+    'echo OK',
+  ].join('\n');
+}
+
+/** Removes a slot's presence file (its watcher stopped cleanly). */
+export function leaveScript(location: SshSyncLocation, account: string, slotId: string): string {
+  checkSlot(slotId);
+  return [prelude(location, account), `rm -f ${shellQuote(slotId)}.s*`, 'echo OK'].join('\n');
+}
+
+/**
+ * Prints `B <slot> <version marker> <base64 of the file>` per blob (the file's bytes are never interpreted on the
+ * host, and base64 keeps one entry on one line), `N <slot>` for a requested slot that has none,
+ * `MORE` when it stopped at MAX_LIST_ENTRIES, then `END`. Without `slots`, every slot.
+ */
+export function readScript(location: SshSyncLocation, account: string, slots?: readonly string[]): string {
+  if (slots) slots.forEach(checkSlot);
+  // The version is the marker's: the one the write precondition compares, whatever the file says.
+  const emit = `ver; printf 'B %s %s ' "$s" "\${cur:-0}"; head -c ${MAX_BLOB_FILE_BYTES} "$s.blob" | base64 | tr -d '\\n'; echo`;
+  const loop = slots
+    ? [`for s in ${slots.map(shellQuote).join(' ')}; do`, `  if [ -f "$s.blob" ]; then ${emit}; else echo "N $s"; fi`, 'done']
+    : [
+        'n=0',
+        'for f in *.blob; do [ -f "$f" ] || continue; s=${f%.blob}',
+        '  case $s in *[!a-z2-7]*) continue;; esac; [ ${#s} -eq 26 ] || continue',
+        `  n=$((n+1)); if [ "$n" -gt ${MAX_LIST_ENTRIES} ]; then echo MORE; break; fi`,
+        `  ${emit}`,
+        'done',
+      ];
+  return [prelude(location, account), `ver() {\n${READ_VERSION}\n}`, ...loop, 'echo END'].join('\n');
+}
+
+export type WatcherMode = 'auto' | 'sh';
+
+export interface WatcherTiming {
+  /** The sh loop's poll interval, in seconds (fractional sleep where the host has it). */
+  readonly pollSeconds: number;
+  /** How often the watcher renews its presence file, in seconds. */
+  readonly heartbeatSeconds: number;
+}
+
+export const DEFAULT_WATCHER_TIMING: WatcherTiming = { pollSeconds: 0.25, heartbeatSeconds: 5 };
+
+/**
+ * The long-lived watcher of one device: renews `<slot>.s<T>` (presence) and prints
+ * `S <host epoch seconds> <names…>` whenever the version and presence markers change (at least
+ * once per heartbeat, since its own marker changes). First line: `M inotify` or `M sh`.
+ * The names are the shell's glob of the folder; the client checks each against a strict pattern.
+ */
+export function watcherScript(location: SshSyncLocation, account: string, slotId: string, mode: WatcherMode = 'auto', timing: WatcherTiming = DEFAULT_WATCHER_TIMING): string {
+  checkSlot(slotId);
+  const poll = Number(timing.pollSeconds);
+  const beat = Math.round(Number(timing.heartbeatSeconds));
+  if (!(poll > 0 && poll <= 10) || !(beat >= 1 && beat <= 300)) throw new TypeError('bad watcher timing');
+  const ticksPerBeat = Math.max(1, Math.round(beat / poll));
+  return [
+    prelude(location, account),
+    `s=${shellQuote(slotId)}; prev=`,
+    'hb() { t=$(date +%s); : > "$s.s$t"; for f in "$s".s*; do [ "$f" = "$s.s$t" ] || rm -f "$f"; done; }',
+    'emit() { set -- *.v* *.s*; cur="$*"; if [ "$cur" != "$prev" ]; then prev=$cur; echo "S $(date +%s) $cur"; fi; }',
+    'hb',
+    ...(mode === 'auto'
+      ? [
+          'if command -v inotifywait >/dev/null 2>&1; then',
+          '  echo "M inotify"; emit',
+          `  ( while kill -0 $$ 2>/dev/null; do sl ${beat}; hb; done ) &`,
+          // Its "Watches established." line (stderr) triggers an emit once nothing can be missed.
+          '  inotifywait -m -e create,delete,moved_to,moved_from --format %f . 2>&1 | while read -r _; do emit; done',
+          // inotifywait gave up (e.g. out of watches): poll instead. After a closed channel the
+          // next echo below ends this shell (SIGPIPE).
+          'fi',
+        ]
+      : []),
+    'echo "M sh"; emit',
+    'i=0',
+    'while :; do',
+    `  sl ${poll}`,
+    `  i=$((i+1)); if [ "$i" -ge ${ticksPerBeat} ]; then i=0; hb; fi`,
+    '  emit',
+    'done',
+  ].join('\n');
+}
+
+export interface WatchState {
+  /** Host epoch seconds when the line was printed. */
+  readonly hostNow: number;
+  readonly versions: ReadonlyMap<string, number>;
+  /** Host epoch seconds of each slot's last heartbeat. */
+  readonly heartbeats: ReadonlyMap<string, number>;
+  /** Names that matched no pattern (a flood, or files someone else put there). */
+  readonly ignored: number;
+}
+
+const VERSION_NAME = /^([a-z2-7]{26})\.v([0-9]{1,15})$/;
+const PRESENCE_NAME = /^([a-z2-7]{26})\.s([0-9]{1,12})$/;
+/** Slots a watch line may name; beyond this a flood is ignored (the server holds at most maxSlots). */
+export const MAX_WATCH_SLOTS = 1024;
+
+/** Parses one `S …` line of the watcher; undefined if it is not one. Bounded whatever the line holds. */
+export function parseWatchLine(line: string): WatchState | undefined {
+  const match = /^S ([0-9]{1,12})(?: |$)/.exec(line);
+  if (!match) return undefined;
+  const versions = new Map<string, number>();
+  const heartbeats = new Map<string, number>();
+  let ignored = 0;
+  for (const name of line.slice(match[0].length).split(' ')) {
+    if (name === '' || name === '*.v*' || name === '*.s*') continue;
+    const version = VERSION_NAME.exec(name);
+    const beat = version ? undefined : PRESENCE_NAME.exec(name);
+    if (version && (versions.has(version[1]) || versions.size < MAX_WATCH_SLOTS)) {
+      versions.set(version[1], Math.max(Number(version[2]), versions.get(version[1]) ?? 0));
+    } else if (beat && (heartbeats.has(beat[1]) || heartbeats.size < MAX_WATCH_SLOTS)) {
+      heartbeats.set(beat[1], Math.max(Number(beat[2]), heartbeats.get(beat[1]) ?? 0));
+    } else {
+      ignored++;
+    }
+  }
+  return { hostNow: Number(match[1]), versions, heartbeats, ignored };
+}
+
+/** One `B <slot> <base64>` line of readScript: the file's JSON with the slot taken from its name. */
+export function parseReadLine(line: string): { slotId: string; record: unknown } | { slotId: string; missing: true } | undefined {
+  const missing = /^N ([a-z2-7]{26})$/.exec(line);
+  if (missing) return { slotId: missing[1], missing: true };
+  const match = /^B ([a-z2-7]{26}) ([0-9]{1,15}) ([A-Za-z0-9+/]*={0,2})$/.exec(line);
+  if (!match) return undefined;
+  let record: unknown;
+  try {
+    record = JSON.parse(Buffer.from(match[3], 'base64').toString('utf8'));
+  } catch {
+    record = undefined;
+  }
+  // The name is where the file lives (a field inside cannot claim another slot), and the version is
+  // the marker's. A file that is not a blob record reads as empty data, which never opens: the
+  // reader refuses it, and the slot's own device learns the version and overwrites it.
+  const fields = typeof record === 'object' && record !== null && !Array.isArray(record) ? (record as Record<string, unknown>) : {};
+  const data = typeof fields.data === 'string' && fields.data.length % 4 === 0 && fields.data.length <= MAX_BLOB_FILE_BYTES && /^[A-Za-z0-9+/]*={0,2}$/.test(fields.data) ? fields.data : '';
+  return { slotId: match[1], record: { version: Number(match[2]), data, ...(typeof fields.updatedAt === 'string' ? { updatedAt: fields.updatedAt } : {}), slotId: match[1] } };
+}

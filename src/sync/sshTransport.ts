@@ -1,0 +1,369 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { ClientChannel } from 'ssh2';
+import { ConnectError, type ConnectionPool, isChannelRefusal, type SshConnection } from '../terminal/sshConnection';
+import type { ResolvedHost } from '../terminal/sshConfig';
+import { openScriptChannel } from '../terminal/remoteExec';
+import { isValidSessionId } from '../terminal/sessionId';
+import {
+  DEFAULT_WATCHER_TIMING,
+  deleteScript,
+  leaveScript,
+  MAX_BLOB_FILE_BYTES,
+  parseReadLine,
+  parseWatchLine,
+  putScript,
+  readScript,
+  SSH_SYNC_LIMITS,
+  type WatchState,
+  type WatcherMode,
+  type WatcherTiming,
+  watcherScript,
+} from './sshSyncScripts';
+import type { SshSyncLocation } from './sshSyncUrl';
+import { type ListResult, type PresenceEntry, parseStoredBlob, type PutResult, type StoredBlob, SyncHttpError } from './syncHttp';
+import type { SyncStream, SyncStreamHandlers, SyncTransport } from './syncTransport';
+
+/**
+ * The sync transport over an SSH host the user already has (issue 15): the account's blobs are
+ * files on that host (sshSyncScripts.ts), written under a lock with the same version preconditions
+ * and limits as the server, and followed by one watcher channel per client. It rides the host's
+ * shared connection (host-key checks and auth included). Failures map onto the HTTP client's
+ * errors, so the client's offline/backoff/error handling is the same for both transports:
+ * unreachable or dropped is a transient "network" error, refused keys or auth a permanent one.
+ */
+
+export interface SshTransportOptions {
+  readonly location: SshSyncLocation;
+  /** The sync token (deriveSyncKeys); its sha256 names the account folder, as on the server. */
+  readonly token: string;
+  /** The host's shared connection (the pool's), connecting if needed. */
+  readonly connect: () => Promise<SshConnection>;
+  /** The open connection if there is one, without connecting (for the best-effort goodbye). */
+  readonly peek?: () => SshConnection | undefined;
+  readonly requestTimeoutMs?: number;
+  /** Cap on the blobs a list keeps in memory (as SyncServerApi's maxResponseBytes). */
+  readonly maxResponseBytes?: number;
+  /** 'sh' forces the polling watcher even where inotifywait exists (tests, bench). */
+  readonly watcher?: WatcherMode;
+  readonly timing?: WatcherTiming;
+  /** A heartbeat older than this many host seconds means the device is offline. */
+  readonly presenceTimeoutSeconds?: number;
+  readonly log?: { debug(message: string): void; info(message: string): void; warn(message: string): void };
+}
+
+/** The account folder's name: hex sha256 of the token, exactly the server's account ID. */
+export function sshAccountId(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}
+
+/** Any failure as the client's error type: unreachable/dropped are transient, refusals permanent. */
+function asSyncError(error: unknown, where: string): SyncHttpError {
+  if (SyncHttpError.is(error)) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  if (ConnectError.is(error) && error.permanent) return new SyncHttpError('status', `sync host ${where}: ${message}`, 401);
+  return new SyncHttpError('network', `cannot reach the sync host ${where}: ${message}`);
+}
+
+/** A line longer than this (a flooded folder) is dropped, not buffered. */
+const MAX_WATCH_LINE = 256 * 1024;
+const MAX_LIST_OUTPUT = 64 * 1024 * 1024;
+
+/** Splits a channel's stdout into lines, each capped; an over-long line is skipped to its end. */
+function lineReader(onLine: (line: string) => void, maxLine: number): (chunk: Buffer) => void {
+  let parts: Buffer[] = [];
+  let size = 0;
+  let skipping = false;
+  return (chunk) => {
+    let start = 0;
+    for (;;) {
+      const newline = chunk.indexOf(0x0a, start);
+      const end = newline < 0 ? chunk.length : newline;
+      if (!skipping) {
+        size += end - start;
+        if (size > maxLine) {
+          skipping = true;
+          parts = [];
+        } else parts.push(chunk.subarray(start, end));
+      }
+      if (newline < 0) return;
+      if (!skipping) onLine(Buffer.concat(parts).toString('utf8'));
+      parts = [];
+      size = 0;
+      skipping = false;
+      start = newline + 1;
+    }
+  };
+}
+
+export class SshSyncTransport implements SyncTransport {
+  readonly account: string;
+  private readonly timeoutMs: number;
+  private readonly maxResponseBytes: number;
+  private readonly where: string;
+  private streamSlot: string | undefined;
+
+  constructor(private readonly options: SshTransportOptions) {
+    this.account = sshAccountId(options.token);
+    this.timeoutMs = options.requestTimeoutMs ?? 15_000;
+    this.maxResponseBytes = options.maxResponseBytes ?? 8 * 1024 * 1024;
+    this.where = options.location.display;
+  }
+
+  /**
+   * Runs a script (stdin from `input`), resolving with its lines after a one-time marker (a noisy
+   * rc file never reaches a parser). Output beyond `maxBytes` ends the channel: the lines read so
+   * far are returned with `cut: true`.
+   */
+  private async run(script: string, input?: string, maxBytes = 1024 * 1024): Promise<{ lines: string[]; cut: boolean }> {
+    const marker = `__tether_sync_${randomBytes(8).toString('hex')}__`;
+    let channel: ClientChannel | undefined;
+    try {
+      const connection = await this.options.connect();
+      for (let attempt = 0; ; attempt++) {
+        try {
+          channel = await openScriptChannel(connection.client, `echo ${marker}\n${script}`);
+          break;
+        } catch (error) {
+          if (!isChannelRefusal(error) || attempt >= 8 || !connection.isOpen) throw error;
+          await new Promise((resolve) => setTimeout(resolve, 25 * 2 ** Math.min(attempt, 4)));
+        }
+      }
+    } catch (error) {
+      throw asSyncError(error, this.where);
+    }
+    const open = channel;
+    return new Promise((resolve, reject) => {
+      const lines: string[] = [];
+      let started = false;
+      let size = 0;
+      let cut = false;
+      const timer = setTimeout(() => {
+        open.close();
+        reject(new SyncHttpError('timeout', `the sync host ${this.where} did not answer within ${this.timeoutMs} ms`));
+      }, this.timeoutMs);
+      const read = lineReader((line) => {
+        if (!started) started = line === marker;
+        else lines.push(line);
+      }, Math.max(maxBytes, 4096));
+      open.on('data', (chunk: Buffer) => {
+        if (cut) return;
+        size += chunk.length;
+        if (size > maxBytes) {
+          cut = true;
+          open.close();
+          return;
+        }
+        read(chunk);
+      });
+      open.stderr.resume();
+      open.on('close', () => {
+        clearTimeout(timer);
+        if (!started && !cut) reject(new SyncHttpError('network', `the sync host ${this.where} did not run the sync script`));
+        else resolve({ lines, cut });
+      });
+      if (input !== undefined) open.end(input);
+      else open.end();
+    });
+  }
+
+  async listBlobs(_etag?: string, keep: (blob: StoredBlob) => boolean = () => true): Promise<ListResult> {
+    const { lines, cut } = await this.run(readScript(this.options.location, this.account), undefined, MAX_LIST_OUTPUT);
+    const blobs: StoredBlob[] = [];
+    const listedSlotIds = new Set<string>();
+    let skipped = 0;
+    let junk = 0;
+    let keptBytes = 0;
+    let complete = false;
+    for (const line of lines) {
+      if (line === 'END') {
+        complete = true;
+        break;
+      }
+      if (line === 'MORE') continue;
+      const parsed = parseReadLine(line);
+      if (!parsed || 'missing' in parsed) {
+        skipped++;
+        continue;
+      }
+      listedSlotIds.add(parsed.slotId);
+      const blob = parseStoredBlob(parsed.record);
+      if (!blob) skipped++;
+      else if (!keep(blob)) junk++;
+      else if (keptBytes + blob.data.byteLength > this.maxResponseBytes) skipped++;
+      else {
+        keptBytes += blob.data.byteLength;
+        blobs.push(blob);
+      }
+    }
+    // A list cut short (too long, a flood beyond MAX_LIST_ENTRIES, a dropped channel) cannot say what is missing.
+    if (cut || !complete || lines.includes('MORE')) {
+      complete = false;
+      skipped++;
+    }
+    return { notModified: false, blobs, listedSlotIds, skipped, junk, complete };
+  }
+
+  /** Reads the given slots; a slot without a (parseable) blob is missing from the map. */
+  private async readSlots(slotIds: readonly string[]): Promise<Map<string, StoredBlob>> {
+    const out = new Map<string, StoredBlob>();
+    for (let i = 0; i < slotIds.length; i += 64) {
+      const batch = slotIds.slice(i, i + 64);
+      const { lines } = await this.run(readScript(this.options.location, this.account, batch), undefined, batch.length * (MAX_BLOB_FILE_BYTES * 2 + 64));
+      for (const line of lines) {
+        const parsed = parseReadLine(line);
+        if (!parsed || 'missing' in parsed || !batch.includes(parsed.slotId)) continue;
+        const blob = parseStoredBlob(parsed.record);
+        if (blob) out.set(blob.slotId, blob);
+        else this.options.log?.warn(`sync: ignored the file of slot ${parsed.slotId} on ${this.where}: not a well-formed blob record`);
+      }
+    }
+    return out;
+  }
+
+  async getBlob(slotId: string): Promise<StoredBlob | undefined> {
+    if (!isValidSessionId(slotId)) throw new SyncHttpError('status', 'not a valid slot ID', 400);
+    return (await this.readSlots([slotId])).get(slotId);
+  }
+
+  async putBlob(slotId: string, envelope: Uint8Array, knownVersion: number | undefined): Promise<PutResult> {
+    if (envelope.byteLength > SSH_SYNC_LIMITS.maxBlobBytes) {
+      throw new SyncHttpError('status', `blob of ${envelope.byteLength} bytes exceeds the ${SSH_SYNC_LIMITS.maxBlobBytes}-byte limit`, 413);
+    }
+    const { lines } = await this.run(putScript(this.options.location, this.account, slotId, knownVersion), Buffer.from(envelope).toString('base64'));
+    const answer = lines.find((line) => /^(OK|CONFLICT|TOO_MANY_SLOTS|ACCOUNT_FULL|TOO_LARGE|ERR)\b/.test(line)) ?? '';
+    const ok = /^OK ([0-9]{1,15})$/.exec(answer);
+    if (ok) return { ok: true, version: Number(ok[1]) };
+    if (answer.startsWith('CONFLICT')) return { ok: false, conflict: true };
+    if (answer === 'TOO_MANY_SLOTS') throw new SyncHttpError('status', `the account on ${this.where} already has ${SSH_SYNC_LIMITS.maxSlots} slots`, 409);
+    if (answer === 'ACCOUNT_FULL') throw new SyncHttpError('status', `the account on ${this.where} is over its ${SSH_SYNC_LIMITS.maxAccountBytes}-byte quota`, 409);
+    if (answer === 'TOO_LARGE') throw new SyncHttpError('status', 'the blob is over the size limit', 413);
+    if (answer.startsWith('ERR')) throw new SyncHttpError('status', `the sync host ${this.where}: ${answer.slice(4, 200)}`, 507);
+    throw new SyncHttpError('bad-response', `the sync host ${this.where} gave no answer to a write`);
+  }
+
+  async deleteBlob(slotId: string): Promise<void> {
+    const { lines } = await this.run(deleteScript(this.options.location, this.account, slotId));
+    if (!lines.includes('OK')) throw new SyncHttpError('bad-response', `the sync host ${this.where} did not confirm a delete`);
+  }
+
+  /**
+   * The watcher channel. Its first `S` line is the baseline (the client refetches everything on
+   * open); after that each line is diffed against the last one and only slots whose version marker
+   * changed are read. Presence comes from the heartbeat markers, against the host's own clock.
+   */
+  openStream(slotId: string, handlers: SyncStreamHandlers): SyncStream {
+    this.streamSlot = slotId;
+    let closed = false;
+    let channel: ClientChannel | undefined;
+    let known: Map<string, number> | undefined;
+    let latest: WatchState | undefined;
+    let presenceKey = '';
+    let reading = false;
+    const timeout = this.options.presenceTimeoutSeconds ?? 3 * (this.options.timing ?? DEFAULT_WATCHER_TIMING).heartbeatSeconds;
+    const fail = (code: number | undefined, message: string): void => {
+      if (closed) return;
+      closed = true;
+      channel?.close();
+      handlers.error(code, message);
+    };
+    const catchUp = async (): Promise<void> => {
+      if (reading) return;
+      reading = true;
+      try {
+        while (!closed && latest && known) {
+          const state = latest;
+          const changed = [...state.versions].filter(([slot, version]) => known!.get(slot) !== version).map(([slot]) => slot);
+          const gone = [...known.keys()].filter((slot) => !state.versions.has(slot));
+          if (changed.length === 0 && gone.length === 0) break;
+          const blobs = changed.length > 0 ? await this.readSlots(changed) : new Map<string, StoredBlob>();
+          if (closed) return;
+          for (const slot of changed) known.set(slot, state.versions.get(slot)!);
+          for (const slot of gone) known.delete(slot);
+          for (const blob of blobs.values()) handlers.blob(blob);
+          for (const slot of gone) handlers.delete(slot);
+        }
+      } catch (error) {
+        fail(undefined, asSyncError(error, this.where).message);
+      } finally {
+        reading = false;
+      }
+    };
+    const onState = (state: WatchState): void => {
+      const now = Date.now();
+      const entries: PresenceEntry[] = [...state.heartbeats].map(([slot, beat]) => ({
+        slotId: slot,
+        online: state.hostNow - beat <= timeout,
+        lastSeen: now - Math.max(0, state.hostNow - beat) * 1000,
+      }));
+      // Slots with a blob and no heartbeat at all were never online since their last clean stop.
+      for (const slot of state.versions.keys()) if (!state.heartbeats.has(slot)) entries.push({ slotId: slot, online: false });
+      const key = entries.map((entry) => `${entry.slotId}:${entry.online}`).sort().join(',');
+      if (key !== presenceKey) {
+        presenceKey = key;
+        handlers.presence(entries);
+      }
+      latest = state;
+      if (!known) {
+        known = new Map(state.versions);
+        handlers.open();
+      } else void catchUp();
+    };
+    const onLine = (line: string): void => {
+      if (closed) return;
+      handlers.activity();
+      const state = parseWatchLine(line);
+      if (state) onState(state);
+      else if (line === 'M inotify' || line === 'M sh') this.options.log?.debug(`sync: ${this.where}: watcher uses ${line.slice(2)}`);
+    };
+    void (async () => {
+      const marker = `__tether_sync_${randomBytes(8).toString('hex')}__`;
+      try {
+        const connection = await this.options.connect();
+        if (closed) return;
+        channel = await openScriptChannel(connection.client, `echo ${marker}\n${watcherScript(this.options.location, this.account, slotId, this.options.watcher ?? 'auto', this.options.timing)}`);
+      } catch (error) {
+        const mapped = asSyncError(error, this.where);
+        fail(mapped.status, mapped.message);
+        return;
+      }
+      if (closed) {
+        channel.close();
+        return;
+      }
+      let started = false;
+      const read = lineReader((line) => {
+        if (!started) started = line === marker;
+        else onLine(line);
+      }, MAX_WATCH_LINE);
+      channel.on('data', (chunk: Buffer) => read(chunk));
+      channel.stderr.resume();
+      channel.on('close', () => fail(undefined, `the watcher on ${this.where} ended`));
+      channel.end();
+    })();
+    return {
+      close: () => {
+        closed = true;
+        channel?.close();
+      },
+    };
+  }
+
+  /** Removes this client's presence file if the host is connected (others then see it offline at once). */
+  async dispose(): Promise<void> {
+    const slot = this.streamSlot;
+    if (!slot || !this.options.peek?.()) return;
+    await this.run(leaveScript(this.options.location, this.account, slot)).catch(() => undefined);
+  }
+}
+
+
+/** The pool's shared connection to `host` (one per host), connecting only when there is none. */
+export function poolConnector(pool: Pick<ConnectionPool, 'peek' | 'acquire'>, host: () => ResolvedHost): { connect: () => Promise<SshConnection>; peek: () => SshConnection | undefined } {
+  return {
+    connect: async () => {
+      const resolved = host();
+      return pool.peek(resolved) ?? (await pool.acquire(resolved));
+    },
+    peek: () => pool.peek(host()),
+  };
+}

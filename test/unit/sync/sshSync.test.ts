@@ -1,0 +1,155 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { deleteScript, MAX_WATCH_SLOTS, parseReadLine, parseWatchLine, putScript, readScript, watcherScript } from '../../../src/sync/sshSyncScripts';
+import { isSshSyncUrl, parseSshSyncUrl, shellDir, SshSyncUrlError } from '../../../src/sync/sshSyncUrl';
+import { sshAccountId } from '../../../src/sync/sshTransport';
+import { wrapScript, MAX_REMOTE_COMMAND_BYTES } from '../../../src/terminal/quoting';
+
+const SLOT = 'abcdefghijklmnopqrstuvwxyz';
+const ACCOUNT = 'a'.repeat(64);
+
+describe('ssh sync URL', function () {
+  it('accepts an alias, user@host:port, IPv6 and a folder', function () {
+    assert.deepEqual(parseSshSyncUrl('ssh://build-1'), { hostLabel: 'build-1', dir: { home: true, path: '.tether/sync' }, display: 'ssh://build-1/~/.tether/sync' });
+    assert.equal(parseSshSyncUrl('SSH://alice@10.0.0.5:2222/').hostLabel, 'alice@10.0.0.5:2222');
+    assert.deepEqual(parseSshSyncUrl('ssh://alice@[::1]:2222/~/sync/tether').dir, { home: true, path: 'sync/tether' });
+    assert.equal(parseSshSyncUrl('ssh://alice@[::1]:2222').hostLabel, 'alice@[::1]:2222');
+    assert.deepEqual(parseSshSyncUrl('ssh://h/srv/tether-sync/').dir, { home: false, path: '/srv/tether-sync' });
+    assert.deepEqual(parseSshSyncUrl('ssh://h/~/.tether/sync').dir, { home: true, path: '.tether/sync' });
+    assert.equal(parseSshSyncUrl('ssh://h/~/.tether/sync').display, parseSshSyncUrl('ssh://h').display);
+    assert.ok(isSshSyncUrl('  ssh://h ') && !isSshSyncUrl('https://h'));
+  });
+
+  it('refuses hostile or malformed input with a clear error', function () {
+    const bad = [
+      'ssh://',
+      'https://h',
+      'ssh://-oProxyCommand=evil',
+      'ssh://h;id',
+      'ssh://h$(id)',
+      'ssh://h /x',
+      'ssh://h/~/$(id)',
+      'ssh://h/~/a;rm -rf ~',
+      "ssh://h/~/it's",
+      'ssh://h/~/`id`',
+      'ssh://h/../etc',
+      'ssh://h/~/./x',
+      'ssh://h/~/..',
+      'ssh://h/~/a/../../x',
+      'ssh://h/~',
+      'ssh://h/~/-rf',
+      'ssh://h:99999',
+      'ssh://h/a\nb',
+      `ssh://h/${'a'.repeat(600)}`,
+    ];
+    for (const input of bad) assert.throws(() => parseSshSyncUrl(input), SshSyncUrlError, input);
+  });
+
+  it('puts the folder on a command line only quoted', function () {
+    assert.equal(shellDir({ home: true, path: '.tether/sync' }), '"$HOME"/.tether/sync');
+    assert.equal(shellDir({ home: false, path: '/srv/a b' }), "'/srv/a b'");
+  });
+});
+
+describe('ssh sync scripts (run by the local sh)', function () {
+  let home: string;
+  const loc = parseSshSyncUrl('ssh://h');
+  const sh = (script: string, input = ''): string => execFileSync('sh', ['-c', script], { input, env: { HOME: home, PATH: process.env.PATH }, encoding: 'utf8' });
+  const dir = (): string => join(home, '.tether/sync', ACCOUNT);
+
+  beforeEach(function () {
+    home = mkdtempSync(join(tmpdir(), 'tether-sshsync-'));
+  });
+  afterEach(function () {
+    rmSync(home, { recursive: true, force: true });
+  });
+
+  it('fit in one remote command line', function () {
+    for (const script of [putScript(loc, ACCOUNT, SLOT, 123456789), readScript(loc, ACCOUNT), readScript(loc, ACCOUNT, [SLOT]), deleteScript(loc, ACCOUNT, SLOT), watcherScript(loc, ACCOUNT, SLOT)]) {
+      assert.ok(Buffer.byteLength(wrapScript(`echo __marker__\n${script}`)) <= MAX_REMOTE_COMMAND_BYTES);
+    }
+  });
+
+  it('refuse a slot ID or account that is not one', function () {
+    assert.throws(() => putScript(loc, ACCOUNT, "x'; id", undefined));
+    assert.throws(() => readScript(loc, ACCOUNT, ['$(id)']));
+    assert.throws(() => deleteScript(loc, '../../etc', SLOT));
+  });
+
+  this.timeout(30_000);
+
+  it('write with version preconditions: create, conflict, update; delete leaves the version to go above', function () {
+    assert.equal(sh(putScript(loc, ACCOUNT, SLOT, undefined), 'QUJD').trim(), 'OK 1');
+    assert.equal(sh(putScript(loc, ACCOUNT, SLOT, undefined), 'QUJD').trim(), 'CONFLICT 1');
+    assert.equal(sh(putScript(loc, ACCOUNT, SLOT, 7), 'QUJD').trim(), 'CONFLICT 1');
+    assert.equal(sh(putScript(loc, ACCOUNT, SLOT, 1), 'QUJDRA==').trim(), 'OK 2');
+    const lines = sh(readScript(loc, ACCOUNT)).trim().split('\n');
+    assert.equal(lines.at(-1), 'END');
+    const read = parseReadLine(lines[0]);
+    assert.deepEqual(read && 'record' in read ? { ...(read.record as object), updatedAt: undefined } : undefined, { version: 2, data: 'QUJDRA==', updatedAt: undefined, slotId: SLOT });
+    assert.equal(sh(deleteScript(loc, ACCOUNT, SLOT)).trim(), 'OK');
+    assert.deepEqual(readdirSync(dir()), [`${SLOT}.d2`]);
+    assert.equal(sh(putScript(loc, ACCOUNT, SLOT, undefined), 'QUJD').trim(), 'OK 3');
+    assert.equal(sh(`stat -c %a "${dir()}"`).trim(), '700');
+  });
+
+  it('hold the server limits: blob size, slots per account, account bytes', function () {
+    const limits = { maxBlobBytes: 64, maxSlots: 2, maxAccountBytes: 128 };
+    assert.equal(sh(putScript(loc, ACCOUNT, SLOT, undefined, limits), 'A'.repeat(200)).trim(), 'TOO_LARGE');
+    assert.equal(sh(putScript(loc, ACCOUNT, SLOT, undefined, limits), 'A'.repeat(80)).trim(), 'OK 1');
+    assert.equal(sh(putScript(loc, ACCOUNT, 'bbcdefghijklmnopqrstuvwxyz', undefined, limits), 'A'.repeat(80)).trim(), 'OK 1');
+    assert.equal(sh(putScript(loc, ACCOUNT, 'cbcdefghijklmnopqrstuvwxyz', undefined, limits), 'A'.repeat(8)).trim(), 'TOO_MANY_SLOTS');
+    assert.equal(sh(putScript(loc, ACCOUNT, SLOT, 1, { ...limits, maxAccountBytes: 64 }), 'A'.repeat(80)).trim(), 'ACCOUNT_FULL');
+  });
+
+  it('take over a lock whose holder died, and only then', function () {
+    sh(putScript(loc, ACCOUNT, SLOT, undefined), 'QUJD');
+    execFileSync('mkdir', [join(dir(), '.lock')]);
+    writeFileSync(join(dir(), '.lock/o'), 'dead.1\n');
+    const started = Date.now();
+    assert.equal(sh(putScript(loc, ACCOUNT, SLOT, 1), 'QUJD').trim(), 'OK 2');
+    assert.ok(Date.now() - started >= 9000, 'waited for the holder before taking over');
+  }).timeout(60_000);
+
+  it('the watcher prints the markers, and never runs what a file name holds', function () {
+    sh(putScript(loc, ACCOUNT, SLOT, undefined), 'QUJD');
+    writeFileSync(join(dir(), '$(touch pwned).v1'), '');
+    const out = sh(`(${watcherScript(loc, ACCOUNT, 'bbcdefghijklmnopqrstuvwxyz', 'sh', { pollSeconds: 0.1, heartbeatSeconds: 1 })}) & p=$!; sleep 1; kill $p`);
+    const lines = out.trim().split('\n');
+    assert.equal(lines[0], 'M sh');
+    const state = parseWatchLine(lines[1]);
+    assert.ok(state);
+    assert.equal(state.versions.get(SLOT), 1);
+    assert.ok(state.heartbeats.has('bbcdefghijklmnopqrstuvwxyz'));
+    assert.ok(state.ignored >= 1);
+    assert.ok(!readdirSync(dir()).includes('pwned'));
+  });
+});
+
+describe('ssh sync parsing of host output', function () {
+  it('bounds a flooded watch line', function () {
+    const names = Array.from({ length: 3000 }, (_, i) => `${i.toString(32).padStart(26, 'a').replace(/[018-9]/g, 'b')}.v${i}`);
+    const state = parseWatchLine(`S 100 ${names.join(' ')} junk *.v* ${SLOT}.s99`);
+    assert.ok(state);
+    assert.ok(state.versions.size <= MAX_WATCH_SLOTS);
+    assert.equal(state.heartbeats.get(SLOT), 99);
+    assert.equal(parseWatchLine('X 1 a'), undefined);
+  });
+
+  it('takes the slot from the file name and the version from the marker, never from the file', function () {
+    const file = Buffer.from(JSON.stringify({ version: 99, slotId: 'zzzzzzzzzzzzzzzzzzzzzzzzzz', data: 'QUJD' })).toString('base64');
+    assert.deepEqual(parseReadLine(`B ${SLOT} 4 ${file}`), { slotId: SLOT, record: { version: 4, data: 'QUJD', slotId: SLOT } });
+    // A file that is not a record reads as empty data (refused by the reader, overwritten by its owner).
+    assert.deepEqual(parseReadLine(`B ${SLOT} 4 ${Buffer.from('$(id)').toString('base64')}`), { slotId: SLOT, record: { version: 4, data: '', slotId: SLOT } });
+    assert.equal(parseReadLine(`B ${SLOT} 4 not base64!`), undefined);
+    assert.deepEqual(parseReadLine(`N ${SLOT}`), { slotId: SLOT, missing: true });
+  });
+
+  it('names the account folder by the hash of the token, like the server', function () {
+    assert.match(sshAccountId('token'), /^[0-9a-f]{64}$/);
+    assert.notEqual(sshAccountId('token'), sshAccountId('token2'));
+  });
+});
