@@ -120,7 +120,21 @@ function deadline(ms: number): { signal: AbortSignal; clear: () => void } {
   return { signal: controller.signal, clear: () => clearTimeout(timer) };
 }
 
-export async function readCappedBody(response: Response, maxBytes: number): Promise<Uint8Array> {
+/**
+ * Cancels the body read when the deadline passes. fetch is meant to do this itself, but undici holds
+ * the request's own abort controller weakly once the response is out: after a garbage collection
+ * the abort can be lost and a server that trickles bytes held the read (and every refresh queued
+ * behind it) for good, as the integration suite saw now and then.
+ */
+function cancelOnAbort(reader: ReadableStreamDefaultReader<Uint8Array>, signal: AbortSignal | undefined): () => void {
+  if (!signal) return () => undefined;
+  const cancel = (): void => void reader.cancel(signal.reason).catch(() => undefined);
+  if (signal.aborted) cancel();
+  else signal.addEventListener('abort', cancel, { once: true });
+  return () => signal.removeEventListener('abort', cancel);
+}
+
+export async function readCappedBody(response: Response, maxBytes: number, signal?: AbortSignal): Promise<Uint8Array> {
   const declared = Number(response.headers.get('content-length'));
   if (Number.isFinite(declared) && declared > maxBytes) {
     await response.body?.cancel().catch(() => undefined);
@@ -128,17 +142,23 @@ export async function readCappedBody(response: Response, maxBytes: number): Prom
   }
   if (!response.body) return new Uint8Array(0);
   const reader = response.body.getReader();
+  const release = cancelOnAbort(reader, signal);
   const chunks: Uint8Array[] = [];
   let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > maxBytes) {
-      await reader.cancel().catch(() => undefined);
-      throw new SyncHttpError('too-large', `server answer exceeds the ${maxBytes}-byte cap`, response.status);
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (signal?.aborted) throw signal.reason ?? new Error('aborted');
+      if (done) break;
+      total += value.byteLength;
+      if (total > maxBytes) {
+        await reader.cancel().catch(() => undefined);
+        throw new SyncHttpError('too-large', `server answer exceeds the ${maxBytes}-byte cap`, response.status);
+      }
+      chunks.push(value);
     }
-    chunks.push(value);
+  } finally {
+    release();
   }
   return new Uint8Array(Buffer.concat(chunks));
 }
@@ -258,7 +278,7 @@ export class SyncServerApi {
       throw this.transportError(error, signal);
     }
     try {
-      return { response, bytes: await readCappedBody(response, this.maxResponseBytes) };
+      return { response, bytes: await readCappedBody(response, this.maxResponseBytes, signal) };
     } catch (error) {
       if (SyncHttpError.is(error)) throw error;
       throw this.transportError(error, signal);
@@ -322,7 +342,7 @@ export class SyncServerApi {
       return { notModified: true };
     }
     if (response.status !== 200) {
-      const bytes = await readCappedBody(response, 64 * 1024).catch(() => new Uint8Array(0));
+      const bytes = await readCappedBody(response, 64 * 1024, signal).catch(() => new Uint8Array(0));
       throw this.statusError('GET', '/v1/blobs', response, bytes);
     }
 
@@ -358,9 +378,11 @@ export class SyncServerApi {
     let cutOff = false;
     if (response.body) {
       const reader = response.body.getReader();
+      const release = cancelOnAbort(reader, signal);
       try {
         for (;;) {
           const { done, value } = await reader.read();
+          if (signal.aborted) throw signal.reason ?? new Error('aborted');
           if (done) break;
           read += value.byteLength;
           if (read > this.maxListReadBytes) {
@@ -374,6 +396,8 @@ export class SyncServerApi {
         // A list that breaks off after some entries still gives us those entries.
         if (!scanner.foundBlobs) throw this.transportError(error, signal);
         cutOff = true;
+      } finally {
+        release();
       }
     }
     if (!scanner.foundBlobs) throw new SyncHttpError('bad-response', 'sync server sent a blob list without "blobs"');
