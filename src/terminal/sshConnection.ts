@@ -59,6 +59,7 @@ export class SshConnection extends EventEmitter {
   private claims = 0;
   private full = false;
   private readonly hops: Client[] = [];
+  private channelsOpened = 0;
 
   private constructor(
     readonly host: ResolvedHost,
@@ -102,11 +103,19 @@ export class SshConnection extends EventEmitter {
     return !this.closed;
   }
 
+  /** Session channels (exec or shell) asked for on this connection: each costs a round trip
+   * after the handshake (ssh2 sends a pty's pty-req after the channel open confirms, so a
+   * terminal costs one more). Tests and benchmarks count them per operation (issue 16). */
+  get execChannels(): number {
+    return this.channelsOpened;
+  }
+
   /** Runs a probe script. A channel the host refuses (MaxSessions reached for a moment, while
    * terminals open) is retried briefly: probe channels are short-lived. */
   async runScript(script: string, timeoutMs?: number): Promise<ScriptResult> {
     for (let attempt = 0; ; attempt++) {
       try {
+        this.channelsOpened += 1;
         return await runScript(this.client, script, timeoutMs);
       } catch (error) {
         if (!isChannelRefusal(error) || attempt >= 8 || this.closed) throw error;
@@ -132,6 +141,7 @@ export class SshConnection extends EventEmitter {
    * marks the connection full until one of its terminals closes; the caller then asks the pool. */
   async openTerminal(script: string | undefined, pty: PseudoTtyOptions): Promise<ClientChannel> {
     let channel: ClientChannel;
+    this.channelsOpened += 1;
     try {
       channel =
         script === undefined
