@@ -327,7 +327,10 @@ export const TERMINALS_PER_CONNECTION = 8;
 
 export class ConnectionPool {
   private readonly live = new Map<string, SshConnection[]>();
-  private readonly connecting = new Map<string, Promise<SshConnection>>();
+  /** Connects under way per host; more than one when more tabs wait than one connection holds. */
+  private readonly connecting = new Map<string, Promise<SshConnection>[]>();
+  /** Tabs waiting for a connect per host (see acquire). */
+  private readonly waiting = new Map<string, number>();
   private readonly toldIgnored = new Set<string>();
 
   constructor(private readonly options: ConnectionOptions) {}
@@ -346,8 +349,20 @@ export class ConnectionPool {
         usable.claim();
         return usable;
       }
-      // Tabs that asked at once share one connect, then each takes room or asks again.
-      await (this.connecting.get(key) ?? this.connect(host, key));
+      // Tabs that asked at once share connects, TERMINALS_PER_CONNECTION to each, started in
+      // parallel (20 tabs restored at once pay one handshake time, not three in a row); then each
+      // takes room or asks again.
+      const inFlight = this.connecting.get(key) ?? [];
+      const place = this.waiting.get(key) ?? 0;
+      this.waiting.set(key, place + 1);
+      try {
+        const slot = Math.floor(place / TERMINALS_PER_CONNECTION);
+        await (inFlight[slot] ?? this.connect(host, key));
+      } finally {
+        const left = (this.waiting.get(key) ?? 1) - 1;
+        if (left > 0) this.waiting.set(key, left);
+        else this.waiting.delete(key);
+      }
     }
   }
 
@@ -358,9 +373,14 @@ export class ConnectionPool {
       this.toldIgnored.add(hop.label);
       this.options.log.info(`ssh: ${hop.label}: ssh config sets ${hop.ignoredKeywords.join(', ')}, which Tether ignores (see the README, "SSH config")`);
     }
-    const attempt = SshConnection.open(host, this.options).then(
+    const done = (): void => {
+      const rest = (this.connecting.get(key) ?? []).filter((candidate) => candidate !== attempt);
+      if (rest.length > 0) this.connecting.set(key, rest);
+      else this.connecting.delete(key);
+    };
+    const attempt: Promise<SshConnection> = SshConnection.open(host, this.options).then(
       (connection) => {
-        this.connecting.delete(key);
+        done();
         this.live.set(key, [...(this.live.get(key) ?? []), connection]);
         connection.once('close', () => {
           const remaining = (this.live.get(key) ?? []).filter((candidate) => candidate !== connection);
@@ -371,11 +391,11 @@ export class ConnectionPool {
         return connection;
       },
       (error) => {
-        this.connecting.delete(key);
+        done();
         throw error;
       },
     );
-    this.connecting.set(key, attempt);
+    this.connecting.set(key, [...(this.connecting.get(key) ?? []), attempt]);
     return attempt;
   }
 
