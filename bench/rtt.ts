@@ -155,6 +155,7 @@ export async function atRtt(hosts: [BenchHost, BenchHost], rttMs: number, option
       await tab.session.kill();
       recPool.dispose();
       const restore = await restoreAt(hosts, proxies, options);
+      options.log(`  rtt ${rttMs} ms: new tab ${result.newTab.ratio}x, reconnect ${result.reconnect.ratio}x, restore ${restore.ratioToOne}x one, join ${result.join.ratio}x, echo ${result.echo.p50DeltaMs} ms`);
       return { ...result, restore };
     } finally {
       if (tab.session.state !== 'ended') await tab.session.kill();
