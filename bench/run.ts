@@ -1,5 +1,7 @@
 /**
- * `npm run bench [-- --quick] [-- --only=throughput,echo,…] [-- --profile]`
+ * `npm run bench [-- --quick] [-- --only=throughput,echo,…] [-- --profile] [-- --rtt=100]`
+ * (`--rtt=N[,M…]` runs the round-trip group alone at those RTTs in ms; without it, the rtt group
+ * runs at 0, 50, 100 and 200 ms as part of the whole suite.)
  *
  * Runs the benchmark suite, prints a table and writes bench/results.json (git-ignored). Each figure
  * is compared with a baseline measured in the same run on the same loopback sshd (see
@@ -13,22 +15,26 @@ import { join } from 'node:path';
 import { BenchHost } from './lib/hosts';
 import { fmt, machineInfo, table } from './lib/util';
 
-const ALL = ['throughput', 'echo', 'reconnect', 'restore', 'counts', 'maxsessions', 'crossdevice', 'sshsync', 'sse', 'scale', 'activation', 'vsix'] as const;
+const ALL = ['throughput', 'echo', 'reconnect', 'restore', 'counts', 'rtt', 'maxsessions', 'crossdevice', 'sshsync', 'sse', 'scale', 'activation', 'vsix'] as const;
 type Name = (typeof ALL)[number];
 
-function parseArgs(argv: string[]): { quick: boolean; profile: boolean; only: Set<Name>; modes: ('control' | 'attach')[] } {
+function parseArgs(argv: string[]): { quick: boolean; profile: boolean; only: Set<Name>; modes: ('control' | 'attach')[]; rtts: number[] } {
   const quick = argv.includes('--quick');
   const profile = argv.includes('--profile');
   const onlyArg = argv.find((a) => a.startsWith('--only='));
-  const only = new Set<Name>(onlyArg ? (onlyArg.slice('--only='.length).split(',') as Name[]) : ALL);
+  const rttArg = argv.find((a) => a.startsWith('--rtt='));
+  const rtts = rttArg ? rttArg.slice('--rtt='.length).split(',').map(Number) : [0, 50, 100, 200];
+  if (rtts.some((rtt) => !Number.isFinite(rtt) || rtt < 0 || rtt > 2000)) throw new Error(`--rtt takes round-trip times in ms (0 to 2000), e.g. --rtt=100`);
+  // --rtt=N alone runs just the round-trip group.
+  const only = new Set<Name>(onlyArg ? (onlyArg.slice('--only='.length).split(',') as Name[]) : rttArg ? ['rtt'] : ALL);
   for (const name of only) if (!ALL.includes(name)) throw new Error(`unknown benchmark ${name}; known: ${ALL.join(', ')}`);
   if (argv.includes('--help')) {
-    console.log(`usage: npm run bench -- [--quick] [--profile] [--only=${ALL.join(',')}] [--modes=control,attach]`);
+    console.log(`usage: npm run bench -- [--quick] [--profile] [--only=${ALL.join(',')}] [--modes=control,attach] [--rtt=0,50,100,200]`);
     process.exit(0);
   }
   const modeArg = argv.find((a) => a.startsWith('--modes='));
   const modes = (modeArg ? modeArg.slice('--modes='.length).split(',') : ['control', 'attach']) as ('control' | 'attach')[];
-  return { quick, profile, only, modes };
+  return { quick, profile, only, modes, rtts };
 }
 
 type Row = [benchmark: string, tether: string, baseline: string, figure: string, target: string, verdict: string];
@@ -71,7 +77,7 @@ async function main(): Promise<void> {
   };
 
   try {
-    const needsHosts = ['throughput', 'echo', 'reconnect', 'restore', 'counts', 'maxsessions'].some((n) => args.only.has(n as Name));
+    const needsHosts = ['throughput', 'echo', 'reconnect', 'restore', 'counts', 'rtt', 'maxsessions'].some((n) => args.only.has(n as Name));
     if (needsHosts) {
       // MaxSessions 100: with OpenSSH's default of 10, a host cannot take 10 tabs plus their probes
       // on Tether's one connection (see the maxsessions check and docs/benchmarks.md).
@@ -111,6 +117,24 @@ async function main(): Promise<void> {
         const r = await terminal!.restore([hosts[0], hosts[1]], topts);
         results[key('restore')] = r;
         rows.push([`${label}Restore ${r.tabs} tabs / ${r.hosts} hosts, ${r.historyLines} lines each`, `${fmt(r.tetherTotalMs, 0)} ms`, `${fmt(r.opensshSequentialMs, 0)} ms`, `${fmt(r.tetherTotalMs / r.opensshSequentialMs, 2)}x, ${r.connectsPerHost} conn/host`, '<= 2 s, 1 conn/host', ok(r.tetherTotalMs <= 2000 && r.connectsPerHost === 1)]);
+      });
+      await runMode('rtt', async () => {
+        const { atRtt } = require('./rtt') as typeof import('./rtt');
+        const all: Record<string, unknown> = {};
+        results[key('rtt')] = all;
+        for (const rttMs of args.rtts) {
+          log(`  -- RTT ${rttMs} ms (load average ${loadavg()[0].toFixed(2)})`);
+          const r = await atRtt([hosts[0], hosts[1]], rttMs, { quick: args.quick, log });
+          all[`${rttMs}ms`] = { ...r, loadAverage1m: loadavg()[0] };
+          const at = `${label}RTT ${rttMs} ms: `;
+          const goal = rttMs === 100;
+          const verdict = (pass: boolean): string => (goal ? ok(pass) : '(report)');
+          rows.push([`${at}new tab, command visible (p50, ${r.newTab.execs} exec)`, `${fmt(r.newTab.tether.p50, 0)} ms`, `${fmt(r.newTab.openssh.p50, 0)} ms ssh -tt new-session`, `${fmt(r.newTab.ratio, 2)}x`, '<= 1.0x at 100 ms', verdict(r.newTab.ratio <= 1.0)]);
+          rows.push([`${at}reconnect, cut to live (p50, ${r.reconnect.execs} exec)`, `${fmt(r.reconnect.tether.p50, 0)} ms`, `${fmt(r.reconnect.openssh.p50, 0)} ms fresh ssh attach`, `${fmt(r.reconnect.ratio, 2)}x`, '<= 1.0x at 100 ms', verdict(r.reconnect.ratio <= 1.0)]);
+          rows.push([`${at}restore ${r.restore.tabs} tabs / ${r.restore.hosts} hosts (${r.restore.execs} exec, ${r.restore.connects} conn)`, `${fmt(r.restore.tetherMs, 0)} ms`, `${fmt(r.restore.opensshSequentialMs, 0)} ms 20 seq / ${fmt(r.restore.opensshOneMs, 0)} ms one`, `${fmt(r.restore.ratioToOne, 2)}x one`, '<= 1.5x one at 100 ms', verdict(r.restore.ratioToOne <= 1.5)]);
+          rows.push([`${at}join from a 2nd device (p50, ${r.join.execs} exec)`, `${fmt(r.join.tether.p50, 0)} ms`, `${fmt(r.join.openssh.p50, 0)} ms ssh attach`, `${fmt(r.join.ratio, 2)}x`, '(report)', '']);
+          rows.push([`${at}keystroke echo p50`, `${fmt(r.echo.tether.p50, 2)} ms`, `${fmt(r.echo.openssh.p50, 2)} ms`, `${r.echo.p50DeltaMs >= 0 ? '+' : ''}${fmt(r.echo.p50DeltaMs, 2)} ms`, '<= +1 ms at 100 ms', verdict(r.echo.p50DeltaMs <= 1)]);
+        }
       });
       await runMode('counts', async () => {
         countHost ??= await BenchHost.start('tbenchc', { countTmux: true, maxSessions: 100 });

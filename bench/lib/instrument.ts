@@ -47,8 +47,9 @@ export function decodeWrapped(command: string): string {
 
 export function classify(script: string): ExecKind {
   if (/echo "home=\$HOME"/.test(script)) return 'detect';
-  if (/new-session -d/.test(script)) return 'create';
+  // The one-exec attach script (attachStatus.ts) may create, check and replay too: it is an attach.
   if (/attach-session|screen .*-x/.test(script)) return 'attach';
+  if (/new-session -d/.test(script)) return 'create';
   if (/capture-pane|hardcopy/.test(script)) return 'capture';
   if (/if-shell -F|kill-session/.test(script)) return 'kill';
   if (/has-session/.test(script)) return 'status';

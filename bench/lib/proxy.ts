@@ -1,38 +1,77 @@
 /**
- * A TCP proxy in front of an sshd that the reconnect benchmark can cut (every connection reset).
- * Like test/integration/fixtures/tcpProxy.ts, but with Nagle off on both legs, so the proxy itself
- * adds no delayed-ACK stalls to whatever it carries (both Tether and the OpenSSH baseline go through it).
+ * A TCP proxy in front of an sshd that the benchmarks can cut (every connection reset) and shape:
+ * a one-way delay in each direction (RTT is twice it), optional jitter and a bandwidth cap, as a
+ * real network has (issue 16). Both Tether and the OpenSSH baseline go through the same proxy.
+ * Nagle is off on both legs, so the proxy itself adds no delayed-ACK stalls. Bytes are never
+ * reordered; the connection's end is delayed like its data.
  */
 import { Server, Socket, createConnection, createServer } from 'node:net';
 
+export interface LinkShape {
+  oneWayDelayMs: number;
+  jitterMs?: number;
+  bytesPerSecond?: number;
+}
+
 export class CutProxy {
   private readonly pairs = new Set<[Socket, Socket]>();
-  private constructor(private readonly server: Server, readonly port: number) {}
+  private link: LinkShape = { oneWayDelayMs: 0 };
+  /** Connections accepted so far (each is one SSH connection). */
+  connections = 0;
 
-  static async start(targetPort: number): Promise<CutProxy> {
-    const pairs = new Set<[Socket, Socket]>();
-    const server = createServer({ noDelay: true }, (client) => {
-      const upstream = createConnection({ port: targetPort, host: '127.0.0.1', noDelay: true });
-      client.setNoDelay(true);
-      const pair: [Socket, Socket] = [client, upstream];
-      pairs.add(pair);
-      client.pipe(upstream);
-      upstream.pipe(client);
-      const close = (): void => {
-        pairs.delete(pair);
-        client.destroy();
-        upstream.destroy();
-      };
-      for (const socket of pair) {
-        socket.on('close', close);
-        socket.on('error', close);
-      }
-    });
+  private constructor(private server: Server | undefined, readonly port: number) {}
+
+  static async start(targetPort: number, link: LinkShape = { oneWayDelayMs: 0 }): Promise<CutProxy> {
+    let proxy!: CutProxy;
+    const server = createServer({ noDelay: true }, (client) => proxy.accept(client, targetPort));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
     const address = server.address();
-    const proxy = new CutProxy(server, typeof address === 'object' && address ? address.port : 0);
-    (proxy as unknown as { pairs: Set<[Socket, Socket]> }).pairs = pairs;
+    proxy = new CutProxy(server, typeof address === 'object' && address ? address.port : 0);
+    proxy.link = { ...link };
     return proxy;
+  }
+
+  setLink(link: LinkShape): void {
+    this.link = { ...link };
+  }
+
+  get rttMs(): number {
+    return this.link.oneWayDelayMs * 2;
+  }
+
+  private accept(client: Socket, targetPort: number): void {
+    this.connections += 1;
+    const upstream = createConnection({ port: targetPort, host: '127.0.0.1', noDelay: true });
+    client.setNoDelay(true);
+    const pair: [Socket, Socket] = [client, upstream];
+    this.pairs.add(pair);
+    const close = (): void => {
+      this.pairs.delete(pair);
+      client.destroy();
+      upstream.destroy();
+    };
+    const forward = (from: Socket, to: Socket): void => {
+      let lastDue = 0;
+      let lineFree = 0;
+      const schedule = (action: () => void, bytes: number): void => {
+        const { oneWayDelayMs, jitterMs = 0, bytesPerSecond } = this.link;
+        const now = performance.now();
+        let sent = now;
+        if (bytesPerSecond) sent = lineFree = Math.max(lineFree, now) + (bytes * 1000) / bytesPerSecond;
+        const due = Math.max(lastDue, sent + oneWayDelayMs + Math.random() * jitterMs);
+        lastDue = due;
+        if (due <= now) action();
+        else setTimeout(action, due - now);
+      };
+      from.on('data', (chunk: Buffer) => schedule(() => void (to.destroyed || to.write(chunk)), chunk.length));
+      from.on('end', () => schedule(() => to.end(), 0));
+    };
+    forward(client, upstream);
+    forward(upstream, client);
+    for (const socket of pair) {
+      socket.on('close', () => setTimeout(close, this.link.oneWayDelayMs + (this.link.jitterMs ?? 0) + 50));
+      socket.on('error', close);
+    }
   }
 
   /** Resets every live connection, as a dropped network does once the OS notices. */
@@ -46,6 +85,8 @@ export class CutProxy {
 
   async close(): Promise<void> {
     this.cut();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const server = this.server;
+    this.server = undefined;
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 }

@@ -4,20 +4,22 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from './logger';
 import {
   FORCE_KILL_CLIENTS, HostCapabilities, KillOutcome, MultiplexerKind, MultiplexerPreference, MultiplexerScripts, SessionStatus,
-  chooseMultiplexer, detectScript, parseDetectOutput, parseKillOutput, parseStatusOutput,
+  chooseMultiplexer, detectScript, parseDetectOutput, parseKillOutput,
 } from './multiplexer';
 import { OutputBatcher } from './outputBatcher';
 import { DEFAULT_RECONNECT_POLICY, ReconnectPolicy, ReconnectPolicyOptions } from './reconnectPolicy';
 import { ScreenScripts } from './screenCommands';
 import { AttachDriver, SessionDriver, TerminalSize } from './sessionDriver';
 import { assertSessionId, sessionName } from './sessionId';
-import { AGENT_DIR, agentLinkScript, parseAgentLinkOutput } from './agentForwarding';
+import { AGENT_DIR, agentLinkScript } from './agentForwarding';
+import { AttachStatus, attachChannelScript, newAttachMarker, readAttachPreamble } from './attachStatus';
+import type { PseudoTtyOptions } from 'ssh2';
 import { ConnectError, ConnectionPool, SshConnection, isChannelRefusal } from './sshConnection';
 import type { ResolvedHost } from './sshConfig';
 import { TmuxScripts } from './tmuxCommands';
 import { boundReplay } from './scrollback';
 import { RemoteCommandError } from './remoteExec';
-import { ControlError, controlModeSupported, controlStartsNeedSerialising, openControlDriver } from './controlMode/controlDriver';
+import { ControlError, controlAttachScript, controlModeSupported, controlStartsNeedSerialising, startControlDriver } from './controlMode/controlDriver';
 
 export type SessionState = 'connecting' | 'attached' | 'reconnecting' | 'waiting-for-user' | 'ended';
 
@@ -64,17 +66,36 @@ export interface SessionEvents {
 const DIM = '\x1b[2m';
 const RESET = '\x1b[0m';
 
-const capabilityCache = new WeakMap<SshConnection, Promise<HostCapabilities>>();
+/** Capabilities per host (ConnectionPool.keyOf: user, address, port and hops), not per
+ * connection: a reconnect does not detect again. A script that answers `unsupported` (or a failed
+ * create) forgets the entry, and the next use detects again (issue 16). */
+const capabilityCache = new Map<string, Promise<HostCapabilities>>();
 
-/** What the host offers, asked once per connection. */
+/** What the host offers, asked once per host. */
 export function hostCapabilities(connection: SshConnection, timeoutMs?: number): Promise<HostCapabilities> {
-  let cached = capabilityCache.get(connection);
+  const key = ConnectionPool.keyOf(connection.host);
+  let cached = capabilityCache.get(key);
   if (!cached) {
-    cached = connection.runScript(detectScript(), timeoutMs).then((result) => parseDetectOutput(result.output));
-    cached.catch(() => capabilityCache.delete(connection));
-    capabilityCache.set(connection, cached);
+    const detecting = connection.runScript(detectScript(), timeoutMs).then((result) => parseDetectOutput(result.output));
+    detecting.catch(() => {
+      if (capabilityCache.get(key) === detecting) capabilityCache.delete(key);
+    });
+    capabilityCache.set(key, detecting);
+    cached = detecting;
   }
   return cached;
+}
+
+/** Drops a host's cached capabilities: the next use detects again. */
+export function forgetHostCapabilities(host: ResolvedHost): void {
+  capabilityCache.delete(ConnectionPool.keyOf(host));
+}
+
+interface Opened {
+  /** Absent for a plain shell, which has no status line. */
+  status?: AttachStatus;
+  driver?: SessionDriver;
+  connection?: SshConnection;
 }
 
 export function scriptsFor(kind: 'tmux' | 'screen', capabilities: HostCapabilities): MultiplexerScripts {
@@ -107,6 +128,8 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
   private killing = false;
   /** Keys typed before the client is attached, replayed once it is (bounded). */
   private readonly typedWhileAttaching: string[] = [];
+  /** Attach clients in a row that ended within two seconds (see onChannelClosed). */
+  private quickCloses = 0;
 
   constructor(private readonly options: PersistentSessionOptions) {
     super();
@@ -145,26 +168,11 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
     if (this.options.mode === 'attach') this.status(`attaching to ${this.name} on ${this.options.host.label}…`);
     try {
       const connection = await this.connect();
-      if (this.options.mode === 'create') await this.create(connection);
-      await this.attachExisting(connection);
+      if (this.options.mode === 'create') await this.choose(connection);
+      await this.attachVia(connection, this.options.mode === 'create');
     } catch (error) {
       this.handleFailure(error, 'start');
     }
-  }
-
-  /** Probe, replay once (restore and join), attach. Never creates. */
-  private async attachExisting(connection: SshConnection): Promise<void> {
-    if (this.kind !== 'none' && !(this.options.mode === 'create' && !this.established)) {
-      const status = await this.probe(connection);
-      if (status.state === 'unknown') throw new RemoteCommandError('no-marker', `the status probe for ${this.name} gave no answer`);
-      if (status.state !== 'alive') return this.endGone(status);
-      if (this.replayPending) {
-        this.replayPending = false;
-        // Control mode's state sync rebuilds history and screen on every attach instead.
-        if (!(await this.usesControl(connection))) await this.replay(connection);
-      }
-    }
-    await this.attach(connection);
   }
 
   write(data: string): void {
@@ -268,57 +276,65 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
     return connection;
   }
 
-  private async create(connection: SshConnection): Promise<void> {
+  /** Picks the multiplexer of a new tab from what the host has (cached per host). */
+  private async choose(connection: SshConnection): Promise<void> {
     const capabilities = await hostCapabilities(connection, this.options.probeTimeoutMs);
     const choice = chooseMultiplexer(this.options.preference ?? 'auto', capabilities);
     this.kind = choice.kind;
+    this.scripts = choice.kind === 'none' ? undefined : scriptsFor(choice.kind, capabilities);
     this.emit('multiplexer', choice.kind);
     this.options.log.info(`session ${this.name} on ${this.options.host.label}: ${choice.kind}${choice.reason ? ` (${choice.reason})` : ''}`);
-    if (choice.kind === 'none') {
-      this.status(`${choice.reason ?? 'no multiplexer'}: this terminal is a plain shell and will not survive a disconnect`);
-      return;
+    if (choice.kind === 'none') this.status(`${choice.reason ?? 'no multiplexer'}: this terminal is a plain shell and will not survive a disconnect`);
+  }
+
+  /**
+   * One exec channel: (create,) check the session, (replay,) attach, and start the driver on it
+   * (attachStatus.ts). `create` only for a new tab's first attach: a reconnect never creates.
+   */
+  private async attachVia(via: SshConnection, create: boolean, retried = false): Promise<void> {
+    if (this.ending) return;
+    let opened: Opened;
+    if (this.kind === 'none') {
+      const pty = this.pty();
+      opened = await this.onSomeConnection(via, async (connection) => ({ driver: new AttachDriver(await connection.openTerminal(undefined, pty)) }));
+    } else {
+      const capabilities = await hostCapabilities(via, this.options.probeTimeoutMs);
+      this.scripts ??= scriptsFor(this.kind ?? 'tmux', capabilities);
+      this.control ??= this.scripts.kind === 'tmux' && this.options.tmuxMode === 'control' && controlModeSupported(capabilities.tmux);
+      opened = await this.onSomeConnection(via, (connection) => this.tmuxExclusive(connection, (release) => this.openAttachChannel(connection, create, release)));
     }
-    this.scripts = scriptsFor(choice.kind, capabilities);
-    await this.linkAgent(connection);
-    const scripts = this.scripts;
-    const result = await this.tmuxExclusive(connection, () => connection.runScript(
-      scripts.create({
-        id: this.id,
-        cwd: this.options.cwd,
-        cols: this.size.cols,
-        rows: this.size.rows,
-        historyLimit: this.options.historyLimit ?? 50_000,
-        device: this.options.deviceName,
-        title: this.options.title,
-      }),
-      this.options.probeTimeoutMs,
-    ));
-    if (!/^created$/m.test(result.output)) {
-      throw new SessionError('create-failed', `could not create ${choice.kind} session ${this.name} on ${this.options.host.label}: ${result.output.trim().slice(0, 300) || `exit ${result.exitCode}`}`);
+    const status = opened.status;
+    if (status && status.state !== 'attached') return this.notAttached(via, status, create, retried);
+    if (opened.driver) this.adopt(opened.driver, opened.connection ?? via);
+  }
+
+  /** A status other than attached: the session ended, or the host no longer has what we detected. */
+  private async notAttached(via: SshConnection, status: Exclude<AttachStatus, { state: 'attached' }>, create: boolean, retried: boolean): Promise<void> {
+    if (status.state === 'gone' || status.state === 'exited') return this.endGone(status.state === 'gone' ? { state: 'gone' } : { state: 'exited', exitCode: status.exitCode });
+    // The cached capabilities no longer hold, or a create failed: detect again (issue 16).
+    forgetHostCapabilities(via.host);
+    if (status.state === 'create-failed') {
+      throw new SessionError('create-failed', `could not create ${this.kind} session ${this.name} on ${this.options.host.label}: ${status.detail || 'no output'}`);
     }
+    const capabilities = await hostCapabilities(via, this.options.probeTimeoutMs);
+    const present = this.kind === 'screen' ? capabilities.screen !== undefined : capabilities.tmux !== undefined;
+    this.options.log.info(`session ${this.name}: the host answered unsupported; detected again (${this.kind} ${present ? 'present' : 'missing'})`);
+    if (create && !retried) {
+      await this.choose(via);
+      return this.attachVia(via, true, true);
+    }
+    // An existing session needs its multiplexer: without it, the session is gone.
+    if (!present) return this.endGone({ state: 'gone' });
+    if (retried) throw new RemoteCommandError('no-marker', `${this.options.host.label} keeps answering unsupported for ${this.name}`);
+    this.scripts = scriptsFor(this.scripts?.kind ?? 'tmux', capabilities);
+    return this.attachVia(via, create, true);
   }
 
-  private async probe(connection: SshConnection): Promise<SessionStatus> {
-    const capabilities = await hostCapabilities(connection, this.options.probeTimeoutMs);
-    if (this.kind === 'none') return { state: 'alive' };
-    this.scripts ??= scriptsFor(this.kind ?? 'tmux', capabilities);
-    const result = await connection.runScript(this.scripts.status(this.id), this.options.probeTimeoutMs);
-    return parseStatusOutput(result.output);
-  }
-
-  private async replay(connection: SshConnection): Promise<void> {
-    if (!this.scripts) return;
-    const result = await connection.runScript(this.scripts.capture(this.id, this.options.replayLines ?? 0), this.options.probeTimeoutMs);
-    const text = boundReplay(result.output, this.options.replayLines ?? 0, this.options.replayMaxBytes ?? 512 * 1024);
-    // Replayed history, then a cleared screen that the multiplexer redraws on attach: the
-    // visible rows are neither duplicated nor missing.
-    if (text) this.emit('data', text + '\x1b[0m\r\n\x1b[H\x1b[2J');
-  }
-
-  /** Whether this tab uses control mode: tmux 3.2+ and the setting asks for it. */
+  /** Runs the one-exec attach script on a pty channel and starts the tab's driver on it. */
   /**
    * Runs tmux work that fires control notifications (create, kill, a control client starting) one
-   * at a time per host, on tmux versions that crash when they meet an identifying control client.
+   * at a time per host, on tmux versions that crash when they meet an identifying control client
+   * (controlStartsNeedSerialising). `work` may release early: a control client once identified.
    */
   private async tmuxExclusive<T>(connection: SshConnection, work: (release: () => void) => Promise<T>): Promise<T> {
     if (this.kind !== 'tmux' || this.options.tmuxMode !== 'control') return work(() => undefined);
@@ -327,72 +343,95 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
     return this.options.pool.tmuxStarts.run(ConnectionPool.keyOf(this.options.host), work);
   }
 
-  private async usesControl(connection: SshConnection): Promise<boolean> {
-    if (this.control === undefined) {
-      const capabilities = await hostCapabilities(connection, this.options.probeTimeoutMs);
-      this.control = this.kind === 'tmux' && this.options.tmuxMode === 'control' && controlModeSupported(capabilities.tmux);
+  private async openAttachChannel(connection: SshConnection, create: boolean, release: () => void = () => undefined): Promise<Opened> {
+    const scripts = this.scripts!;
+    const marker = newAttachMarker();
+    const replay = this.replayPending && !this.control;
+    const script = attachChannelScript({
+      marker,
+      id: this.id,
+      binary: scripts.kind,
+      status: scripts.status(this.id),
+      attach: this.control ? controlAttachScript(this.id, '-CC', this.options.deviceName) : scripts.attach(this.id, this.options.deviceName),
+      create: create
+        ? scripts.create({
+            id: this.id,
+            cwd: this.options.cwd,
+            cols: this.size.cols,
+            rows: this.size.rows,
+            historyLimit: this.options.historyLimit ?? 50_000,
+            device: this.options.deviceName,
+            title: this.options.title,
+          })
+        : undefined,
+      agentLink: connection.forwardsAgent ? agentLinkScript(this.id) : undefined,
+      capture: replay ? scripts.capture(this.id, this.options.replayLines ?? 0) : undefined,
+    });
+    const channel = await connection.openTerminal(script, this.pty());
+    const preamble = await readAttachPreamble(channel, marker, this.options.probeTimeoutMs ?? 15_000, connection);
+    if (preamble.noise.trim()) this.options.log.debug(`session ${this.name}: before the attach status: ${JSON.stringify(preamble.noise.slice(0, 300))}`);
+    const status = preamble.status;
+    if (status.state !== 'attached') {
+      channel.close();
+      return { status };
     }
-    return this.control;
+    if (status.agent && status.agent !== 'linked') {
+      this.options.log.warn(`session ${this.name}: agent forwarding: ${status.agent === 'no-agent' ? 'the host did not get a forwarded agent (AllowAgentForwarding no?)' : `could not link ${AGENT_DIR}/${this.id}.sock`}`);
+    }
+    if (preamble.replay !== undefined) {
+      this.replayPending = false;
+      const text = boundReplay(preamble.replay, this.options.replayLines ?? 0, this.options.replayMaxBytes ?? 512 * 1024);
+      // Replayed history, then a cleared screen that the multiplexer redraws on attach: the
+      // visible rows are neither duplicated nor missing.
+      if (text) this.emit('data', text + '\x1b[0m\r\n\x1b[H\x1b[2J');
+    }
+    if (!this.control) return { status, driver: new AttachDriver(channel, preamble.rest), connection };
+    try {
+      const driver = await startControlDriver(channel, this.id, this.size, {
+        historyLines: this.options.controlHistoryLines ?? 2000,
+        historyMaxBytes: this.options.replayMaxBytes,
+        log: this.options.log,
+        // A control client that has not synced by then falls back to attach rather than keep
+        // a restoring tab blank (seen now and then when 20 tabs attach at once).
+        openTimeoutMs: 6000,
+        device: this.options.deviceName,
+        onIdentified: release,
+      }, preamble.rest);
+      return { status, driver, connection };
+    } catch (error) {
+      // A session that ended in between is the next status check's business; anything else falls back to attach.
+      if (!ControlError.is(error) || /can't find session|no server running/i.test(error.message)) throw error;
+      this.options.log.warn(`session ${this.name}: control mode failed (${error.message}); using tmux attach`);
+      this.control = false;
+      return this.openAttachChannel(connection, false);
+    }
   }
 
-  /** Opens the tab's driver; a connection at the host's session limit hands over to another. */
-  private async openDriver(connection: SshConnection): Promise<{ driver: SessionDriver; connection: SshConnection }> {
+  /** Runs `open` on the connection; one at the host's session limit hands over to another. */
+  private async onSomeConnection(connection: SshConnection, open: (connection: SshConnection) => Promise<Opened>): Promise<Opened> {
     try {
-      return { driver: await this.openDriverOn(connection), connection };
+      return { connection, ...(await open(connection)) };
     } catch (error) {
       if (!isChannelRefusal(error)) throw error;
       this.options.log.info(`session ${this.name}: ${this.options.host.label} refused another channel; opening another connection`);
       const other = await this.options.pool.acquire(this.options.host);
-      return { driver: await this.openDriverOn(other), connection: other };
+      return { connection: other, ...(await open(other)) };
     }
   }
 
-  private async openDriverOn(connection: SshConnection): Promise<SessionDriver> {
-    if (await this.usesControl(connection)) {
-      try {
-        return await this.tmuxExclusive(connection, (release) => openControlDriver(connection, this.id, this.size, {
-          onIdentified: release,
-          historyLines: this.options.controlHistoryLines ?? 2000,
-          historyMaxBytes: this.options.replayMaxBytes,
-          log: this.options.log,
-          // A control client that has not synced by then falls back to attach rather than keep
-          // a restoring tab blank (seen now and then when 20 tabs attach at once).
-          openTimeoutMs: 6000,
-          device: this.options.deviceName,
-        }));
-      } catch (error) {
-        // A session that is gone is the probe's business; anything else falls back to attach.
-        if (!ControlError.is(error) || /can't find session|no server running/i.test(error.message)) throw error;
-        this.options.log.warn(`session ${this.name}: control mode failed (${error.message}); using tmux attach`);
-        this.control = false;
-      }
-    }
-    const pty = { term: 'xterm-256color', cols: this.size.cols, rows: this.size.rows, width: 0, height: 0, modes: {} };
-    return new AttachDriver(await connection.openTerminal(this.kind === 'none' ? undefined : this.scripts!.attach(this.id, this.options.deviceName), pty));
+  private pty(): PseudoTtyOptions {
+    return { term: 'xterm-256color', cols: this.size.cols, rows: this.size.rows, width: 0, height: 0, modes: {} };
   }
 
-  /** With agent forwarding, points the session's stable SSH_AUTH_SOCK at this connection's agent. */
-  private async linkAgent(connection: SshConnection): Promise<void> {
-    if (!connection.forwardsAgent || this.kind === 'none') return;
-    try {
-      const result = parseAgentLinkOutput((await connection.runScript(agentLinkScript(this.id), this.options.probeTimeoutMs)).output);
-      if (result !== 'linked') this.options.log.warn(`session ${this.name}: agent forwarding: ${result === 'no-agent' ? 'the host did not get a forwarded agent (AllowAgentForwarding no?)' : `could not link ${AGENT_DIR}/${this.id}.sock`}`);
-    } catch (error) {
-      // The terminal matters more than the agent: attach anyway.
-      this.options.log.warn(`session ${this.name}: agent forwarding: ${(error as Error).message}`);
-    }
-  }
-
-  private async attach(via: SshConnection): Promise<void> {
-    if (this.ending) return;
-    await this.linkAgent(via);
-    const { driver, connection } = await this.openDriver(via);
+  /** Makes a started driver the tab's own. */
+  private adopt(driver: SessionDriver, connection: SshConnection): void {
     if (this.ending) {
       driver.detach();
       return;
     }
     this.driver = driver;
     this.batcher.reset();
+    const openedAt = Date.now();
     let drawn!: () => void;
     const firstOutput = new Promise<void>((resolve) => (drawn = resolve));
     driver.onOutput((chunk) => {
@@ -404,34 +443,49 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
       if (this.driver !== driver) return;
       this.batcher.flush();
       this.driver = undefined;
+      // A client that keeps ending at once (yet its session lives) must not spin.
+      this.quickCloses = Date.now() - openedAt < 2000 ? this.quickCloses + 1 : 0;
       void this.onChannelClosed(connection, info.exitCode);
     });
     // An attach client is on the host's client list (and its pty in raw mode) only once it draws;
     // until then a kill's client count would miss it and typed control keys would be cooked.
     // Control mode resolves only after its first state sync, so it is attached already.
-    if (driver instanceof AttachDriver) await Promise.race([firstOutput, delay(5000)]);
-    if (this.ending || this.driver !== driver) return;
-    this.policy.reset();
-    this.established = true;
-    this.setState('attached');
-    const typed = this.typedWhileAttaching.splice(0);
-    if (typed.length > 0) driver.write(typed.join(''));
+    const ready = driver instanceof AttachDriver ? Promise.race([firstOutput, delay(5000)]) : Promise.resolve();
+    void ready.then(() => {
+      if (this.ending || this.driver !== driver) return;
+      this.policy.reset();
+      this.established = true;
+      this.setState('attached');
+      const typed = this.typedWhileAttaching.splice(0);
+      if (typed.length > 0) driver.write(typed.join(''));
+    });
   }
 
-  /** The channel ended: tell a shell that exited from a dropped connection and a killed session. */
+  /**
+   * The channel ended. Without a connection: reconnect. With one: one exec re-attaches, or its
+   * status line says the shell exited (the tab closes with its status) or the session is gone.
+   */
   private async onChannelClosed(connection: SshConnection, exitCode: number | null): Promise<void> {
     if (this.ending || this.killing) return;
-    // ssh2 closes channels before it reports the connection closed; let that news arrive first.
-    await delay(20);
-    if (this.ending) return;
     if (!connection.isOpen) return this.startReconnect('connection lost');
-    if (this.kind === 'none') return this.finish(exitCode ?? 0);
+    if (this.kind === 'none') {
+      // A plain shell that exited reports its status; a dropped connection reports none.
+      if (exitCode !== null) return this.finish(exitCode);
+      return this.startReconnect('connection lost');
+    }
+    // Keys typed from now on wait for the next attach (and arrive once).
+    this.setState('reconnecting');
+    if (this.quickCloses >= 3) await delay(Math.min(5000, 250 * 2 ** Math.min(this.quickCloses - 3, 5)));
+    if (this.ending) return;
     try {
-      const status = await this.probe(connection);
-      if (status.state === 'alive' || status.state === 'unknown') return this.startReconnect('detached from the session');
-      return this.endGone(status);
+      await this.attachVia(connection, false);
     } catch (error) {
-      this.handleFailure(error, 'probe');
+      if (this.ending) return;
+      if (ConnectError.is(error) && error.permanent) return this.handleFailure(error, 'reconnect');
+      this.options.log.info(`session ${this.name}: re-attach failed (${(error as Error).message}); reconnecting`);
+      this.batcher.reset();
+      this.status(`connection lost to ${this.options.host.label}; reconnecting…`);
+      this.scheduleReconnect();
     }
   }
 
@@ -466,7 +520,7 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
     try {
       const connection = await this.connect();
       // Attach-only: a session that is gone is reported, never recreated (DESIGN §2).
-      await this.attachExisting(connection);
+      await this.attachVia(connection, false);
       if (this.currentState === 'attached') this.options.log.info(`session ${this.name}: re-attached`);
     } catch (error) {
       if (ConnectError.is(error) && error.permanent) return this.handleFailure(error, 'reconnect');

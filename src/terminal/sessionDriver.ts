@@ -32,7 +32,12 @@ export class AttachDriver implements SessionDriver {
   private exitCode: number | null = null;
   private readonly closeListeners: ((info: DriverClose) => void)[] = [];
 
-  constructor(private readonly channel: ClientChannel) {
+  /** `initial`: bytes already read from a paused channel (after the attach status line); they are
+   * delivered first, then the channel resumes. */
+  constructor(
+    private readonly channel: ClientChannel,
+    private initial?: Buffer,
+  ) {
     channel.on('exit', (code: number | null) => {
       this.exitCode = typeof code === 'number' ? code : null;
     });
@@ -72,8 +77,12 @@ export class AttachDriver implements SessionDriver {
   }
 
   onOutput(listener: (chunk: Buffer) => void): void {
+    const initial = this.initial;
+    this.initial = undefined;
+    if (initial && initial.length > 0) listener(initial);
     this.channel.on('data', listener);
     this.channel.stderr.on('data', listener);
+    this.channel.resume();
   }
 
   onClose(listener: (info: DriverClose) => void): void {

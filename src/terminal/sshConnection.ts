@@ -60,6 +60,7 @@ export class SshConnection extends EventEmitter {
   private claims = 0;
   private full = false;
   private readonly hops: Client[] = [];
+  private channelsOpened = 0;
 
   private constructor(
     readonly host: ResolvedHost,
@@ -103,11 +104,19 @@ export class SshConnection extends EventEmitter {
     return !this.closed;
   }
 
+  /** Session channels (exec or shell) asked for on this connection: each costs a round trip
+   * after the handshake (ssh2 sends a pty's pty-req after the channel open confirms, so a
+   * terminal costs one more). Tests and benchmarks count them per operation (issue 16). */
+  get execChannels(): number {
+    return this.channelsOpened;
+  }
+
   /** Runs a probe script. A channel the host refuses (MaxSessions reached for a moment, while
    * terminals open) is retried briefly: probe channels are short-lived. */
   async runScript(script: string, timeoutMs?: number): Promise<ScriptResult> {
     for (let attempt = 0; ; attempt++) {
       try {
+        this.channelsOpened += 1;
         return await runScript(this.client, script, timeoutMs);
       } catch (error) {
         if (!isChannelRefusal(error) || attempt >= 8 || this.closed) throw error;
@@ -133,6 +142,7 @@ export class SshConnection extends EventEmitter {
    * marks the connection full until one of its terminals closes; the caller then asks the pool. */
   async openTerminal(script: string | undefined, pty: PseudoTtyOptions): Promise<ClientChannel> {
     let channel: ClientChannel;
+    this.channelsOpened += 1;
     try {
       channel =
         script === undefined
@@ -320,7 +330,10 @@ export class ConnectionPool {
   /** Per host (keyOf): tmux work that must not overlap (see controlStartsNeedSerialising). */
   readonly tmuxStarts = new KeyedMutex();
   private readonly live = new Map<string, SshConnection[]>();
-  private readonly connecting = new Map<string, Promise<SshConnection>>();
+  /** Connects under way per host; more than one when more tabs wait than one connection holds. */
+  private readonly connecting = new Map<string, Promise<SshConnection>[]>();
+  /** Tabs waiting for a connect per host (see acquire). */
+  private readonly waiting = new Map<string, number>();
   private readonly toldIgnored = new Set<string>();
 
   constructor(private readonly options: ConnectionOptions) {}
@@ -339,8 +352,20 @@ export class ConnectionPool {
         usable.claim();
         return usable;
       }
-      // Tabs that asked at once share one connect, then each takes room or asks again.
-      await (this.connecting.get(key) ?? this.connect(host, key));
+      // Tabs that asked at once share connects, TERMINALS_PER_CONNECTION to each, started in
+      // parallel (20 tabs restored at once pay one handshake time, not three in a row); then each
+      // takes room or asks again.
+      const inFlight = this.connecting.get(key) ?? [];
+      const place = this.waiting.get(key) ?? 0;
+      this.waiting.set(key, place + 1);
+      try {
+        const slot = Math.floor(place / TERMINALS_PER_CONNECTION);
+        await (inFlight[slot] ?? this.connect(host, key));
+      } finally {
+        const left = (this.waiting.get(key) ?? 1) - 1;
+        if (left > 0) this.waiting.set(key, left);
+        else this.waiting.delete(key);
+      }
     }
   }
 
@@ -351,9 +376,14 @@ export class ConnectionPool {
       this.toldIgnored.add(hop.label);
       this.options.log.info(`ssh: ${hop.label}: ssh config sets ${hop.ignoredKeywords.join(', ')}, which Tether ignores (see the README, "SSH config")`);
     }
-    const attempt = SshConnection.open(host, this.options).then(
+    const done = (): void => {
+      const rest = (this.connecting.get(key) ?? []).filter((candidate) => candidate !== attempt);
+      if (rest.length > 0) this.connecting.set(key, rest);
+      else this.connecting.delete(key);
+    };
+    const attempt: Promise<SshConnection> = SshConnection.open(host, this.options).then(
       (connection) => {
-        this.connecting.delete(key);
+        done();
         this.live.set(key, [...(this.live.get(key) ?? []), connection]);
         connection.once('close', () => {
           const remaining = (this.live.get(key) ?? []).filter((candidate) => candidate !== connection);
@@ -364,11 +394,11 @@ export class ConnectionPool {
         return connection;
       },
       (error) => {
-        this.connecting.delete(key);
+        done();
         throw error;
       },
     );
-    this.connecting.set(key, attempt);
+    this.connecting.set(key, [...(this.connecting.get(key) ?? []), attempt]);
     return attempt;
   }
 

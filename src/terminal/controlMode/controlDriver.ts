@@ -178,7 +178,15 @@ export async function openControlDriver(
   const flavour = options.flavour ?? '-CC';
   const pty: PseudoTtyOptions = { term: 'xterm-256color', cols: size.cols, rows: size.rows, width: 0, height: 0, modes: {} };
   const channel = await connection.openTerminal(controlAttachScript(id, flavour, options.device), pty);
-  const driver = new ControlDriver(channel, id, size, { ...options, flavour });
+  return startControlDriver(channel, id, size, options);
+}
+
+/** Starts control mode on a channel that already runs the control client (the one-exec attach
+ * script, attachStatus.ts): `initial` holds the bytes read after its status line; the channel may
+ * be paused and is resumed here. Resolves after the first state sync. */
+export async function startControlDriver(channel: ClientChannel, id: string, size: TerminalSize, options: ControlDriverOptions, initial?: Buffer): Promise<ControlDriver> {
+  const flavour = options.flavour ?? '-CC';
+  const driver = new ControlDriver(channel, id, size, { ...options, flavour }, initial);
   try {
     await driver.started;
   } catch (error) {
@@ -225,6 +233,7 @@ export class ControlDriver implements SessionDriver {
     readonly id: string,
     size: TerminalSize,
     private readonly options: ControlDriverOptions,
+    initial?: Buffer,
   ) {
     this.size = { ...size };
     this.log = options.log;
@@ -247,6 +256,8 @@ export class ControlDriver implements SessionDriver {
       /* 'close' follows and carries the outcome */
     });
     channel.on('close', () => this.onChannelClose());
+    if (initial && initial.length > 0) onData(initial);
+    channel.resume();
   }
 
   get isOpen(): boolean {
