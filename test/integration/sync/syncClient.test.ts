@@ -12,15 +12,24 @@ import { newSessionId } from '../../../src/terminal/sessionId';
 import { buildServer, DeviceProcess, sampleSession, ServerProcess, tempRoot } from './harness';
 
 /** Resolves once `predicate` holds, re-checking whenever the client reports anything. */
+/** Waits for `predicate` on the client's events; after 40 s fails saying what the client's state was. */
 function until(client: SyncClient, predicate: () => boolean): Promise<void> {
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     if (predicate()) return resolve();
     const check = (): void => {
       if (!predicate()) return;
-      subscriptions.forEach((s) => s.dispose());
+      done();
       resolve();
     };
     const subscriptions = [client.onDidChangeRemote(check), client.onDidChangeState(check)];
+    const timer = setTimeout(() => {
+      done();
+      reject(new Error(`gave up after 40 s waiting on the client; its state: ${JSON.stringify(client.state)}`));
+    }, 40_000);
+    const done = (): void => {
+      clearTimeout(timer);
+      subscriptions.forEach((s) => s.dispose());
+    };
   });
 }
 
