@@ -6,12 +6,9 @@
  * reordered; the connection's end is delayed like its data.
  */
 import { Server, Socket, createConnection, createServer } from 'node:net';
+import { DelayLine, type LinkShape } from '../../test/integration/fixtures/delayLine';
 
-export interface LinkShape {
-  oneWayDelayMs: number;
-  jitterMs?: number;
-  bytesPerSecond?: number;
-}
+export type { LinkShape };
 
 export class CutProxy {
   private readonly pairs = new Set<[Socket, Socket]>();
@@ -51,20 +48,9 @@ export class CutProxy {
       upstream.destroy();
     };
     const forward = (from: Socket, to: Socket): void => {
-      let lastDue = 0;
-      let lineFree = 0;
-      const schedule = (action: () => void, bytes: number): void => {
-        const { oneWayDelayMs, jitterMs = 0, bytesPerSecond } = this.link;
-        const now = performance.now();
-        let sent = now;
-        if (bytesPerSecond) sent = lineFree = Math.max(lineFree, now) + (bytes * 1000) / bytesPerSecond;
-        const due = Math.max(lastDue, sent + oneWayDelayMs + Math.random() * jitterMs);
-        lastDue = due;
-        if (due <= now) action();
-        else setTimeout(action, due - now);
-      };
-      from.on('data', (chunk: Buffer) => schedule(() => void (to.destroyed || to.write(chunk)), chunk.length));
-      from.on('end', () => schedule(() => to.end(), 0));
+      const line = new DelayLine(() => this.link);
+      from.on('data', (chunk: Buffer) => line.send(() => void (to.destroyed || to.write(chunk)), chunk.length));
+      from.on('end', () => line.send(() => to.end(), 0));
     };
     forward(client, upstream);
     forward(upstream, client);
