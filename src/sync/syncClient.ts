@@ -143,6 +143,8 @@ export class SyncClient {
   private readonly presence = new Map<string, PresenceEntry>();
   private ownSeq = 0;
   private ownVersion: number | undefined;
+  /** Successful writes of this slot so far: a list that began before the latest one cannot show it. */
+  private ownWrites = 0;
   private tombstones: Tombstone[] = [];
 
   private localSessions: readonly SessionEntry[] | undefined;
@@ -473,6 +475,7 @@ export class SyncClient {
 
   private async doRefresh(): Promise<boolean> {
     let result;
+    const ownWritesBefore = this.ownWrites;
     try {
       // Keep only our own slot and blobs that open with our key: a token holder can fill the account
       // with junk, which must not crowd out (or, by size, block) the devices that are real.
@@ -499,7 +502,8 @@ export class SyncClient {
           changed = true;
         }
       }
-      if (!result.listedSlotIds.has(this.options.slotId) && this.ownVersion !== undefined) {
+      // Only a list that began after our latest write can say the server lost it.
+      if (!result.listedSlotIds.has(this.options.slotId) && this.ownVersion !== undefined && this.ownWrites === ownWritesBefore) {
         // The server lost our slot (or it was deleted): write it again.
         this.log.info('sync: this slot is missing on the server; writing it again');
         this.ownVersion = undefined;
@@ -710,6 +714,7 @@ export class SyncClient {
         const result = await this.api.putBlob(this.options.slotId, envelope, this.ownVersion);
         if (result.ok) {
           this.ownVersion = result.version;
+          this.ownWrites++;
           this.writtenRevision = revision;
           this.writeBackoff.reset();
           if (this.streamOpen) this.setState('live');
