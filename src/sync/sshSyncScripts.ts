@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { shellQuote } from '../terminal/quoting';
 import { isValidSessionId } from '../terminal/sessionId';
 import { MAX_ENVELOPE_BYTES } from './envelope';
@@ -56,7 +57,8 @@ function prelude(location: SshSyncLocation, account: string): string {
   return [
     'umask 077',
     `d=${shellDir(location.dir)}/${account}`,
-    'mkdir -p "$d" 2>/dev/null; chmod 700 "$d" 2>/dev/null',
+    // Forks are what a script costs on a busy host: create (700) only when missing.
+    '[ -d "$d" ] || { mkdir -p "$d" 2>/dev/null; chmod 700 "$d" 2>/dev/null; }',
     'cd "$d" || { echo "ERR cannot enter the sync folder"; exit 0; }',
     'sl() { sleep "$1" 2>/dev/null || sleep 1; }',
   ].join('\n');
@@ -73,36 +75,54 @@ const READ_VERSION = [
  * mkdir lock. A waiter that sees the same holder for 10 s takes the lock over (a writer that died
  * holding it); the holder's token makes sure a fresh lock is never broken for a stale one.
  */
-const LOCK = [
-  'lock() {',
-  '  n=0; seen=; since=$(date +%s)',
-  '  until mkdir .lock 2>/dev/null; do',
-  '    o=; read -r o < .lock/o 2>/dev/null',
-  '    if [ "$o" != "$seen" ]; then seen=$o; since=$(date +%s); fi',
-  '    n=$((n+1))',
-  // The clock is read every 10 tries only: forks are slow on a busy host.
-  '    if [ $((n % 10)) -eq 0 ] && [ $(($(date +%s) - since)) -ge 10 ]; then mv .lock ".lock.stale.$$" 2>/dev/null && rm -rf ".lock.stale.$$"; since=$(date +%s); fi',
-  '    sl 0.05',
-  '  done',
-  '  trap \'rm -rf .lock\' EXIT; trap \'exit 1\' HUP INT TERM PIPE',
-  '  echo "$$.$(date +%s)" > .lock/o',
-  '}',
-].join('\n');
+function lockFunction(holder: string): string {
+  if (!/^[0-9a-f]{8,32}$/.test(holder)) throw new TypeError('lock holder must be hex');
+  return [
+    'lock() {',
+    '  n=0; seen=; since=',
+    '  until mkdir .lock 2>/dev/null; do',
+    '    o=; read -r o < .lock/o 2>/dev/null',
+    '    if [ "$o" != "$seen" ] || [ -z "$since" ]; then seen=$o; since=$(date +%s); fi',
+    '    n=$((n+1))',
+    // The clock is read every 10 tries only: forks are slow on a busy host.
+    '    if [ $((n % 10)) -eq 0 ] && [ $(($(date +%s) - since)) -ge 10 ]; then mv .lock ".lock.stale.$$" 2>/dev/null && rm -rf ".lock.stale.$$"; since=$(date +%s); fi',
+    '    sl 0.05',
+    '  done',
+    "  trap 'rm -rf .lock' EXIT; trap 'exit 1' HUP INT TERM PIPE",
+    // Unique per acquisition (the long-lived shell's $$ is the same for all of its requests).
+    `  echo ${holder} > .lock/o`,
+    '}',
+  ].join('\n');
+}
+
+const newHolder = (): string => randomBytes(8).toString('hex');
 
 /**
  * Writes slot `slotId` from the base64 envelope on stdin if its version is still `knownVersion`
  * (undefined: it must not exist). Prints one of: OK <version> | CONFLICT <version|none> |
  * TOO_MANY_SLOTS | ACCOUNT_FULL | TOO_LARGE | ERR <why>.
  */
-export function putScript(location: SshSyncLocation, account: string, slotId: string, knownVersion: number | undefined, limits: SshSyncLimits = SSH_SYNC_LIMITS): string {
+export function putScript(
+  location: SshSyncLocation,
+  account: string,
+  slotId: string,
+  knownVersion: number | undefined,
+  limits: SshSyncLimits = SSH_SYNC_LIMITS,
+  now: Date = new Date(),
+  holder: string = newHolder(),
+): string {
   checkSlot(slotId);
   if (knownVersion !== undefined) checkInt(knownVersion, 'version');
   const maxB64 = Math.ceil(limits.maxBlobBytes / 3) * 4;
   // The account quota counts decoded bytes on the server; here the files hold base64 plus a wrapper.
   const maxAccountFileBytes = Math.ceil(limits.maxAccountBytes / 3) * 4 + limits.maxSlots * 80;
+  const updatedAt = now.toISOString().replace(/\.[0-9]{3}Z$/, 'Z');
+  // The file is this wrapper, the version's digits and the base64: its size bounds the base64 exactly.
+  const prefix = `{"version":%s,"updatedAt":"${updatedAt}","data":"`;
+  const wrapperBytes = Buffer.byteLength(prefix.replace('%s', '')) + '"}\n'.length;
   return [
     prelude(location, account),
-    LOCK,
+    lockFunction(holder),
     `s=${shellQuote(slotId)}; want=${knownVersion === undefined ? "''" : String(knownVersion)}`,
     'lock',
     READ_VERSION,
@@ -116,27 +136,29 @@ export function putScript(location: SshSyncLocation, account: string, slotId: st
     '  case $v in ""|*[!0-9]*|????????????????*) continue;; esac; [ "$v" -gt "$prev" ] && prev=$v; done',
     'next=$((prev+1))',
     't=".$s.tmp.$$"',
-    `head -c ${maxB64 + 1} > "$t.d" || { rm -f "$t.d"; echo "ERR cannot write"; exit 0; }`,
-    'size=$(wc -c < "$t.d")',
-    `if [ "$size" -gt ${maxB64} ]; then rm -f "$t.d"; echo TOO_LARGE; exit 0; fi`,
-    `{ printf '{"version":%s,"updatedAt":"%s","data":"' "$next" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"; cat "$t.d"; printf '"}\\n'; } > "$t" || { rm -f "$t" "$t.d"; echo "ERR cannot write"; exit 0; }`,
-    'rm -f "$t.d"; size=$(wc -c < "$t")',
-    `used=0; for f in *.blob; do [ -f "$f" ] && [ "$f" != "$s.blob" ] || continue; z=$(wc -c < "$f"); [ "$z" -le ${maxB64 + 128} ] && used=$((used + z)); done`,
+    // The base64 arrives as one line, with or without its newline (a here-document adds one).
+    `{ printf '${prefix}' "$next"; head -c ${maxB64 + 2} | tr -d '\\n'; printf '"}\\n'; } > "$t" || { rm -f "$t"; echo "ERR cannot write"; exit 0; }`,
+    'size=$(wc -c < "$t")',
+    `if [ "$size" -gt $((${maxB64 + wrapperBytes} + \${#next})) ]; then rm -f "$t"; echo TOO_LARGE; exit 0; fi`,
+    // Every other slot's file, in one wc (not one per file); odd names and sizes count for nothing.
+    `used=$(wc -c -- *.blob 2>/dev/null | { u=0; while read -r z f; do case $z in ""|*[!0-9]*) continue;; esac; [ "$f" = "$s.blob" ] || [ "$f" = total ] && continue; [ "$z" -le ${maxB64 + 128} ] && u=$((u + z)); done; echo $u; })`,
     `if [ $((used + size)) -gt ${maxAccountFileBytes} ]; then rm -f "$t"; echo ACCOUNT_FULL; exit 0; fi`,
     // fsync the new file where sync takes a file (coreutils 8.24+); elsewhere rename alone.
     'sync "$t" 2>/dev/null',
     'mv -f "$t" "$s.blob" || { rm -f "$t"; echo "ERR cannot rename"; exit 0; }',
-    ': > "$s.v$next"; [ -n "$cur" ] && rm -f "$s.v$cur"; rm -f "$s".d*',
+    ': > "$s.v$next"',
+    // The old marker, any deleted-version marker and the lock go in one rm.
+    'if [ -n "$cur" ]; then rm -rf "$s.v$cur" "$s".d* .lock; else rm -rf "$s".d* .lock; fi; trap - EXIT',
     'echo "OK $next"',
   ].join('\n');
 }
 
 /** Deletes a slot (a missing one counts as done), leaving its last version as `<slot>.d<N>`. Prints OK. */
-export function deleteScript(location: SshSyncLocation, account: string, slotId: string): string {
+export function deleteScript(location: SshSyncLocation, account: string, slotId: string, holder: string = newHolder()): string {
   checkSlot(slotId);
   return [
     prelude(location, account),
-    LOCK,
+    lockFunction(holder),
     `s=${shellQuote(slotId)}`,
     'lock',
     READ_VERSION,
@@ -199,9 +221,23 @@ export function watcherScript(location: SshSyncLocation, account: string, slotId
   const ticksPerBeat = Math.max(1, Math.round(beat / poll));
   return [
     prelude(location, account),
-    `s=${shellQuote(slotId)}; prev=`,
+    `s=${shellQuote(slotId)}; prev=; started=`,
     'hb() { t=$(date +%s); : > "$s.s$t"; for f in "$s".s*; do [ "$f" = "$s.s$t" ] || rm -f "$f"; done; }',
-    'emit() { set -- *.v* *.s*; cur="$*"; if [ "$cur" != "$prev" ]; then prev=$cur; echo "S $(date +%s) $cur"; fi; }',
+    // Names outside [a-z0-9.] are left out (a crafted name must not break a line). A slot whose
+    // version marker is new since the last line has its file printed first (B, as readScript does),
+    // so the device needs no read of its own; not on the first line: the device lists on open.
+    'emit() {',
+    '  cur=; for f in *.v* *.s*; do case $f in *[!a-z0-9.]*) continue;; esac; cur="$cur $f"; done',
+    '  [ "$cur" = "$prev" ] && return',
+    '  if [ -n "$started" ]; then for f in $cur; do',
+    '    case $f in *.v*) ;; *) continue;; esac',
+    '    case "$prev " in *" $f "*) continue;; esac',
+    '    o=${f%%.v*}; v=${f#"$o".v}',
+    '    [ ${#o} -eq 26 ] && [ "$o" != "$s" ] && [ -f "$o.blob" ] || continue',
+    `    printf 'B %s %s ' "$o" "$v"; head -c ${MAX_BLOB_FILE_BYTES} "$o.blob" | base64 | tr -d '\\n'; echo`,
+    '  done; fi',
+    '  started=1; prev=$cur; echo "S $(date +%s)$cur"',
+    '}',
     'hb',
     ...(mode === 'auto'
       ? [

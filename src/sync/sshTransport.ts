@@ -2,13 +2,15 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { ClientChannel } from 'ssh2';
 import { ConnectError, type ConnectionPool, isChannelRefusal, type SshConnection } from '../terminal/sshConnection';
 import type { ResolvedHost } from '../terminal/sshConfig';
-import { openScriptChannel } from '../terminal/remoteExec';
+import { openScriptChannel, RemoteCommandError } from '../terminal/remoteExec';
+import { lineReader, RemoteShell } from '../terminal/remoteShell';
 import { isValidSessionId } from '../terminal/sessionId';
 import {
   DEFAULT_WATCHER_TIMING,
   deleteScript,
   leaveScript,
   MAX_BLOB_FILE_BYTES,
+  MAX_WATCH_SLOTS,
   parseReadLine,
   parseWatchLine,
   putScript,
@@ -64,36 +66,9 @@ function asSyncError(error: unknown, where: string): SyncHttpError {
   return new SyncHttpError('network', `cannot reach the sync host ${where}: ${message}`);
 }
 
-/** A line longer than this (a flooded folder) is dropped, not buffered. */
-const MAX_WATCH_LINE = 256 * 1024;
+/** A line longer than this (a flooded folder) is dropped, not buffered; a B line holds one blob file in base64. */
+const MAX_WATCH_LINE = Math.ceil(MAX_BLOB_FILE_BYTES / 3) * 4 + 256;
 const MAX_LIST_OUTPUT = 64 * 1024 * 1024;
-
-/** Splits a channel's stdout into lines, each capped; an over-long line is skipped to its end. */
-function lineReader(onLine: (line: string) => void, maxLine: number): (chunk: Buffer) => void {
-  let parts: Buffer[] = [];
-  let size = 0;
-  let skipping = false;
-  return (chunk) => {
-    let start = 0;
-    for (;;) {
-      const newline = chunk.indexOf(0x0a, start);
-      const end = newline < 0 ? chunk.length : newline;
-      if (!skipping) {
-        size += end - start;
-        if (size > maxLine) {
-          skipping = true;
-          parts = [];
-        } else parts.push(chunk.subarray(start, end));
-      }
-      if (newline < 0) return;
-      if (!skipping) onLine(Buffer.concat(parts).toString('utf8'));
-      parts = [];
-      size = 0;
-      skipping = false;
-      start = newline + 1;
-    }
-  };
-}
 
 export class SshSyncTransport implements SyncTransport {
   readonly account: string;
@@ -101,6 +76,9 @@ export class SshSyncTransport implements SyncTransport {
   private readonly maxResponseBytes: number;
   private readonly where: string;
   private streamSlot: string | undefined;
+  /** The long-lived shell that runs reads and writes, and the connection it is on. */
+  private shell: RemoteShell | undefined;
+  private shellConnection: SshConnection | undefined;
 
   constructor(private readonly options: SshTransportOptions) {
     this.account = sshAccountId(options.token);
@@ -110,60 +88,38 @@ export class SshSyncTransport implements SyncTransport {
   }
 
   /**
-   * Runs a script (stdin from `input`), resolving with its lines after a one-time marker (a noisy
-   * rc file never reaches a parser). Output beyond `maxBytes` ends the channel: the lines read so
-   * far are returned with `cut: true`.
+   * Runs a script on this host's long-lived shell (stdin from `input`), resolving with its lines.
+   * Output beyond `maxBytes` ends the shell: the lines read so far are returned with `cut: true`.
+   * The shell is opened on first use and again after its connection changed or it ended.
    */
   private async run(script: string, input?: string, maxBytes = 1024 * 1024): Promise<{ lines: string[]; cut: boolean }> {
-    const marker = `__tether_sync_${randomBytes(8).toString('hex')}__`;
-    let channel: ClientChannel | undefined;
+    let connection: SshConnection;
     try {
-      const connection = await this.options.connect();
-      for (let attempt = 0; ; attempt++) {
-        try {
-          channel = await openScriptChannel(connection.client, `echo ${marker}\n${script}`);
-          break;
-        } catch (error) {
-          if (!isChannelRefusal(error) || attempt >= 8 || !connection.isOpen) throw error;
-          await new Promise((resolve) => setTimeout(resolve, 25 * 2 ** Math.min(attempt, 4)));
-        }
-      }
+      connection = await this.options.connect();
     } catch (error) {
       throw asSyncError(error, this.where);
     }
-    const open = channel;
-    return new Promise((resolve, reject) => {
-      const lines: string[] = [];
-      let started = false;
-      let size = 0;
-      let cut = false;
-      const timer = setTimeout(() => {
-        open.close();
-        reject(new SyncHttpError('timeout', `the sync host ${this.where} did not answer within ${this.timeoutMs} ms`));
-      }, this.timeoutMs);
-      const read = lineReader((line) => {
-        if (!started) started = line === marker;
-        else lines.push(line);
-      }, Math.max(maxBytes, 4096));
-      open.on('data', (chunk: Buffer) => {
-        if (cut) return;
-        size += chunk.length;
-        if (size > maxBytes) {
-          cut = true;
-          open.close();
-          return;
+    if (!this.shell || !this.shell.alive || this.shellConnection !== connection) {
+      this.shell?.close('the connection changed');
+      this.shell = new RemoteShell(connection.client, { timeoutMs: this.timeoutMs });
+      this.shellConnection = connection;
+    }
+    const shell = this.shell;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await shell.run(script, input, maxBytes);
+      } catch (error) {
+        // sshd's MaxSessions refused the shell's channel: the request never ran, so try again.
+        if (isChannelRefusal(error) && attempt < 8 && connection.isOpen && shell.alive) {
+          await new Promise((resolve) => setTimeout(resolve, 25 * 2 ** Math.min(attempt, 4)));
+          continue;
         }
-        read(chunk);
-      });
-      open.stderr.resume();
-      open.on('close', () => {
-        clearTimeout(timer);
-        if (!started && !cut) reject(new SyncHttpError('network', `the sync host ${this.where} did not run the sync script`));
-        else resolve({ lines, cut });
-      });
-      if (input !== undefined) open.end(input);
-      else open.end();
-    });
+        if (RemoteCommandError.is(error) && error.reason === 'timeout') {
+          throw new SyncHttpError('timeout', `the sync host ${this.where} did not answer within ${this.timeoutMs} ms`);
+        }
+        throw asSyncError(error, this.where);
+      }
+    }
   }
 
   async listBlobs(_etag?: string, keep: (blob: StoredBlob) => boolean = () => true): Promise<ListResult> {
@@ -259,6 +215,8 @@ export class SshSyncTransport implements SyncTransport {
     let latest: WatchState | undefined;
     let presenceKey = '';
     let reading = false;
+    /** Files the watcher printed (B lines) since its last S line, by slot. */
+    const pushed = new Map<string, StoredBlob>();
     const timeout = this.options.presenceTimeoutSeconds ?? 3 * (this.options.timing ?? DEFAULT_WATCHER_TIMING).heartbeatSeconds;
     const fail = (code: number | undefined, message: string): void => {
       if (closed) return;
@@ -272,10 +230,19 @@ export class SshSyncTransport implements SyncTransport {
       try {
         while (!closed && latest && known) {
           const state = latest;
-          const changed = [...state.versions].filter(([slot, version]) => known!.get(slot) !== version).map(([slot]) => slot);
+          // Our own slot's file is ours: the client ignores it, so it is never read back.
+          const changed = [...state.versions].filter(([slot, version]) => slot !== slotId && known!.get(slot) !== version).map(([slot]) => slot);
           const gone = [...known.keys()].filter((slot) => !state.versions.has(slot));
           if (changed.length === 0 && gone.length === 0) break;
-          const blobs = changed.length > 0 ? await this.readSlots(changed) : new Map<string, StoredBlob>();
+          // The watcher printed the changed files before its line; read only what it did not.
+          const blobs = new Map<string, StoredBlob>();
+          for (const slot of changed) {
+            const blob = pushed.get(slot);
+            if (blob && blob.version === state.versions.get(slot)) blobs.set(slot, blob);
+          }
+          pushed.clear();
+          const missing = changed.filter((slot) => !blobs.has(slot));
+          if (missing.length > 0) for (const [slot, blob] of await this.readSlots(missing)) blobs.set(slot, blob);
           if (closed) return;
           for (const slot of changed) known.set(slot, state.versions.get(slot)!);
           for (const slot of gone) known.delete(slot);
@@ -311,6 +278,12 @@ export class SshSyncTransport implements SyncTransport {
     const onLine = (line: string): void => {
       if (closed) return;
       handlers.activity();
+      if (line.startsWith('B ')) {
+        const parsed = parseReadLine(line);
+        const blob = parsed && !('missing' in parsed) ? parseStoredBlob(parsed.record) : undefined;
+        if (blob && (pushed.has(blob.slotId) || pushed.size < MAX_WATCH_SLOTS)) pushed.set(blob.slotId, blob);
+        return;
+      }
       const state = parseWatchLine(line);
       if (state) onState(state);
       else if (line === 'M inotify' || line === 'M sh') this.options.log?.debug(`sync: ${this.where}: watcher uses ${line.slice(2)}`);
@@ -351,8 +324,9 @@ export class SshSyncTransport implements SyncTransport {
   /** Removes this client's presence file if the host is connected (others then see it offline at once). */
   async dispose(): Promise<void> {
     const slot = this.streamSlot;
-    if (!slot || !this.options.peek?.()) return;
-    await this.run(leaveScript(this.options.location, this.account, slot)).catch(() => undefined);
+    if (slot && this.options.peek?.()) await this.run(leaveScript(this.options.location, this.account, slot)).catch(() => undefined);
+    this.shell?.close('the client stopped');
+    this.shell = undefined;
   }
 }
 

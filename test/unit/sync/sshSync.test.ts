@@ -105,6 +105,19 @@ describe('ssh sync scripts (run by the local sh)', function () {
     assert.equal(sh(putScript(loc, ACCOUNT, SLOT, 1, { ...limits, maxAccountBytes: 64 }), 'A'.repeat(80)).trim(), 'ACCOUNT_FULL');
   });
 
+  it('bound the base64 exactly, with or without the newline a here-document adds', function () {
+    const limits = { maxBlobBytes: 66, maxSlots: 8, maxAccountBytes: 4096 }; // 88 base64 characters
+    assert.equal(sh(putScript(loc, ACCOUNT, SLOT, undefined, limits), 'A'.repeat(89)).trim(), 'TOO_LARGE');
+    assert.equal(sh(putScript(loc, ACCOUNT, SLOT, undefined, limits), `${'A'.repeat(89)}\n`).trim(), 'TOO_LARGE');
+    assert.equal(sh(putScript(loc, ACCOUNT, SLOT, undefined, limits), `${'A'.repeat(88)}\n`).trim(), 'OK 1');
+    assert.equal(sh(putScript(loc, ACCOUNT, SLOT, 1, limits), 'A'.repeat(88)).trim(), 'OK 2');
+    const [line] = sh(readScript(loc, ACCOUNT, [SLOT])).trim().split('\n');
+    const read = parseReadLine(line);
+    assert.ok(read && !('missing' in read));
+    assert.equal((read.record as { data: string }).data, 'A'.repeat(88));
+    assert.ok(!readdirSync(dir()).includes('.lock'), 'the lock is released');
+  });
+
   it('take over a lock whose holder died, and only then', function () {
     sh(putScript(loc, ACCOUNT, SLOT, undefined), 'QUJD');
     execFileSync('mkdir', [join(dir(), '.lock')]);
@@ -124,8 +137,28 @@ describe('ssh sync scripts (run by the local sh)', function () {
     assert.ok(state);
     assert.equal(state.versions.get(SLOT), 1);
     assert.ok(state.heartbeats.has('bbcdefghijklmnopqrstuvwxyz'));
-    assert.ok(state.ignored >= 1);
+    // The crafted name never reaches a line (it could end one); it is not run either.
+    assert.ok(!out.includes('pwned'), out);
     assert.ok(!readdirSync(dir()).includes('pwned'));
+  });
+
+  it('the watcher prints a changed file before its line, never on its first line or for its own slot', function () {
+    const own = 'bbcdefghijklmnopqrstuvwxyz';
+    const other = 'cbcdefghijklmnopqrstuvwxyz';
+    sh(putScript(loc, ACCOUNT, SLOT, undefined), 'QUJD');
+    const put = (slot: string, data: string) => `printf %s ${data} | (${putScript(loc, ACCOUNT, slot, undefined)}) >/dev/null`;
+    const out = sh(`(${watcherScript(loc, ACCOUNT, own, 'sh', { pollSeconds: 0.1, heartbeatSeconds: 5 })}) & p=$!; sleep 0.5; ${put(other, 'REVG')}; ${put(own, 'R0hJ')}; sleep 0.6; kill $p`);
+    const lines = out.trim().split('\n');
+    assert.equal(lines[0], 'M sh');
+    assert.ok(parseWatchLine(lines[1]), 'the first line is the baseline, with no file before it');
+    const blobLines = lines.filter((line) => line.startsWith('B '));
+    assert.equal(blobLines.length, 1, out);
+    const parsed = parseReadLine(blobLines[0]);
+    assert.ok(parsed && !('missing' in parsed));
+    assert.equal(parsed.slotId, other);
+    assert.deepEqual(parsed.record, { version: 1, data: 'REVG', updatedAt: (parsed.record as { updatedAt: string }).updatedAt, slotId: other });
+    const after = parseWatchLine(lines[lines.indexOf(blobLines[0]) + 1]);
+    assert.equal(after?.versions.get(other), 1, 'the S line that names the new version follows its file');
   });
 });
 
