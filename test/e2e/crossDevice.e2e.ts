@@ -7,40 +7,10 @@
  */
 import * as assert from 'node:assert/strict';
 import type { Device } from './harness/device';
-import { E2eHost, E2E_USER } from './harness/hosts';
+import { E2eHost } from './harness/hosts';
 import { Scenario } from './harness/scenario';
+import { closeActiveTerminal, KEY_PATTERN, LIVE_VIEW, openTetherTerminal, until, waitForSyncLive } from './harness/steps';
 import { SyncServer } from './harness/syncServer';
-
-const PROMPT = new RegExp(`${E2E_USER}@[^:\\s]+:~\\$`);
-const NEW_TERMINAL = 'Tether: New Persistent Terminal';
-const LIVE_VIEW = 'Live on other devices';
-const KEY_PATTERN = /tether1(?:-[a-z2-7]+)+/i;
-
-/** The status bar shows plain "Sync" (cloud icon) once the client is live. */
-async function waitForSyncLive(device: Device): Promise<void> {
-  await device.workbench.statusBarItem(/^\s*Sync\s*$/).first().waitFor({ state: 'visible', timeout: 60_000 });
-}
-
-async function openTetherTerminal(device: Device, alias: string): Promise<void> {
-  await device.workbench.runCommand(NEW_TERMINAL);
-  await device.workbench.pick(alias, { title: NEW_TERMINAL });
-  await device.workbench.waitForTerminal(PROMPT, { what: 'the remote shell prompt' });
-}
-
-/** Kills the focused terminal the way a person closes a tab (exit reason: user). */
-async function closeActiveTerminal(device: Device): Promise<void> {
-  await device.workbench.focusTerminal();
-  await device.workbench.runCommand('Terminal: Kill the Active Terminal Instance');
-}
-
-async function until(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting until ${what}`);
-}
 
 describe('Tether across two devices (two code-servers, one sync server)', function () {
   this.timeout(300_000);

@@ -10,27 +10,10 @@ import * as assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Device } from './harness/device';
-import { E2eHost, E2E_USER } from './harness/hosts';
+import { E2eHost } from './harness/hosts';
 import { Scenario } from './harness/scenario';
+import { KEY_PATTERN, LIVE_VIEW, NEW_TERMINAL, PROMPT, until, waitForSyncLive } from './harness/steps';
 import { SyncServer } from './harness/syncServer';
-
-const PROMPT = new RegExp(`${E2E_USER}@[^:\\s]+:~\\$`);
-const NEW_TERMINAL = 'Tether: New Persistent Terminal';
-const LIVE_VIEW = 'Live on other devices';
-const KEY_PATTERN = /tether1(?:-[a-z2-7]+)+/i;
-
-async function waitForSyncLive(device: Device): Promise<void> {
-  await device.workbench.statusBarItem(/^\s*Sync\s*$/).first().waitFor({ state: 'visible', timeout: 60_000 });
-}
-
-async function until(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting until ${what}`);
-}
 
 describe('one device, another workspace (two code-servers, one sync server)', function () {
   this.timeout(420_000);
