@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { quoteForMessage } from './displayText';
-import type { Client, ClientChannel, PseudoTtyOptions } from 'ssh2';
+import type { Client, ClientChannel, ExecOptions, PseudoTtyOptions } from 'ssh2';
 import { MAX_REMOTE_COMMAND_BYTES, wrapScript } from './quoting';
 
 export class RemoteCommandError extends Error {
@@ -35,7 +35,9 @@ export function openScriptChannel(client: Client, script: string, pty?: PseudoTt
       if (error) reject(new RemoteCommandError('channel', `could not open a channel: ${error.message}`));
       else resolve(channel);
     };
-    if (pty) client.exec(command, { pty }, callback);
+    // pty-req goes out with the exec, not after its reply (our ssh2 patch; OpenSSH does the same):
+    // one round trip less per terminal. A refused pty still fails the open and closes the channel.
+    if (pty) client.exec(command, { pty, pipeline: true } as ExecOptions, callback);
     else client.exec(command, callback);
   });
 }

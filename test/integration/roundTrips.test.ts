@@ -6,10 +6,13 @@
  * and input is not held behind a flood of output.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { Client } from 'ssh2';
+import { openScriptChannel } from '../../src/terminal/remoteExec';
 import { newSessionId } from '../../src/terminal/sessionId';
 import { ConnectionPool, SshConnection } from '../../src/terminal/sshConnection';
 import { forgetHostCapabilities } from '../../src/terminal/persistentSession';
-import { SshHost } from './fixtures/sshHost';
+import { SshHost, testKeys } from './fixtures/sshHost';
 import { TabRecorder, eventually, sleep, testPool } from './fixtures/sessionHarness';
 import { TcpProxy } from './fixtures/tcpProxy';
 
@@ -142,5 +145,53 @@ describe(`round trips per operation (tmux ${tmuxMode} mode)`, function () {
     tab.type('\x03');
     tab.type('echo stopped-$((2+3))\r');
     await tab.waitFor(/stopped-5/, 30_000, 'the interrupt and the next command');
+  });
+});
+
+describe('a terminal channel on the wire (real sshd)', function () {
+  let host: SshHost;
+
+  before(async function () {
+    this.timeout(30_000);
+    host = await SshHost.start({ user: 'tetherwire' });
+  });
+
+  after(async () => {
+    await host?.dispose();
+  });
+
+  it('sends pty-req and exec back to back, as OpenSSH does, not one reply apart', async () => {
+    const events: string[] = [];
+    const client = new Client();
+    const hostKey = Buffer.from(host.knownHostsLine().split(' ')[2], 'base64');
+    await new Promise<void>((resolve, reject) => {
+      client.on('ready', () => resolve()).on('error', reject);
+      client.connect({
+        host: '127.0.0.1',
+        port: host.port,
+        username: host.user,
+        privateKey: readFileSync(testKeys().clientKey),
+        hostVerifier: (key: Buffer) => key.equals(hostKey),
+        debug: (line: string) => {
+          if (/CHANNEL_REQUEST \(r:\d+, (pty-req|exec)|Inbound: CHANNEL_(SUCCESS|FAILURE)/.test(line)) events.push(line.replace(/exec: .*/, 'exec'));
+        },
+      });
+    });
+    try {
+      const channel = await openScriptChannel(client, 'echo on-a-tty; tty >/dev/null && echo is-a-tty', { term: 'xterm-256color', cols: 80, rows: 24 });
+      const output = await new Promise<string>((resolve) => {
+        let text = '';
+        channel.on('data', (chunk: Buffer) => (text += chunk.toString()));
+        channel.on('close', () => resolve(text));
+      });
+      assert.match(output, /is-a-tty/, 'the command ran on the pty');
+      const pty = events.findIndex((line) => /pty-req/.test(line));
+      const exec = events.findIndex((line) => /exec/.test(line));
+      const firstReply = events.findIndex((line) => /Inbound/.test(line));
+      assert.ok(pty >= 0 && exec > pty, events.join('\n'));
+      assert.ok(exec < firstReply, `exec went out before the pty-req's reply:\n${events.join('\n')}`);
+    } finally {
+      client.end();
+    }
   });
 });
