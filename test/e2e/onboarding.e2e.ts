@@ -82,7 +82,8 @@ describe('Tether onboarding and restore in a real VS Code (code-server, packaged
       }, 30_000, 'the first step shows media/walkthrough/openTerminal.svg, loaded');
       await scenario.shot(device, 'walkthrough first step');
 
-      await walkthrough.getByRole('button', { name: 'Open a Persistent Terminal' }).first().click();
+      // Exact: the step itself is a button whose name starts with the same words (case aside).
+      await walkthrough.getByRole('button', { name: 'Open a Persistent Terminal', exact: true }).first().click();
       await workbench.pick(host.alias, { title: NEW_TERMINAL });
       await workbench.waitForTerminal(PROMPT, { what: 'the remote shell prompt', timeout: 60_000 });
       assert.equal(host.sessions().length, 1, `one tmux session on the host, found: ${host.sessions().join(', ')}`);
