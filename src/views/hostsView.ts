@@ -29,6 +29,9 @@ export class HostsView implements vscode.TreeDataProvider<Node>, vscode.Disposab
   private readonly failures = new Map<string, string>();
   /** One node per host, so a host's row can be refreshed alone. */
   private readonly hostNodes = new Map<string, Node & { kind: 'host' }>();
+  /** Hosts whose row is being re-rendered after a change of listing state, until when (a collapsed
+   * row is not asked again; its next expansion then asks the host). */
+  private readonly rerendering = new Map<string, number>();
   private relabelUntil = 0;
 
   refresh(): void {
@@ -49,7 +52,15 @@ export class HostsView implements vscode.TreeDataProvider<Node>, vscode.Disposab
     // Only on a change of state: a re-rendered expanded row asks the host again, and a message
     // that differs each time (a timeout's milliseconds) would otherwise loop.
     const node = this.hostNodes.get(host);
-    if (had !== (message !== undefined) && node) this.changeEmitter.fire(node);
+    if (had !== (message !== undefined) && node) {
+      // The re-render asks for the host's children again: answer from this outcome, not a new connection.
+      this.rerendering.set(host, Date.now() + 2000);
+      this.changeEmitter.fire(node);
+    }
+  }
+
+  private failureRow(message: string): Node {
+    return { kind: 'message', text: message, tooltip: describeHostFailure(message).tooltip, failed: true };
   }
 
   private hostNode(host: string): Node & { kind: 'host' } {
@@ -70,7 +81,11 @@ export class HostsView implements vscode.TreeDataProvider<Node>, vscode.Disposab
   async getChildren(node?: Node): Promise<Node[]> {
     if (!node) return this.source.hosts().map((host) => this.hostNode(host));
     if (node.kind !== 'host') return [];
-    const cached = Date.now() < this.relabelUntil ? this.lastRows.get(node.host) : undefined;
+    const rerendering = (this.rerendering.get(node.host) ?? 0) > Date.now();
+    this.rerendering.delete(node.host);
+    const failure = this.failures.get(node.host);
+    if (rerendering && failure !== undefined) return [this.failureRow(failure)];
+    const cached = Date.now() < this.relabelUntil || rerendering ? this.lastRows.get(node.host) : undefined;
     if (cached) return cached.length === 0 ? [{ kind: 'message', text: 'No Tether sessions on this host' }] : cached.map((row) => ({ kind: 'session', host: node.host, row }));
     try {
       const rows = await this.source.sessionsOn(node.host);
@@ -81,7 +96,7 @@ export class HostsView implements vscode.TreeDataProvider<Node>, vscode.Disposab
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       this.setFailure(node.host, message);
-      return [{ kind: 'message', text: message, tooltip: describeHostFailure(message).tooltip, failed: true }];
+      return [this.failureRow(message)];
     }
   }
 
