@@ -91,7 +91,8 @@ export function redact(text: string, userNames: readonly string[] = []): string 
   out = out.replace(/(?<![\w.<>-])[A-Za-z_][\w.-]*(?=@(?!openssh\.com)[\w[])/g, PLACEHOLDER.user);
   out = out.replace(/(\/home\/|\/Users\/|\\Users\\)([^\s/\\:'"]+)/g, `$1${PLACEHOLDER.user}`);
   out = out.replace(/\b(User\s+|user[:=]\s*)(?!<user>)[A-Za-z_][\w.-]*/g, `$1${PLACEHOLDER.user}`);
-  const names = [...new Set(userNames.map((name) => name.trim()).filter((name) => name.length > 0))].sort((a, b) => b.length - a.length);
+  // A one-letter name would blank every "a" in the log; such names are caught by the patterns above.
+  const names = [...new Set(userNames.map((name) => name.trim()).filter((name) => name.length > 1))].sort((a, b) => b.length - a.length);
   for (const name of names) out = out.replace(new RegExp(`(?<![\\w-])${escapeRegExp(name)}(?![\\w-])`, 'g'), PLACEHOLDER.user);
   return out;
 }

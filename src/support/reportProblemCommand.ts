@@ -37,6 +37,14 @@ async function problemReport(context: vscode.ExtensionContext, tabs: TabManager,
   } catch {
     if (process.env.USER) userNames.add(process.env.USER);
   }
+  // The users of every configured host, so a log line about any of them is redacted too.
+  for (const label of tabs.configuredHosts().slice(0, 100)) {
+    try {
+      userNames.add(tabs.resolve(label).user);
+    } catch {
+      /* an entry that does not resolve names no user */
+    }
+  }
   // The active tab's host first, then the other hosts this window has tabs on.
   const active = tabs.tabFor(vscode.window.activeTerminal);
   const records = [...tabs.records()].sort((a, b) => Number(b.id === active?.id) - Number(a.id === active?.id));

@@ -92,6 +92,10 @@ describe('problem report redaction', () => {
     assert.match(out, /tether_abcdefghijklmnopqrstuvwxyz/);
   });
 
+  it('does not blank every word for a one-letter user name, but still catches it in user@host', () => {
+    assert.equal(redact('a tab on a@box', ['a']), 'a tab on <user>@box');
+  });
+
   it('leaves ordinary log text alone', () => {
     const text = '2026-12-02 15:40:10.123 [info] session tether_abc: attached (tmux 3.3a, control mode) on e2e-host after 412 ms; host key for e2e-host verified';
     assert.equal(redact(text), text);
