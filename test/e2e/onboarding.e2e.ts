@@ -141,6 +141,7 @@ describe('Tether onboarding and restore in a real VS Code (code-server, packaged
 
   describe('scenario 9: Hosts view empty state', () => {
     const scenario = new Scenario('9-hosts-empty', hosts);
+    let device: Device | undefined;
     afterEach(function () {
       return scenario.afterEach(this);
     });
@@ -149,7 +150,7 @@ describe('Tether onboarding and restore in a real VS Code (code-server, packaged
     });
 
     it('9: with no host in ~/.ssh/config the Hosts view explains it, and its Open SSH Config action opens the file', async () => {
-      const device = await scenario.device({ name: 'empty', sshConfig: '' });
+      device = await scenario.device({ name: 'empty', sshConfig: '' });
       const workbench = device.workbench;
       await workbench.openActivity('Tether');
       const hostsPane = workbench.viewPane('Hosts');
@@ -160,6 +161,26 @@ describe('Tether onboarding and restore in a real VS Code (code-server, packaged
       await welcome.getByRole('button', { name: 'Open SSH Config' }).click();
       await device.page.locator('.part.editor .tab', { hasText: 'config' }).first().waitFor({ state: 'visible', timeout: 30_000 });
       await scenario.shot(device, 'ssh config opened');
+    });
+
+    it('9b: Report a Problem copies a report with versions and the log tail, and Open Report shows it', async function () {
+      if (!device) this.skip();
+      const workbench = device.workbench;
+      await workbench.runCommand('Tether: Report a Problem');
+      const toast = device.page.locator('.notification-toast', { hasText: 'a problem report is on the clipboard' });
+      await toast.waitFor({ state: 'visible', timeout: 30_000 });
+      await toast.getByRole('button', { name: 'Open Report' }).click();
+      const editor = device.page.locator('.part.editor .monaco-editor .view-lines').filter({ visible: true }).first();
+      // Monaco renders spaces as no-break spaces.
+      const editorText = async (): Promise<string> => ((await editor.textContent().catch(() => '')) ?? '').replace(/\u00a0/g, ' ');
+      await until(async () => /Tether problem report/.test(await editorText()), 30_000, 'the report opens in an editor');
+      const text = await editorText();
+      await scenario.shot(device, 'problem report');
+      assert.match(text, /- Tether: \d+\.\d+\.\d+/);
+      assert.match(text, /- Node: v\d+/);
+      assert.match(text, /tether\.tmux\.mode: control/);
+      // The log tail was read: the extension logged its (empty) restore at startup.
+      assert.match(text, /restore: 0 tab\(s\) from the snapshot/);
     });
   });
 });
