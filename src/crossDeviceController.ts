@@ -143,7 +143,7 @@ export function registerCrossDevice(context: vscode.ExtensionContext, tabs: TabM
     const terminal = tabs.terminalOf(entry.id);
     const result = terminal ? await tabs.kill(terminal, { force: true }) : killResult(await cross.kill(detached(entry), { force: true }));
     if (result.killed) void vscode.window.showInformationMessage(`Tether: ${label} was killed on every device.`);
-    else void vscode.window.showWarningMessage(`Tether: ${label} was not killed: ${result.why ?? 'the host did not confirm the kill'}. It may still be running.`);
+    else void vscode.window.showWarningMessage(`Tether: ${label} was not killed: ${result.why ?? 'the host did not confirm the kill'}. It may still be running: check the Hosts view, and try again when the host is reachable.`);
     hostsView.refresh();
   };
 
@@ -163,7 +163,7 @@ export function registerCrossDevice(context: vscode.ExtensionContext, tabs: TabM
       await killAnyway(entry, label, result.why ?? 'another client is attached on the host');
       return;
     }
-    void vscode.window.showWarningMessage(`Tether: ${label} was not killed: ${result.why ?? 'the host did not confirm the kill'}. It may still be running.`);
+    void vscode.window.showWarningMessage(`Tether: ${label} was not killed: ${result.why ?? 'the host did not confirm the kill'}. It may still be running: check the Hosts view, and try again when the host is reachable.`);
   };
 
   tabs.setClosePolicy({
@@ -232,7 +232,7 @@ export function registerCrossDevice(context: vscode.ExtensionContext, tabs: TabM
         await sync.forgetDevice(slot.slotId);
         log.info(`sync: forgot device ${slot.deviceName} (slot ${slot.slotId})`);
       } catch (error) {
-        void vscode.window.showErrorMessage(`Tether: could not forget ${slot.deviceName}: ${(error as Error).message}`);
+        void vscode.window.showErrorMessage(`Tether: could not forget ${slot.deviceName}: ${(error as Error).message}. Try again when sync is online (the status bar shows Sync rather than Sync offline).`);
       }
     }),
     sync.onDidChangeClient((client) => {
@@ -280,7 +280,7 @@ export function registerCrossDevice(context: vscode.ExtensionContext, tabs: TabM
       const host = tabs.resolve(node.host);
       const session = new PersistentSession({ id: node.row.id, host, pool, log, mode: 'attach', multiplexer: node.row.multiplexer });
       const result = await cross.kill(session);
-      if (result.action !== 'killed') void vscode.window.showWarningMessage(`Tether: not killed: ${result.why}`);
+      if (result.action !== 'killed') void vscode.window.showWarningMessage(`Tether: tether_${node.row.id.slice(0, 6)} on ${node.host} was not killed: ${result.why}. Refresh the Hosts view to see whether it still runs, and try again when the host is reachable.`);
       hostsView.refresh();
     }),
   );

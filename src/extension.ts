@@ -1,7 +1,8 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { entryOf, registerCrossDevice } from './crossDeviceController';
-import { pickHost } from './hostPicker';
+import { openSshConfig, pickHost } from './hostPicker';
+import { registerReportProblem } from './support/reportProblemCommand';
 import { registerSync } from './sync/syncController';
 import { ConnectionPool } from './terminal/sshConnection';
 import { TabManager, setting } from './terminal/tabManager';
@@ -9,6 +10,8 @@ import { TrustStore } from './terminal/trustStore';
 import { VscodePrompter, confirmUnknownHostKey } from './vscodePrompter';
 
 let tabs: TabManager | undefined;
+
+const NOT_TETHER = 'Tether: the active terminal is not a Tether terminal. Click a Tether tab (its icon is the remote icon) first, or open one with "Tether: New Persistent Terminal…".';
 
 export function activate(context: vscode.ExtensionContext): void {
   const log = vscode.window.createOutputChannel('Tether', { log: true });
@@ -34,13 +37,13 @@ export function activate(context: vscode.ExtensionContext): void {
   });
   register('tether.detachTerminal', () => {
     const terminal = vscode.window.activeTerminal;
-    if (!terminal || !tabs!.detach(terminal)) void vscode.window.showInformationMessage('Tether: the active terminal is not a Tether terminal.');
+    if (!terminal || !tabs!.detach(terminal)) void vscode.window.showInformationMessage(NOT_TETHER);
   });
   register('tether.renameSession', async (arg?: unknown) => {
     // From the tab's context menu VS Code may pass the terminal; from the palette, the active one.
     const terminal = arg && tabs!.tabFor(arg as vscode.Terminal) ? (arg as vscode.Terminal) : vscode.window.activeTerminal;
     const record = tabs!.tabFor(terminal);
-    if (!terminal || !record) return void vscode.window.showInformationMessage('Tether: the active terminal is not a Tether terminal.');
+    if (!terminal || !record) return void vscode.window.showInformationMessage(NOT_TETHER);
     const title = await vscode.window.showInputBox({
       title: 'Tether: Rename Session',
       prompt: `A name for session ${record.id.slice(0, 6)} on ${record.hostLabel}, shown on every device. Empty for the default name.`,
@@ -48,9 +51,12 @@ export function activate(context: vscode.ExtensionContext): void {
       validateInput: (value) => (value.length > 100 ? 'At most 100 characters' : undefined),
     });
     if (title === undefined) return;
-    if (!(await tabs!.rename(terminal, title))) void vscode.window.showWarningMessage(`Tether: renamed here, but ${record.hostLabel} could not store the name; other devices will not see it yet.`);
+    if (!(await tabs!.rename(terminal, title))) {
+      void vscode.window.showWarningMessage(`Tether: renamed here, but ${record.hostLabel} could not store the name, so other devices will not see it. Rename again once the host is reachable; "Tether: Show Log" has the reason.`);
+    }
   });
   register('tether.showLog', () => log.show());
+  register('tether.openSshConfig', () => openSshConfig());
 
   context.subscriptions.push(
     vscode.window.registerTerminalProfileProvider('tether.sshProfile', {
@@ -68,6 +74,7 @@ export function activate(context: vscode.ExtensionContext): void {
     configuredHosts: () => tabs!.configuredHosts(),
   });
   registerCrossDevice(context, tabs, pool, sync, log);
+  registerReportProblem(context, tabs, pool, sync, log);
 
   if (setting<boolean>('restoreOnStartup', true)) tabs.restore(setting<number>('scrollback.replayLines', 2000));
   // Only now: a part written before the restore would drop this workspace's sessions for a moment.

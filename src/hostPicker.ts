@@ -1,5 +1,8 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { parseHostTarget } from './terminal/sshConfig';
+import { sshConfigOptions } from './terminal/tabManager';
 
 const RECENT_KEY = 'tether.recentHosts';
 const MAX_RECENT = 10;
@@ -40,10 +43,35 @@ export async function pickHost(context: vscode.ExtensionContext, configured: str
     try {
       parseHostTarget(choice);
     } catch (error) {
-      void vscode.window.showErrorMessage(`Tether: ${(error as Error).message}`);
+      void vscode.window.showErrorMessage(`Tether: ${(error as Error).message}. Type user@host[:port], or pick a host from ~/.ssh/config.`);
       return undefined;
     }
   }
   await context.globalState.update(RECENT_KEY, [choice, ...recent.filter((label) => label !== choice)].slice(0, MAX_RECENT));
   return choice;
+}
+
+const NEW_CONFIG = `# SSH hosts for Tether (and ssh). One entry per host, for example:
+#
+# Host build-box
+#   HostName build-box.example.org
+#   User dev
+#   IdentityFile ~/.ssh/id_ed25519
+`;
+
+/**
+ * Opens the ~/.ssh/config that Tether reads (on the side where Tether runs). Only when asked to,
+ * creates a missing one, commented out, with OpenSSH's modes (700 folder, 600 file).
+ */
+export async function openSshConfig(): Promise<void> {
+  const { configPath } = sshConfigOptions();
+  try {
+    if (!fs.existsSync(configPath)) {
+      fs.mkdirSync(path.dirname(configPath), { recursive: true, mode: 0o700 });
+      fs.writeFileSync(configPath, NEW_CONFIG, { mode: 0o600, flag: 'wx' });
+    }
+    await vscode.window.showTextDocument(vscode.Uri.file(configPath));
+  } catch (error) {
+    void vscode.window.showErrorMessage(`Tether: cannot open ${configPath}: ${(error as Error).message}. Check that the folder is yours and writable, or create the file by hand.`);
+  }
 }

@@ -15,6 +15,8 @@ export interface HostCapabilities {
   tmux?: Version;
   screen?: Version;
   home: string;
+  /** `uname -srm` (e.g. "Linux 6.1.0-18-amd64 x86_64"): only for problem reports; absent when unknown. */
+  os?: string;
 }
 
 /** Parses `tmux -V` output: "tmux 3.3a", "tmux next-3.4", "tmux master", "tmux 2.1". */
@@ -74,6 +76,8 @@ export function chooseMultiplexer(
 export function detectScript(): string {
   return [
     'echo "home=$HOME"',
+    // Rides the same round trip; only "Report a Problem" reads it.
+    'echo "os=$(uname -srm 2>/dev/null)"',
     'if command -v tmux >/dev/null 2>&1; then echo "tmux=$(tmux -V 2>/dev/null | head -n 1)"; fi',
     'if command -v screen >/dev/null 2>&1; then echo "screen=$(screen -v 2>/dev/null | head -n 1)"; fi',
   ].join('\n');
@@ -89,6 +93,7 @@ export function parseDetectOutput(output: string): HostCapabilities {
     home: fields.get('home') ?? '',
     tmux: fields.has('tmux') ? parseTmuxVersion(fields.get('tmux')!) : undefined,
     screen: fields.has('screen') ? parseScreenVersion(fields.get('screen')!) : undefined,
+    ...(fields.get('os') ? { os: fields.get('os') } : {}),
   };
 }
 

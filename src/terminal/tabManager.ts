@@ -50,6 +50,8 @@ interface Tab {
 }
 
 const CWD_REFRESH_MS = 30_000;
+/** How long after a restore a switch to a pre-existing local terminal is undone (once). */
+const RESTORE_SETTLE_MS = 10_000;
 
 /** Owns the open Tether tabs: opening, restoring, closing, and the snapshot that restore reads. */
 export class TabManager implements vscode.Disposable {
@@ -127,7 +129,11 @@ export class TabManager implements vscode.Disposable {
   }
 
   /** Attaches a tab to an existing session (restore, join); never creates one. */
-  attach(record: Omit<TabRecord, 'name' | 'location' | 'title'> & Partial<Pick<TabRecord, 'name' | 'location' | 'title'>>, replayLines: number): vscode.Terminal | undefined {
+  attach(
+    record: Omit<TabRecord, 'name' | 'location' | 'title'> & Partial<Pick<TabRecord, 'name' | 'location' | 'title'>>,
+    replayLines: number,
+    options: { show?: boolean } = {},
+  ): vscode.Terminal | undefined {
     if (this.hasSession(record.id)) {
       const tab = [...this.tabs.values()].find((candidate) => candidate.record.id === record.id);
       tab?.terminal.show();
@@ -135,7 +141,7 @@ export class TabManager implements vscode.Disposable {
     }
     const { host, note } = this.resolveListed(record);
     const title = cleanMetaText(record.title, META_LIMITS.title);
-    return this.createTab(host, { id: record.id, mode: 'attach', multiplexer: record.multiplexer, cwd: record.cwd, startedAt: record.startedAt, name: title ?? record.name, location: record.location, replayLines, notice: note, title });
+    return this.createTab(host, { id: record.id, mode: 'attach', multiplexer: record.multiplexer, cwd: record.cwd, startedAt: record.startedAt, name: title ?? record.name, location: record.location, replayLines, notice: note, title }, options.show ?? true);
   }
 
   /** The session for a profile request: VS Code creates the terminal itself. */
@@ -228,14 +234,50 @@ export class TabManager implements vscode.Disposable {
     }
   }
 
-  /** Recreates the tabs of the last snapshot, in order, each attaching by its original ID. */
+  /**
+   * Recreates the tabs of the last snapshot, in order, each attaching by its original ID. The panel
+   * then shows the first restored panel tab without taking focus, and stays on it even when the
+   * workbench had already opened its default local terminal (it does when the panel was open at
+   * startup, before Tether activates).
+   */
   restore(replayLines: number): number {
     const decoded = decodeSnapshot(this.context.workspaceState.get(SNAPSHOT_KEY));
     if (decoded.corrupt) this.log.warn('snapshot: stored tab snapshot was unreadable; starting with no tabs');
     if (decoded.dropped > 0) this.log.warn(`snapshot: ${decoded.dropped} unreadable tab record(s) left out`);
-    for (const record of decoded.tabs) this.attach(record, replayLines);
+    const before = new Set(vscode.window.terminals);
+    const restored: vscode.Terminal[] = [];
+    for (const record of decoded.tabs) {
+      const terminal = this.attach(record, replayLines, { show: false });
+      if (terminal) restored.push(terminal);
+    }
     this.log.info(`restore: ${decoded.tabs.length} tab(s) from the snapshot`);
+    const editorTabs = restored.filter((terminal) => this.tabs.get(terminal)?.record.location === 'editor');
+    for (const terminal of editorTabs) terminal.show(true);
+    const lead = restored.find((terminal) => !editorTabs.includes(terminal));
+    if (lead) this.keepRestoredTabActive(lead, before);
     return decoded.tabs.length;
+  }
+
+  /**
+   * Shows `lead` in the panel (preserveFocus) and, for a short while, moves the panel back to it
+   * once if a terminal that existed before the restore (the workbench's default local shell, or
+   * its own restored terminals) becomes active. A terminal opened after the restore is the user's
+   * choice and is left alone.
+   */
+  private keepRestoredTabActive(lead: vscode.Terminal, before: ReadonlySet<vscode.Terminal>): void {
+    lead.show(true);
+    const settled = (): void => {
+      clearTimeout(timer);
+      listener.dispose();
+    };
+    const listener = vscode.window.onDidChangeActiveTerminal((terminal) => {
+      if (!terminal || !before.has(terminal) || !this.tabs.has(lead)) return;
+      this.log.info('restore: the workbench made a local terminal active; showing the restored Tether tab again');
+      settled();
+      lead.show(true);
+    });
+    const timer = setTimeout(settled, RESTORE_SETTLE_MS);
+    this.disposables.push(listener);
   }
 
   /** Quitting VS Code kills nothing and must not empty the snapshot. */
@@ -256,7 +298,9 @@ export class TabManager implements vscode.Disposable {
     } catch (error) {
       const message = SshConfigError.is(error) ? error.message : `cannot use host ${hostLabel}: ${(error as Error).message}`;
       this.log.error(message);
-      void vscode.window.showErrorMessage(`Tether: ${message}`);
+      void vscode.window.showErrorMessage(`Tether: ${message}. Fix the host's entry in ~/.ssh/config, or type user@host[:port] instead.`, 'Open SSH Config').then((choice) => {
+        if (choice) void vscode.commands.executeCommand('tether.openSshConfig');
+      });
       return undefined;
     }
   }
@@ -272,14 +316,14 @@ export class TabManager implements vscode.Disposable {
     return resolution;
   }
 
-  private createTab(host: ResolvedHost, spec: SessionSpec): vscode.Terminal {
+  private createTab(host: ResolvedHost, spec: SessionSpec, show = true): vscode.Terminal {
     const { pty, name, adopt } = this.prepare(host, spec);
     const location = spec.location === 'editor' || (!spec.location && setting<string>('terminalLocation', 'panel') === 'editor')
       ? vscode.TerminalLocation.Editor
       : vscode.TerminalLocation.Panel;
     const terminal = vscode.window.createTerminal({ name, pty, isTransient: true, iconPath: new vscode.ThemeIcon('remote'), location });
     adopt(terminal);
-    terminal.show(spec.mode === 'attach');
+    if (show) terminal.show(spec.mode === 'attach');
     return terminal;
   }
 

@@ -52,3 +52,33 @@ export function describeHostSession(row: HostSessionRow, host: string, now: numb
   ].filter(Boolean).join('\n');
   return { label: meta.title ?? `tether_${shortId(row.id)}…`, description: parts.join(' · '), tooltip, orphan };
 }
+
+export interface HostFailureText {
+  /** Short, for the row's description. */
+  description: string;
+  /** The whole reason and what to do next, for the row's tooltip and the child row. */
+  tooltip: string;
+  /** The next step alone. */
+  next: string;
+}
+
+const DESCRIPTION_MAX = 60;
+
+/** What the Hosts view says about a host it could not list: why, and what to do next. */
+export function describeHostFailure(message: string): HostFailureText {
+  const reason = message.replace(/\s+/g, ' ').trim() || 'unknown error';
+  let next: string;
+  if (/ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|timed? ?out|unreachable|closed before/i.test(reason)) {
+    next = 'Check that the host is up and reachable at the HostName and Port in ~/.ssh/config, then refresh the Hosts view.';
+  } else if (/host key|known_hosts|fingerprint/i.test(reason)) {
+    next = 'Compare the host key with the host\'s administrator before you trust it; Tether never changes known_hosts. Then refresh the Hosts view.';
+  } else if (/authenticat|permission denied|passphrase|identity|agent/i.test(reason)) {
+    next = 'Check the User, IdentityFile or agent for this host in ~/.ssh/config (try `ssh <host>` in a local terminal), then refresh the Hosts view.';
+  } else if (/ssh config|~\/\.ssh\/config|unknown host|not a valid/i.test(reason)) {
+    next = 'Fix the host\'s entry in ~/.ssh/config ("Tether: Open SSH Config"), then refresh the Hosts view.';
+  } else {
+    next = 'Run "Tether: Show Log" for details, then refresh the Hosts view.';
+  }
+  const short = reason.length > DESCRIPTION_MAX ? `${reason.slice(0, DESCRIPTION_MAX - 1)}…` : reason;
+  return { description: `cannot list: ${short}`, tooltip: `Tether could not list the sessions on this host: ${reason}\n\n${next}`, next };
+}

@@ -169,6 +169,11 @@ describe('multiplexer', () => {
       assert.deepEqual(parseDetectOutput(''), { home: '', tmux: undefined, screen: undefined });
     });
 
+    it('reads the OS line when the host printed one', () => {
+      assert.equal(parseDetectOutput('home=/root\nos=Linux 6.1.0-18-amd64 x86_64\n').os, 'Linux 6.1.0-18-amd64 x86_64');
+      assert.equal('os' in parseDetectOutput('home=/root\nos=\n'), false);
+    });
+
     it('keeps "=" inside values', () => {
       assert.equal(parseDetectOutput('home=/home/a=b\n').home, '/home/a=b');
     });
@@ -184,6 +189,7 @@ describe('multiplexer', () => {
         const hasScreen = spawnSync('screen', ['-v']).error === undefined;
         assert.equal(caps.tmux !== undefined, hasTmux);
         assert.equal(caps.screen !== undefined, hasScreen);
+        assert.equal(caps.os, spawnSync('uname', ['-srm'], { encoding: 'utf8' }).stdout.trim());
         // With nothing on PATH, the script still reports home and nothing else.
         const bare = parseDetectOutput(sh(detectScript(), { PATH: home, HOME: home }).stdout);
         assert.deepEqual(bare, { home, tmux: undefined, screen: undefined });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { newSessionId } from '../../../src/terminal/sessionId';
-import { describeHostSession } from '../../../src/views/hostSessionText';
+import { describeHostFailure, describeHostSession } from '../../../src/views/hostSessionText';
 
 describe('Hosts view text for a host session', () => {
   const now = 1_700_000_000_000;
@@ -32,5 +32,25 @@ describe('Hosts view text for a host session', () => {
   it('shows the title as the label, the short ID otherwise', () => {
     assert.equal(describeHostSession({ ...base, meta: { title: 'build server logs' } }, 'box', now).label, 'build server logs');
     assert.equal(describeHostSession(base, 'box', now).label, `tether_${id.slice(0, 6)}…`);
+  });
+});
+
+describe('describeHostFailure', () => {
+  it('says why and what to do next, by kind of failure', () => {
+    const refused = describeHostFailure('connect ECONNREFUSED 127.0.0.1:2222');
+    assert.equal(refused.description, 'cannot list: connect ECONNREFUSED 127.0.0.1:2222');
+    assert.match(refused.tooltip, /ECONNREFUSED 127\.0\.0\.1:2222\n\nCheck that the host is up and reachable/);
+    assert.match(describeHostFailure('All configured authentication methods failed').next, /IdentityFile or agent/);
+    assert.match(describeHostFailure('host key for db1 changed: expected SHA256:abc, got SHA256:def').next, /never changes known_hosts/);
+    assert.match(describeHostFailure('something odd').next, /Tether: Show Log/);
+  });
+
+  it('keeps the description short and on one line, the tooltip whole', () => {
+    const long = `first line\n${'x'.repeat(200)}`;
+    const text = describeHostFailure(long);
+    assert.ok(text.description.length <= 'cannot list: '.length + 60);
+    assert.doesNotMatch(text.description, /\n/);
+    assert.match(text.tooltip, new RegExp(`first line ${'x'.repeat(200)}`));
+    assert.equal(describeHostFailure('  ').description, 'cannot list: unknown error');
   });
 });
