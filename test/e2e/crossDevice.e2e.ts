@@ -9,7 +9,7 @@ import * as assert from 'node:assert/strict';
 import type { Device } from './harness/device';
 import { E2eHost } from './harness/hosts';
 import { Scenario } from './harness/scenario';
-import { closeActiveTerminal, KEY_PATTERN, LIVE_VIEW, openTetherTerminal, until, waitForSyncLive } from './harness/steps';
+import { closeActiveTerminal, KEY_PATTERN, LIVE_VIEW, liveSessionRow, openTetherTerminal, until, waitForSyncLive } from './harness/steps';
 import { SyncServer } from './harness/syncServer';
 
 describe('Tether across two devices (two code-servers, one sync server)', function () {
@@ -73,12 +73,7 @@ describe('Tether across two devices (two code-servers, one sync server)', functi
     await scenario.shot(a, 'session on the laptop');
 
     // Desktop: the session appears under the laptop in "Live on other devices".
-    await b.workbench.openActivity('Tether');
-    const live = b.workbench.viewPane(LIVE_VIEW);
-    await live.waitFor({ state: 'visible' });
-    await b.workbench.treeRow(live, /laptop/).first().waitFor({ state: 'visible', timeout: 30_000 });
-    const row = b.workbench.treeRow(live, shared.alias).first();
-    await row.waitFor({ state: 'visible', timeout: 30_000 });
+    const row = await liveSessionRow(b, /laptop/, shared.alias);
     await scenario.shot(b, 'live on other devices');
 
     // Join with the row's inline action, as a person would.

@@ -49,13 +49,7 @@ describe('Tether onboarding and restore in a real VS Code (code-server, packaged
   });
 
   describe('scenario 19a: walkthrough', () => {
-    const scenario = new Scenario('19a-walkthrough', hosts);
-    afterEach(function () {
-      return scenario.afterEach(this);
-    });
-    after(function () {
-      return scenario.after(this);
-    });
+    const scenario = Scenario.hooked('19a-walkthrough', hosts);
 
     it('19a: the walkthrough opens from the palette, shows its first step with its image, and the step’s button opens a persistent terminal', async () => {
       const device = await scenario.device({ name: 'laptop', sshConfig: host.sshConfig() });
@@ -92,13 +86,7 @@ describe('Tether onboarding and restore in a real VS Code (code-server, packaged
   });
 
   describe('scenario 19b: restore shows the panel', () => {
-    const scenario = new Scenario('19b-restore-shows-panel', hosts);
-    afterEach(function () {
-      return scenario.afterEach(this);
-    });
-    after(function () {
-      return scenario.after(this);
-    });
+    const scenario = Scenario.hooked('19b-restore-shows-panel', hosts);
 
     it('19b: after a restart the restored tab shows in the panel without focus, also when the panel was hidden, and stays active over the local default terminal', async () => {
       const device = await scenario.device({ name: 'laptop', sshConfig: host.sshConfig() });
@@ -140,14 +128,8 @@ describe('Tether onboarding and restore in a real VS Code (code-server, packaged
   });
 
   describe('scenario 19c: Hosts view empty state', () => {
-    const scenario = new Scenario('19c-hosts-empty', hosts);
+    const scenario = Scenario.hooked('19c-hosts-empty', hosts);
     let device: Device | undefined;
-    afterEach(function () {
-      return scenario.afterEach(this);
-    });
-    after(function () {
-      return scenario.after(this);
-    });
 
     it('19c: with no host in ~/.ssh/config the Hosts view explains it, and its Open SSH Config action opens the file', async () => {
       device = await scenario.device({ name: 'empty', sshConfig: '' });

@@ -9,7 +9,7 @@ import * as assert from 'node:assert/strict';
 import type { Device } from './harness/device';
 import { E2eHost } from './harness/hosts';
 import { Scenario } from './harness/scenario';
-import { KEY_PATTERN, LIVE_VIEW, openTetherTerminal, waitForSyncLive } from './harness/steps';
+import { KEY_PATTERN, liveSessionRow, openTetherTerminal, waitForSyncLive } from './harness/steps';
 
 const SET_UP = 'Tether: Set Up Sync';
 const VIA_SSH = 'Sync through an SSH host';
@@ -72,12 +72,7 @@ describe('sync through an SSH host (two code-servers, no sync server)', function
     await a.workbench.typeLine('echo "via-ssh-sync-$((6*7))"');
     await a.workbench.waitForTerminal(/^via-ssh-sync-42$/m, { what: 'via-ssh-sync-42 on the laptop' });
 
-    await b.workbench.openActivity('Tether');
-    const live = b.workbench.viewPane(LIVE_VIEW);
-    await live.waitFor({ state: 'visible' });
-    await b.workbench.treeRow(live, /laptop/).first().waitFor({ state: 'visible', timeout: 30_000 });
-    const row = b.workbench.treeRow(live, shared.alias).first();
-    await row.waitFor({ state: 'visible', timeout: 30_000 });
+    const row = await liveSessionRow(b, /laptop/, shared.alias);
     await scenario.shot(b, 'the laptop’s session, listed through the SSH host');
 
     await row.hover();

@@ -47,13 +47,7 @@ describe('Tether in a real VS Code (code-server, packaged .vsix)', function () {
   });
 
   describe('scenario 1: palette → host → command', () => {
-    const scenario = new Scenario('1-palette-terminal', hosts);
-    afterEach(function () {
-      return scenario.afterEach(this);
-    });
-    after(function () {
-      return scenario.after(this);
-    });
+    const scenario = Scenario.hooked('1-palette-terminal', hosts);
 
     it('1: installs the .vsix, opens a persistent terminal from the palette and shows a command’s output', async () => {
       const device = await scenario.device({ name: 'laptop', sshConfig: host.sshConfig() });
@@ -72,13 +66,7 @@ describe('Tether in a real VS Code (code-server, packaged .vsix)', function () {
   });
 
   describe('scenario 2: network drop', () => {
-    const scenario = new Scenario('2-network-drop', hosts);
-    afterEach(function () {
-      return scenario.afterEach(this);
-    });
-    after(function () {
-      return scenario.after(this);
-    });
+    const scenario = Scenario.hooked('2-network-drop', hosts);
 
     it('2: a cut SSH connection shows the reconnecting line, then the same process keeps printing', async () => {
       const device = await scenario.device({ name: 'laptop', sshConfig: host.sshConfig() });
@@ -123,14 +111,8 @@ describe('Tether in a real VS Code (code-server, packaged .vsix)', function () {
   });
 
   describe('scenario 3: code-server restart', () => {
-    const scenario = new Scenario('3-code-server-restart', hosts);
+    const scenario = Scenario.hooked('3-code-server-restart', hosts);
     let device: Device | undefined;
-    afterEach(function () {
-      return scenario.afterEach(this);
-    });
-    after(function () {
-      return scenario.after(this);
-    });
 
     it('3: after code-server restarts and the page reloads, the tab comes back by itself and its process is still running', async () => {
       device = await scenario.device({ name: 'laptop', sshConfig: host.sshConfig() });

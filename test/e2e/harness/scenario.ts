@@ -21,6 +21,18 @@ export class Scenario {
     private readonly hosts: () => E2eHost[],
   ) {}
 
+  /** A scenario for the enclosing `describe`, with its afterEach and after hooks registered. */
+  static hooked(title: string, hosts: () => E2eHost[]): Scenario {
+    const scenario = new Scenario(title, hosts);
+    afterEach(function () {
+      return scenario.afterEach(this);
+    });
+    after(function () {
+      return scenario.after(this);
+    });
+    return scenario;
+  }
+
   /** A new device with the packaged extension installed, its server started and its page open. */
   async device(options: DeviceOptions): Promise<Device> {
     const device = await Device.create(options);

@@ -1,4 +1,5 @@
 /** Steps the scenarios share: what a person does in the workbench, and waiting for what they see. */
+import type { Locator } from 'playwright-core';
 import type { Device } from './device';
 import { E2E_USER } from './hosts';
 
@@ -31,4 +32,15 @@ export async function until(check: () => boolean | Promise<boolean>, timeoutMs: 
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting until ${what}`);
+}
+
+/** Opens the Tether view container and waits for `deviceName`'s row and the row of its session on `alias`. */
+export async function liveSessionRow(device: Device, deviceName: RegExp, alias: string): Promise<Locator> {
+  await device.workbench.openActivity('Tether');
+  const live = device.workbench.viewPane(LIVE_VIEW);
+  await live.waitFor({ state: 'visible' });
+  await device.workbench.treeRow(live, deviceName).first().waitFor({ state: 'visible', timeout: 30_000 });
+  const row = device.workbench.treeRow(live, alias).first();
+  await row.waitFor({ state: 'visible', timeout: 30_000 });
+  return row;
 }
