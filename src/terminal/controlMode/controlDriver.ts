@@ -41,7 +41,7 @@
  *   the window at another size than ours (another device took it), the first input after that is
  *   preceded by `select-window -t =<session>:` (the current window: nothing switches), which makes
  *   us latest and resizes the window to us: one extra command per switch of typing device, sent
- *   ahead of the keys without waiting for its reply. tmux 3.1+ (docs/architecture.md, "Geometry").
+ *   ahead of the keys without waiting for its reply. tmux 3.2+ (docs/architecture.md, "Geometry").
  * - Close: `%exit` (session killed, server gone, detached by someone) closes the channel;
  *   detach() closes the channel (the pty hangs up; see detach()). Either way onClose fires once, with the
  *   channel's exit status when there was one.
@@ -592,7 +592,7 @@ export function layoutSize(args: string): TerminalSize | undefined {
 
 /**
  * The command that makes the running control client the latest client of the session's current
- * window (tmux sets `w->latest` in select-window, cmd-select-window.c, 3.1+), without switching.
+ * window (tmux sets `w->latest` in select-window, cmd-select-window.c, 3.2+), without switching.
  */
 export function claimCommand(name: string): string {
   return `select-window -t =${name}:`;
