@@ -278,6 +278,51 @@ describe('tmux control-mode driver against a real sshd', function () {
     await sameAsHost(a, id, 'a alone again');
   });
 
+  it('gives the window to whichever of two control clients types, at its size (window-size latest)', async () => {
+    const id = await createSession();
+    const a = await attach(id);
+    const small = { cols: 60, rows: 14 };
+    const b = await attach(id, small);
+    const windowIs = (at: TerminalSize, what: string): Promise<void> =>
+      eventually(() => hostState(id).width === at.cols && hostState(id).height === at.rows, 10_000, what);
+    await windowIs(small, 'the window follows the client that attached last');
+    for (const [mirror, at, who] of [[a, size, 'a'], [b, small, 'b'], [a, size, 'a again']] as const) {
+      // tmux tells a control client about another client's size a moment after it happens.
+      await eventually(() => mirror.driver.claimPending, 10_000, `${who} hears that the window is not at its size`);
+      mirror.driver.write(`echo typed-by-${who.replace(' ', '-')}\r`);
+      await windowIs(at, `the window takes the size of ${who}, who typed`);
+      await waitForText(mirror, new RegExp(`^typed-by-${who.replace(' ', '-')}$`, 'm'));
+      await sameAsHost(mirror, id, `${who} after typing`);
+    }
+  });
+
+  it('moves the window between an attach client and a control client of other sizes as each types', async () => {
+    const id = await createSession();
+    const control = await attach(id);
+    const other = { cols: 70, rows: 20 };
+    const channel = await connection.openTerminal(`unset TMUX; exec tmux -u -L tether attach-session -t '=${sessionName(id)}'`, { term: 'xterm-256color', cols: other.cols, rows: other.rows, width: 0, height: 0, modes: {} });
+    channel.on('data', () => undefined);
+    try {
+      const windowIs = (at: TerminalSize, what: string): Promise<void> =>
+        eventually(() => hostState(id).width === at.cols && hostState(id).height === at.rows, 10_000, what);
+      await windowIs(other, 'the attach client attached last');
+      // tmux tells a control client about another client's size a moment after it happens.
+      await eventually(() => control.driver.claimPending, 10_000, 'the control client hears of the attach');
+      control.driver.write('echo from-control-1\r');
+      await windowIs(size, 'the control client typed');
+      await sameAsHost(control, id, 'control after typing');
+      channel.write('echo from-attach\r');
+      await windowIs(other, 'the attach client typed');
+      await eventually(() => control.driver.claimPending, 10_000, 'the control client hears that the attach client typed');
+      control.driver.write('echo from-control-2\r');
+      await windowIs(size, 'the control client typed again');
+      await waitForText(control, /^from-control-2$/m);
+      await sameAsHost(control, id, 'control after typing again');
+    } finally {
+      channel.close();
+    }
+  });
+
   it('resumes and re-syncs a pane that tmux paused for our client', async () => {
     const id = await createSession();
     const mirror = await attach(id);

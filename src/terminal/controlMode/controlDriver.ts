@@ -35,6 +35,13 @@
  *   `refresh-client -A '%<pane>:continue'` and a fresh state sync on the same line, so a flood
  *   never builds an unbounded backlog. pause()/resume() pause the SSH channel (back-pressure from
  *   the OutputBatcher), which is what makes our client fall behind in the first place.
+ * - Geometry (`window-size latest`): tmux makes a client the window's latest when it presses a key,
+ *   attaches, resizes its tty (attach clients only) or runs `select-window`; `send-keys` and
+ *   `refresh-client -C` from a control client do not count. So when a sync or `%layout-change` shows
+ *   the window at another size than ours (another device took it), the first input after that is
+ *   preceded by `select-window -t =<session>:` (the current window: nothing switches), which makes
+ *   us latest and resizes the window to us: one extra command per switch of typing device, sent
+ *   ahead of the keys without waiting for its reply. tmux 3.2+ (docs/architecture.md, "Geometry").
  * - Close: `%exit` (session killed, server gone, detached by someone) closes the channel;
  *   detach() closes the channel (the pty hangs up; see detach()). Either way onClose fires once, with the
  *   channel's exit status when there was one.
@@ -217,6 +224,8 @@ export class ControlDriver implements SessionDriver {
   /** A sync retry after repeated failures, backed off. */
   private resyncTimer: NodeJS.Timeout | undefined;
   private continueWanted = false;
+  /** The window is not at our size: the next input claims it first (see Geometry above). */
+  private claimWanted = false;
   private queued: { pane: number; data: Buffer }[] = [];
   private input: Buffer[] = [];
   private inputInFlight = 0;
@@ -271,6 +280,11 @@ export class ControlDriver implements SessionDriver {
   /** The pane whose output this driver forwards (`%<n>`), once known. */
   get pane(): string | undefined {
     return this.paneId === undefined ? undefined : `%${this.paneId}`;
+  }
+
+  /** The window is at another client's size, as far as we have heard: our next input claims it. */
+  get claimPending(): boolean {
+    return this.claimWanted;
   }
 
   /** Why tmux ended control mode (`%exit <reason>`), if it said. */
@@ -365,7 +379,8 @@ export class ControlDriver implements SessionDriver {
       this.paneId = snapshot.state.paneId;
       this.paneSize = { cols: snapshot.state.width, rows: snapshot.state.height };
       snapshot.history = tailWithin(snapshot.history, this.options.historyMaxBytes ?? 1024 * 1024);
-      if (snapshot.state.width !== this.size.cols || snapshot.state.height !== this.size.rows) {
+      this.claimWanted = snapshot.state.width !== this.size.cols || snapshot.state.height !== this.size.rows;
+      if (this.claimWanted) {
         this.log.debug(`tmux control ${this.name}: pane is ${snapshot.state.width}x${snapshot.state.height}, terminal ${this.size.cols}x${this.size.rows}`);
       }
       state = Buffer.from(renderSync(snapshot, this.size.rows), 'utf8');
@@ -424,8 +439,10 @@ export class ControlDriver implements SessionDriver {
         } else if (event.name === 'layout-change' && this.live) {
           // Another client made the window another size (window-size latest): tmux reflowed the
           // pane, so rebuild our copy from tmux's rather than let the two drift apart.
-          const layout = /^@\d+ [0-9a-f]{4},(\d+)x(\d+),/.exec(event.args);
-          if (layout && (Number(layout[1]) !== this.paneSize?.cols || Number(layout[2]) !== this.paneSize?.rows)) this.requestSync();
+          const layout = layoutSize(event.args);
+          if (!layout) return;
+          if (layout.cols !== this.size.cols || layout.rows !== this.size.rows) this.claimWanted = true;
+          if (layout.cols !== this.paneSize?.cols || layout.rows !== this.paneSize?.rows) this.requestSync();
         }
         return;
       case 'pause':
@@ -488,6 +505,7 @@ export class ControlDriver implements SessionDriver {
       const bytes = this.takeInput(INPUT_BYTES_PER_ROUND);
       const [line] = encodeInput(bytes, this.paneId);
       if (line.bytes < bytes.length) this.input.unshift(bytes.subarray(line.bytes));
+      if (this.claimWanted) this.claimWindow();
       {
         this.inputInFlight++;
         this.send(line.commands).then(
@@ -502,6 +520,18 @@ export class ControlDriver implements SessionDriver {
         );
       }
     }
+  }
+
+  /** Makes our client the window's latest, so the window takes our size (Geometry above). */
+  private claimWindow(): void {
+    this.claimWanted = false;
+    this.log.debug(`tmux control ${this.name}: typing on a window of another size; claiming it`);
+    this.send([claimCommand(this.name)]).then(
+      (replies) => {
+        if (replies.some((reply) => reply.error)) this.log.warn(`tmux control ${this.name}: select-window failed: ${replies.map((r) => r.lines.join(' ')).join(' ').slice(0, 200)}`);
+      },
+      () => undefined,
+    );
   }
 
   private takeInput(max: number): Buffer {
@@ -552,6 +582,20 @@ export class ControlDriver implements SessionDriver {
     this.input = [];
     for (const listener of this.closeListeners) listener({ exitCode: this.exitCode });
   }
+}
+
+/** The window size in a `%layout-change` notification's arguments (`@<window> <layout> …`). */
+export function layoutSize(args: string): TerminalSize | undefined {
+  const layout = /^@\d+ [0-9a-f]{4},(\d+)x(\d+),/.exec(args);
+  return layout ? { cols: Number(layout[1]), rows: Number(layout[2]) } : undefined;
+}
+
+/**
+ * The command that makes the running control client the latest client of the session's current
+ * window (tmux sets `w->latest` in select-window, cmd-select-window.c, 3.2+), without switching.
+ */
+export function claimCommand(name: string): string {
+  return `select-window -t =${name}:`;
 }
 
 /** The last lines whose UTF-8 size (with a line break each) fits in `maxBytes`. */

@@ -2,7 +2,8 @@ import { strict as assert } from 'node:assert';
 import { EventEmitter } from 'node:events';
 import type { ClientChannel } from 'ssh2';
 import {
-  ControlDriver, ControlError, MAX_INPUT_IN_FLIGHT, MAX_LINE_BYTES, controlAttachScript, controlModeSupported, encodeInput,
+  ControlDriver, ControlError, MAX_INPUT_IN_FLIGHT, MAX_LINE_BYTES, claimCommand, controlAttachScript, controlModeSupported, encodeInput,
+  layoutSize,
 } from '../../../../src/terminal/controlMode/controlDriver';
 import { STATE_FORMAT } from '../../../../src/terminal/controlMode/stateSync';
 import { silentLogger } from '../../../../src/terminal/logger';
@@ -242,6 +243,42 @@ describe('control mode driver (against a scripted tmux)', () => {
     const text = Buffer.concat(output).toString();
     assert.ok(!text.includes('old-'), text);
     assert.match(text, /newer-3.*newer-4.*newest-5/s);
+  });
+
+  it('claims the window with one select-window on the first input after another client sized it', async () => {
+    const { channel, driver } = started();
+    channel.tmux(`\x1bP1000p%session-changed $1 x\r\n`);
+    channel.tmux(syncReplies(channel, channel.lines[0], ['', '', '']));
+    await driver.started;
+    const claim = claimCommand(`tether_${ID}`);
+    assert.equal(claim, `select-window -t =tether_${ID}:`);
+    const typed = (): string[] => {
+      const before = channel.lines.length;
+      driver.write('a');
+      const sent = channel.lines.slice(before);
+      for (const line of sent) channel.tmux(line.split(' ; ').map(() => channel.block()).join(''));
+      return sent;
+    };
+    assert.deepEqual(typed(), ["send-keys -l -t %4 -- 'a'"], 'the window is ours: no claim');
+    // Another client typed: tmux gave the window its size.
+    channel.tmux('%layout-change @1 b25d,60x10,0,0,4 b25d,60x10,0,0,4 *\r\n');
+    const sync = channel.lines[channel.lines.length - 1];
+    assert.match(sync, /^refresh-client -C 80,3 ; display-message /);
+    channel.tmux(syncReplies(channel, sync, Array(10).fill(''), stateLine({ pane_width: '60', pane_height: '10' })));
+    await tick();
+    assert.equal(driver.claimPending, true);
+    assert.deepEqual(typed(), [claim, "send-keys -l -t %4 -- 'a'"], 'first key after the switch claims');
+    assert.equal(driver.claimPending, false);
+    assert.deepEqual(typed(), ["send-keys -l -t %4 -- 'a'"], 'once per switch, not per key');
+    // Our claim took effect: the window has our size again; a later switch claims again.
+    channel.tmux('%layout-change @1 b25d,80x3,0,0,4 b25d,80x3,0,0,4 *\r\n');
+    channel.tmux(syncReplies(channel, channel.lines[channel.lines.length - 1], ['', '', '']));
+    await tick();
+    assert.deepEqual(typed(), ["send-keys -l -t %4 -- 'a'"]);
+    channel.tmux('%layout-change @1 b25d,60x10,0,0,4 b25d,60x10,0,0,4 *\r\n');
+    assert.deepEqual(typed().slice(-2), [claim, "send-keys -l -t %4 -- 'a'"]);
+    assert.deepEqual(layoutSize('@12 b25d,60x10,0,0,4 b25d,60x10,0,0,4 *'), { cols: 60, rows: 10 });
+    assert.equal(layoutSize('@12 nonsense'), undefined);
   });
 
   it('fails to start with what tmux printed when it cannot attach', async () => {
