@@ -43,6 +43,8 @@ describe('sync through an SSH host (two code-servers, no sync server)', function
 
   before(async () => {
     host = await E2eHost.start('e2e-sync-host');
+    // The test user's home outlives a run on a developer machine: start with no sync folder.
+    host.host.run('rm -rf "$HOME/.tether/sync"');
     // One after the other: two workbenches loading at once time out on a busy machine.
     laptop = await scenario.device({ name: 'laptop', sshConfig: host.sshConfig(), settings: { 'tether.deviceName': 'laptop' } });
     desktop = await scenario.device({ name: 'desktop', sshConfig: host.sshConfig(), settings: { 'tether.deviceName': 'desktop' } });
@@ -88,7 +90,10 @@ describe('sync through an SSH host (two code-servers, no sync server)', function
 
     // What the host keeps: one folder per account (hex), holding only slot files, markers and
     // presence, and the blobs are sealed: no session ID, host name or device name in plain text.
-    const files = shared.host.run('cd "$HOME/.tether/sync" && ls */').split('\n').filter((name) => name !== '');
+    const accounts = shared.host.run('ls "$HOME/.tether/sync"').split('\n').filter((name) => name !== '');
+    assert.equal(accounts.length, 1, `one account folder: ${accounts.join(' ')}`);
+    assert.match(accounts[0], /^[0-9a-f]{64}$/);
+    const files = shared.host.run(`ls "$HOME/.tether/sync/${accounts[0]}"`).split('\n').filter((name) => name !== '');
     assert.ok(files.length >= 4, `both devices wrote: ${files.join(' ')}`);
     for (const name of files) assert.match(name, /^[a-z2-7]{26}\.(blob|v[0-9]+|s[0-9]+|d[0-9]+)$/, `unexpected file ${name}`);
     const contents = shared.host.run('cat "$HOME"/.tether/sync/*/*.blob');
