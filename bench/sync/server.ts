@@ -31,7 +31,8 @@ export class ProbedServer {
       process.execPath,
       ['--require', join(__dirname, 'serverProbe.cjs'), serverJs, '--port', '0', '--data-dir', join(dir, 'data'),
         '--rate', '1000000', '--burst', '1000000', '--ip-rate', '1000000', '--ip-burst', '1000000',
-        '--max-slots', '1000', '--max-streams', '100000', '--max-new-accounts-per-ip', '100000', ...extraArgs],
+        '--max-slots', '1000', '--max-streams', '100000', '--max-new-accounts-per-ip', '100000',
+        '--max-connections-per-ip', '100000', '--max-streams-per-ip', '100000', ...extraArgs],
       { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, TETHER_BENCH_PROBE_OUT: probeOut } },
     );
     const url = await new Promise<string>((resolve, reject) => {
