@@ -13,7 +13,8 @@ import { type SshSyncLocation, shellDir } from './sshSyncUrl';
  *   <slot>.v<N>      empty marker: the slot's version, readable from a glob without reading files
  *   <slot>.d<N>      a deleted slot's last version (the next write goes above it)
  *   <slot>.s<T>      presence: the slot's watcher renews it every few seconds (T = host epoch seconds)
- *   .lock/           mkdir lock around every version change; .lock/o names its holder
+ *   <slot>.z<B>      empty marker: the size of the slot's file in bytes (the quota sums a glob)
+ *   .lock            noclobber lock file around every version change, holding its holder's token
  * Only the slot ID (checked, then quoted), numbers we chose and the quoted folder reach these
  * scripts; nothing read on the host is ever put on a command line.
  */
@@ -72,25 +73,28 @@ const READ_VERSION = [
 ].join('\n');
 
 /**
- * mkdir lock. A waiter that sees the same holder for 10 s takes the lock over (a writer that died
- * holding it); the holder's token makes sure a fresh lock is never broken for a stale one.
+ * A lock file created with noclobber (O_EXCL: atomic, and a builtin, so no fork) that names its
+ * holder. A waiter that sees the same holder for 10 s takes the lock over (a writer that died
+ * holding it); the holder's token makes sure a fresh lock is never broken for a stale one. An older
+ * Tether's `mkdir` lock of the same name blocks us as ours blocks it.
  */
 function lockFunction(holder: string): string {
   if (!/^[0-9a-f]{8,32}$/.test(holder)) throw new TypeError('lock holder must be hex');
   return [
     'lock() {',
     '  n=0; seen=; since=',
-    '  until mkdir .lock 2>/dev/null; do',
-    '    o=; read -r o < .lock/o 2>/dev/null',
+    '  set -C',
+    // echo, not ':': a failed redirection of a special builtin would end the shell.
+    `  until echo ${holder} 2>/dev/null > .lock; do`,
+    '    o=; read -r o < .lock 2>/dev/null',
     '    if [ "$o" != "$seen" ] || [ -z "$since" ]; then seen=$o; since=$(date +%s); fi',
     '    n=$((n+1))',
     // The clock is read every 10 tries only: forks are slow on a busy host.
     '    if [ $((n % 10)) -eq 0 ] && [ $(($(date +%s) - since)) -ge 10 ]; then mv .lock ".lock.stale.$$" 2>/dev/null && rm -rf ".lock.stale.$$"; since=$(date +%s); fi',
     '    sl 0.05',
     '  done',
+    '  set +C',
     "  trap 'rm -rf .lock' EXIT; trap 'exit 1' HUP INT TERM PIPE",
-    // Unique per acquisition (the long-lived shell's $$ is the same for all of its requests).
-    `  echo ${holder} > .lock/o`,
     '}',
   ].join('\n');
 }
@@ -136,19 +140,24 @@ export function putScript(
     '  case $v in ""|*[!0-9]*|????????????????*) continue;; esac; [ "$v" -gt "$prev" ] && prev=$v; done',
     'next=$((prev+1))',
     't=".$s.tmp.$$"',
-    // The base64 arrives as one line, with or without its newline (a here-document adds one).
-    `{ printf '${prefix}' "$next"; head -c ${maxB64 + 2} | tr -d '\\n'; printf '"}\\n'; } > "$t" || { rm -f "$t"; echo "ERR cannot write"; exit 0; }`,
-    'size=$(wc -c < "$t")',
-    `if [ "$size" -gt $((${maxB64 + wrapperBytes} + \${#next})) ]; then rm -f "$t"; echo TOO_LARGE; exit 0; fi`,
-    // Every other slot's file, in one wc (not one per file); odd names and sizes count for nothing.
-    `used=$(wc -c -- *.blob 2>/dev/null | { u=0; while read -r z f; do case $z in ""|*[!0-9]*) continue;; esac; [ "$f" = "$s.blob" ] || [ "$f" = total ] && continue; [ "$z" -le ${maxB64 + 128} ] && u=$((u + z)); done; echo $u; })`,
-    `if [ $((used + size)) -gt ${maxAccountFileBytes} ]; then rm -f "$t"; echo ACCOUNT_FULL; exit 0; fi`,
+    // The base64 arrives as one line (a here-document adds the newline). Builtins only, no forks:
+    // read, length, character check, and the sizes of the other slots from their `.z<bytes>` markers.
+    'b64=; IFS= read -r b64',
+    'case $b64 in *[!A-Za-z0-9+/=]*) echo "ERR the blob is not base64"; exit 0;; esac',
+    `if [ \${#b64} -gt ${maxB64} ]; then echo TOO_LARGE; exit 0; fi`,
+    `size=$((${wrapperBytes} + \${#next} + \${#b64}))`,
+    `used=0; for f in *.z*; do [ -e "$f" ] || continue; o=\${f%%.z*}; [ "$o" = "$s" ] && continue; z=\${f#"$o".z}`,
+    `  case $z in ""|*[!0-9]*|????????????????*) continue;; esac; [ "$z" -le ${maxB64 + 128} ] && used=$((used + z)); done`,
+    `if [ $((used + size)) -gt ${maxAccountFileBytes} ]; then echo ACCOUNT_FULL; exit 0; fi`,
+    `printf '${prefix}%s"}\\n' "$next" "$b64" > "$t" || { rm -f "$t"; echo "ERR cannot write"; exit 0; }`,
     // fsync the new file where sync takes a file (coreutils 8.24+); elsewhere rename alone.
     'sync "$t" 2>/dev/null',
     'mv -f "$t" "$s.blob" || { rm -f "$t"; echo "ERR cannot rename"; exit 0; }',
-    ': > "$s.v$next"',
-    // The old marker, any deleted-version marker and the lock go in one rm.
-    'if [ -n "$cur" ]; then rm -rf "$s.v$cur" "$s".d* .lock; else rm -rf "$s".d* .lock; fi; trap - EXIT',
+    // The stale markers (old version, old size, deleted versions) and the lock go in one rm.
+    'set --; for f in "$s".z*; do [ -e "$f" ] && [ "$f" != "$s.z$size" ] && set -- "$@" "$f"; done',
+    '[ -n "$cur" ] && set -- "$@" "$s.v$cur"',
+    ': > "$s.v$next"; : > "$s.z$size"',
+    'rm -rf -- "$@" "$s".d* .lock; trap - EXIT',
     'echo "OK $next"',
   ].join('\n');
 }
@@ -162,7 +171,7 @@ export function deleteScript(location: SshSyncLocation, account: string, slotId:
     `s=${shellQuote(slotId)}`,
     'lock',
     READ_VERSION,
-    'rm -f "$s.blob" "$s".v* "$s".s*',
+    'rm -f "$s.blob" "$s".v* "$s".z* "$s".s*',
     '[ -n "$cur" ] && : > "$s.d$cur"',
     'echo OK',
   ].join('\n');
@@ -226,6 +235,8 @@ export function watcherScript(location: SshSyncLocation, account: string, slotId
     // Names outside [a-z0-9.] are left out (a crafted name must not break a line). A slot whose
     // version marker is new since the last line has its file printed first (B, as readScript does),
     // so the device needs no read of its own; not on the first line: the device lists on open.
+    // One line of base64: GNU's -w0 saves a `tr` per file; elsewhere base64 | tr.
+    "if base64 -w0 </dev/null >/dev/null 2>&1; then b64() { base64 -w0; }; else b64() { base64 | tr -d '\\n'; }; fi",
     'emit() {',
     '  cur=; for f in *.v* *.s*; do case $f in *[!a-z0-9.]*) continue;; esac; cur="$cur $f"; done',
     '  [ "$cur" = "$prev" ] && return',
@@ -234,7 +245,7 @@ export function watcherScript(location: SshSyncLocation, account: string, slotId
     '    case "$prev " in *" $f "*) continue;; esac',
     '    o=${f%%.v*}; v=${f#"$o".v}',
     '    [ ${#o} -eq 26 ] && [ "$o" != "$s" ] && [ -f "$o.blob" ] || continue',
-    `    printf 'B %s %s ' "$o" "$v"; head -c ${MAX_BLOB_FILE_BYTES} "$o.blob" | base64 | tr -d '\\n'; echo`,
+    `    printf 'B %s %s ' "$o" "$v"; head -c ${MAX_BLOB_FILE_BYTES} "$o.blob" | b64; echo`,
     '  done; fi',
     '  started=1; prev=$cur; echo "S $(date +%s)$cur"',
     '}',
