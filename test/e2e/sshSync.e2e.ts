@@ -95,7 +95,7 @@ describe('sync through an SSH host (two code-servers, no sync server)', function
     assert.match(accounts[0], /^[0-9a-f]{64}$/);
     const files = shared.host.run(`ls "$HOME/.tether/sync/${accounts[0]}"`).split('\n').filter((name) => name !== '');
     assert.ok(files.length >= 4, `both devices wrote: ${files.join(' ')}`);
-    for (const name of files) assert.match(name, /^[a-z2-7]{26}\.(blob|v[0-9]+|s[0-9]+|d[0-9]+)$/, `unexpected file ${name}`);
+    for (const name of files) assert.match(name, /^[a-z2-7]{26}\.(blob|v[0-9]+|s[0-9]+|d[0-9]+|z[0-9]+)$/, `unexpected file ${name}`);
     const contents = shared.host.run('cat "$HOME"/.tether/sync/*/*.blob');
     const [session] = shared.sessions();
     for (const secret of [session.replace(/^tether_/, ''), 'laptop', 'desktop', shared.alias]) assert.ok(!contents.includes(secret), `"${secret}" is readable on the host`);
