@@ -112,7 +112,8 @@ export async function measure(slots: number, changes: number, writeDebounceMs: n
     a.publish([session('start', sessionId)]);
     await Promise.all([a.start(), b.start()]);
     await a.flush();
-    await waitUntil(() => a.state.state === 'live' && b.state.state === 'live' && b.getRemoteState().slots.length === slots - 1, 60_000, 'all slots visible to B', 10);
+    await waitUntil(() => a.state.state === 'live' && b.state.state === 'live' && b.getRemoteState().slots.length === slots - 1, 60_000, () =>
+      `all slots visible to B (A ${a.state.state}, B ${b.state.state}, B lists ${b.getRemoteState().slots.length} of ${slots - 1})`, 10);
     await sleep(500);
     const e2e: number[] = [];
     const marks: { publishedAt: number; seenAt: number }[] = [];

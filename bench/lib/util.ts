@@ -49,10 +49,10 @@ export function round(value: number, digits = 3): number {
   return Math.round(value * f) / f;
 }
 
-export async function waitUntil(check: () => boolean, timeoutMs: number, what: string, stepMs = 2): Promise<void> {
+export async function waitUntil(check: () => boolean, timeoutMs: number, what: string | (() => string), stepMs = 2): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === 'string' ? what : what()}`);
     await sleep(stepMs);
   }
 }

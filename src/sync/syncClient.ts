@@ -113,6 +113,8 @@ const MAX_CONFLICT_RETRIES = 3;
 interface CachedSlot {
   readonly stored: StoredBlob;
   readonly blob: SyncBlob;
+  /** When it was taken in (see SyncClient.intake); 0 for what the cache file held. */
+  readonly intake?: number;
 }
 
 interface PersistedState {
@@ -140,6 +142,8 @@ export class SyncClient {
   private readonly deviceName: string;
 
   private readonly remote = new Map<string, CachedSlot>();
+  /** Counts slots taken in, so a list can tell the slots it can speak for (older than its start). */
+  private intake = 0;
   private readonly presence = new Map<string, PresenceEntry>();
   private ownSeq = 0;
   private ownVersion: number | undefined;
@@ -454,11 +458,11 @@ export class SyncClient {
       // Same content under a new server version (the server rewrote it): remember the version only.
       const cached = this.remote.get(stored.slotId);
       if (cached && stored.version > cached.stored.version && Buffer.compare(Buffer.from(stored.data), Buffer.from(cached.stored.data)) === 0) {
-        this.remote.set(stored.slotId, { stored, blob: cached.blob });
+        this.remote.set(stored.slotId, { stored, blob: cached.blob, intake: ++this.intake });
       }
       return false;
     }
-    this.remote.set(stored.slotId, { stored, blob });
+    this.remote.set(stored.slotId, { stored, blob, intake: ++this.intake });
     this.log.debug(`sync: slot ${stored.slotId} (${blob.deviceName}) now at seq ${blob.seq}, ${blob.sessions.length} session(s)`);
     return true;
   }
@@ -476,6 +480,7 @@ export class SyncClient {
   private async doRefresh(): Promise<boolean> {
     let result;
     const ownWritesBefore = this.ownWrites;
+    const intakeBefore = this.intake;
     try {
       // Keep only our own slot and blobs that open with our key: a token holder can fill the account
       // with junk, which must not crowd out (or, by size, block) the devices that are real.
@@ -493,10 +498,12 @@ export class SyncClient {
       else if (this.acceptStored(stored)) changed = true;
     }
     // A slot missing from a clean, complete list was deleted. With any unparseable entry, the
-    // list is not trusted to say what is missing, so nothing is removed.
+    // list is not trusted to say what is missing, so nothing is removed. Nor is a slot the stream
+    // brought in after the list began: the list cannot show it (and its seq, now seen, would make
+    // the next list's copy look like a replay, losing the slot until its device writes again).
     if (result.skipped === 0) {
-      for (const slotId of [...this.remote.keys()]) {
-        if (!result.listedSlotIds.has(slotId)) {
+      for (const [slotId, cached] of [...this.remote]) {
+        if (!result.listedSlotIds.has(slotId) && (cached.intake ?? 0) <= intakeBefore) {
           this.remote.delete(slotId);
           this.presence.delete(slotId);
           changed = true;

@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import type { SessionEntry } from '../../../src/sync/blob';
 import { SyncClient } from '../../../src/sync/syncClient';
 import type { ListResult, PutResult, StoredBlob } from '../../../src/sync/syncHttp';
-import { generateSyncKey } from '../../../src/sync/syncKey';
+import { deriveSyncKeys, generateSyncKey } from '../../../src/sync/syncKey';
+import { sealEnvelope } from '../../../src/sync/envelope';
+import { BLOB_FORMAT } from '../../../src/sync/blob';
 import type { SyncStream, SyncStreamHandlers, SyncTransport } from '../../../src/sync/syncTransport';
 import { newSessionId } from '../../../src/terminal/sessionId';
 
@@ -54,7 +56,10 @@ class GatedFakeTransport implements SyncTransport {
     this.slots.delete(slotId);
   }
 
+  handlers: SyncStreamHandlers | undefined;
+
   openStream(_slotId: string, handlers: SyncStreamHandlers): SyncStream {
+    this.handlers = handlers;
     queueMicrotask(() => handlers.open());
     return { close() {} };
   }
@@ -62,7 +67,7 @@ class GatedFakeTransport implements SyncTransport {
 
 const session = (): SessionEntry => ({ id: newSessionId(), hostLabel: 'box', user: 'dev', hostName: 'box.example', port: 22, multiplexer: 'tmux', cwd: '~', startedAt: Date.now() });
 
-describe('SyncClient: its own slot in a list', () => {
+describe('SyncClient: a list racing the stream', () => {
   it('a list that began before our first write does not make us think the server lost the slot', async () => {
     const transport = new GatedFakeTransport();
     const lines: string[] = [];
@@ -77,6 +82,25 @@ describe('SyncClient: its own slot in a list', () => {
     assert.ok(await client.flush(), 'nothing is left unwritten');
     assert.equal(transport.puts, 1, 'written once, not again as if the server had lost it');
     assert.ok(!lines.some((line) => /missing on the server/.test(line)), lines.join('\n'));
+    await client.stop();
+  });
+
+  it('a slot the stream brought in after a list began is not dropped as deleted by that list', async () => {
+    const transport = new GatedFakeTransport();
+    const syncKey = generateSyncKey();
+    const client = new SyncClient({ serverUrl: 'http://127.0.0.1:9/unused-the-transport-is-given', syncKey, slotId: newSessionId(), deviceName: 'laptop', stateDir: mkdtempSync(join(tmpdir(), 'tether-list-race-')), transport });
+    await client.start();
+    await transport.listAsked; // the catch-up list is out and saw an empty account
+    // Meanwhile another device writes its slot for the first time; the stream delivers it.
+    const other = newSessionId();
+    const blob = { format: BLOB_FORMAT, slotId: other, deviceName: 'desktop', seq: 1, writtenAt: Date.now(), sessions: [session()], tombstones: [] };
+    const stored: StoredBlob = { slotId: other, version: 1, data: sealEnvelope(deriveSyncKeys(syncKey).encryptionKey, blob) };
+    transport.slots.set(other, stored);
+    transport.handlers!.blob(stored);
+    assert.deepEqual(client.getRemoteState().slots.map((slot) => slot.deviceName), ['desktop']);
+    transport.release(); // the old list arrives: it cannot know about the new slot
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.deepEqual(client.getRemoteState().slots.map((slot) => slot.deviceName), ['desktop'], 'the slot is still listed');
     await client.stop();
   });
 });
