@@ -1,11 +1,14 @@
 // Bundles the extension and the sync server. ssh2's optional native helpers are left out:
 // ssh2 falls back to Node's own crypto when they are missing, so the .vsix needs no native code.
 import * as esbuild from 'esbuild';
+import { realpathSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 
 const production = process.argv.includes('--production');
 const watch = process.argv.includes('--watch');
 
-const common = {
+/** Shared with test/vscode/runTests.ts, which bundles the desktop VS Code suite the same way. */
+export const common = {
   bundle: true,
   platform: 'node',
   target: 'node20',
@@ -29,9 +32,13 @@ const copyPageantHelper = async () => {
   await copyFile('node_modules/ssh2/util/pagent.exe', 'util/pagent.exe');
 };
 
-if (watch) {
-  await copyPageantHelper();
-  for (const options of builds) await (await esbuild.context(options)).watch();
-} else {
-  await Promise.all([...builds.map((options) => esbuild.build(options)), copyPageantHelper()]);
+// Builds only when run (`node esbuild.mjs`), not when imported for `common`.
+// import.meta.url is the real path, so argv[1] is compared through its symlinks too.
+if (process.argv[1] && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) {
+  if (watch) {
+    await copyPageantHelper();
+    for (const options of builds) await (await esbuild.context(options)).watch();
+  } else {
+    await Promise.all([...builds.map((options) => esbuild.build(options)), copyPageantHelper()]);
+  }
 }
