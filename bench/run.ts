@@ -187,6 +187,11 @@ async function main(): Promise<void> {
           `p50 ${fmt(r.presence.killed.p50, 1)} / max ${fmt(r.presence.killed.max, 1)} ms`,
           '', '', '<= 35 s', ok(r.presence.killed.max <= 35_000),
         ]);
+        rows.push([
+          `Presence: device's network vanishes (no FIN; shipped ${r.presence.leaseSeconds} s lease) -> offline elsewhere (${r.presence.networkGone.n} trials)`,
+          `p50 ${fmt(r.presence.networkGone.p50 / 1000, 1)} / max ${fmt(r.presence.networkGone.max / 1000, 1)} s`,
+          '', '', '<= 35 s', ok(r.presence.networkGone.max <= 35_000),
+        ]);
       }
     });
     await run('sshsync', async () => {

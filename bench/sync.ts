@@ -16,6 +16,8 @@ import { writeFileAtomic } from '../src/sync/atomicFile';
 import { formatSyncKey, generateSyncKey, parseSyncKey } from '../src/sync/syncKey';
 import { newSessionId } from '../src/terminal/sessionId';
 import { ProbedServer } from './sync/server';
+import { DEFAULT_STREAM_LEASE_SECONDS } from '../src/sync/httpTransport';
+import { TcpProxy } from '../test/integration/fixtures/tcpProxy';
 import { sampleSession } from '../test/integration/sync/harness';
 import { Summary, sleep, summarize, waitUntil, wallMs } from './lib/util';
 
@@ -55,6 +57,9 @@ export interface PresenceResult {
   quit: Summary;
   /** A device's process is killed with SIGKILL: until another device shows it offline. */
   killed: Summary;
+  /** A device's network vanishes (a frozen proxy: no FIN, no RST): until another device shows it offline. */
+  networkGone: Summary;
+  leaseSeconds: number;
 }
 
 const startedAt = Date.now() - 60_000;
@@ -212,11 +217,11 @@ async function stateSaveCost(): Promise<Summary> {
 
 /**
  * Presence: how long until another device shows a device offline, when it quits normally
- * (SyncClient.stop, which the extension runs on deactivate) and when its process is killed (SIGKILL:
- * the kernel closes its sockets). B watches; the other device is in this process (quit) or in a
+ * (SyncClient.stop, which the extension runs on deactivate), when its process is killed (SIGKILL:
+ * the kernel closes its sockets) and when its network vanishes (a frozen proxy: only the lease tells). B watches; the other device is in this process (quit) or in a
  * child process (killed).
  */
-export async function presence(trials: number, log: (line: string) => void): Promise<PresenceResult> {
+export async function presence(trials: number, networkTrials: number, log: (line: string) => void): Promise<PresenceResult> {
   const server = await ProbedServer.start(['--heartbeat-ms', '15000']);
   const stateDir = mkdtempSync(join(tmpdir(), 'tether-bench-presence-'));
   const syncKey = formatSyncKey(generateSyncKey());
@@ -225,6 +230,7 @@ export async function presence(trials: number, log: (line: string) => void): Pro
   const online = (slotId: string): boolean | undefined => b.getRemoteState().slots.find((s) => s.slotId === slotId)?.online;
   const quit: number[] = [];
   const killed: number[] = [];
+  const networkGone: number[] = [];
   try {
     await b.start();
     await waitUntil(() => b.state.state === 'live', 30_000, 'watcher live', 10);
@@ -246,13 +252,34 @@ export async function presence(trials: number, log: (line: string) => void): Pro
       await waitUntil(() => online(slotId) === false, 60_000, 'killed device offline at the watcher', 1);
       killed.push(wallMs() - t1);
     }
+    // The network goes: the device's connection is frozen (nothing arrives, nothing closes) and
+    // new connections are refused. Only the stream lease (shipped default) tells the server.
+    for (let i = 0; i < networkTrials; i++) {
+      const proxy = await TcpProxy.start(Number(new URL(server.url).port));
+      const c = new SyncClient({ serverUrl: `http://127.0.0.1:${proxy.port}`, syncKey: key, slotId: newSessionId(), deviceName: `vanishing-${i}`, stateDir });
+      try {
+        c.publish([session('present', newSessionId())]);
+        await c.start();
+        await waitUntil(() => online(c.slotId) === true, 30_000, 'vanishing device online at the watcher', 1);
+        // Cut at a random point of the renewal cycle, as a real network drop would.
+        await sleep(Math.random() * ((DEFAULT_STREAM_LEASE_SECONDS * 1000) / 3));
+        proxy.freeze();
+        proxy.setRefusing(true);
+        const t2 = wallMs();
+        await waitUntil(() => online(c.slotId) === false, 120_000, 'vanishing device offline at the watcher', 10);
+        networkGone.push(wallMs() - t2);
+      } finally {
+        await c.stop();
+        await proxy.close();
+      }
+    }
   } finally {
     await b.stop();
     await server.stop().catch(() => undefined);
     rmSync(stateDir, { recursive: true, force: true });
   }
-  const result = { trials, quit: summarize(quit), killed: summarize(killed) };
-  log(`  presence: quit -> offline p50 ${result.quit.p50.toFixed(1)} / max ${result.quit.max.toFixed(1)} ms; kill -9 -> offline p50 ${result.killed.p50.toFixed(1)} / max ${result.killed.max.toFixed(1)} ms (${trials} trials)`);
+  const result = { trials, quit: summarize(quit), killed: summarize(killed), networkGone: summarize(networkGone), leaseSeconds: DEFAULT_STREAM_LEASE_SECONDS };
+  log(`  presence: quit -> offline p50 ${result.quit.p50.toFixed(1)} / max ${result.quit.max.toFixed(1)} ms; kill -9 -> offline p50 ${result.killed.p50.toFixed(1)} / max ${result.killed.max.toFixed(1)} ms (${trials} trials); network gone -> offline p50 ${(result.networkGone.p50 / 1000).toFixed(1)} / max ${(result.networkGone.max / 1000).toFixed(1)} s (${networkTrials} trials)`);
   return result;
 }
 
@@ -278,6 +305,6 @@ export async function crossDevice(options: { quick: boolean; log: (line: string)
   const burstRounds = options.quick ? 10 : 20;
   const burstRun = await measure(2, burstRounds, undefined, 0, options.log, 20);
   const burst = { rounds: burstRounds, changesPerBurst: 20, writesPerBurst: summarize(burstRun.writesPerBurst!), lastChangeSeen: summarize(burstRun.e2e), writeWindowMs: DEFAULT_WRITE_DEBOUNCE_MS };
-  const presenceResult = await presence(options.quick ? 5 : 10, options.log);
+  const presenceResult = await presence(options.quick ? 5 : 10, options.quick ? 2 : 4, options.log);
   return { configs, stateSaveMs, burst, presence: presenceResult };
 }

@@ -27,6 +27,8 @@ export interface StoreListener {
   change(change: StoreChange): void;
   /** Another process's slot came online or left (stores shared by several processes only). */
   presence?(report: RemotePresence): void;
+  /** A slot renewed its presence through another process (see announceRenewal). */
+  renewal?(account: string, slotId: string): void;
   /**
    * The change feed had a gap (e.g. a lost LISTEN connection): streams must refetch. Changes with ids
    * above `resumableFrom` will all be reported.
@@ -96,6 +98,8 @@ export interface BlobStore {
   subscribe(listener: StoreListener): () => void;
   /** Tells the other processes on this store about a slot's stream here; absent for single-process stores. */
   announcePresence?(account: string, slotId: string, online: boolean, lastSeen: string): Promise<void>;
+  /** Passes a presence renewal to the other processes, one of which may hold the slot's stream. */
+  announceRenewal?(account: string, slotId: string): Promise<void>;
   close(): Promise<void>;
 }
 

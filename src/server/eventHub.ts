@@ -6,6 +6,8 @@ import { formatComment, formatEvent } from './sse';
 export interface StreamSink {
   send(chunk: string): void;
   end(): void;
+  /** Drops the connection without a goodbye (its peer is presumed gone). */
+  destroy(): void;
 }
 
 export type ResumeFrom = { kind: 'none' } | { kind: 'invalid' } | { kind: 'id'; id: number };
@@ -48,10 +50,14 @@ interface AccountState {
 export class StreamHandle {
   closed = false;
   online = false;
+  /** When the lease runs out unless the slot renews it (ms since the epoch); leased streams only. */
+  leaseExpiresAt: number | undefined;
   constructor(
     readonly account: string,
     readonly slotId: string | undefined,
     readonly sink: StreamSink,
+    /** The stream's lease (see renew()); undefined for clients that do not renew. */
+    readonly leaseMs?: number,
   ) {}
 }
 
@@ -133,9 +139,10 @@ export class EventHub {
    * Opens a stream: replays what the client missed (or sends `reset`), then joins the live fan-out in
    * the same tick so nothing falls between the two. Presence follows once last-seen times are loaded.
    */
-  open(account: string, slotId: string | undefined, resume: ResumeFrom, sink: StreamSink): StreamHandle {
+  open(account: string, slotId: string | undefined, resume: ResumeFrom, sink: StreamSink, leaseMs?: number): StreamHandle {
     const state = this.state(account, this.lastObservedId);
-    const handle = new StreamHandle(account, slotId, sink);
+    const handle = new StreamHandle(account, slotId, sink, leaseMs);
+    if (leaseMs !== undefined) handle.leaseExpiresAt = this.now().getTime() + leaseMs;
     if (resume.kind === 'invalid') {
       sink.send(formatEvent({ id: state.log.latestId, event: 'reset', data: '{}' }));
     } else if (resume.kind === 'id') {
@@ -167,6 +174,41 @@ export class EventHub {
         .catch((error: unknown) => this.options.onError?.(error, handle.account));
     }
     this.evictIdle();
+  }
+
+  /**
+   * The slot's device is still there: extends the lease of each of its streams on this process.
+   * Returns whether this process holds a stream of the slot at all (leased or not).
+   */
+  renew(account: string, slotId: string): boolean {
+    const state = this.accounts.get(account);
+    if (!state) return false;
+    const now = this.now().getTime();
+    let here = false;
+    for (const stream of state.streams) {
+      if (stream.slotId !== slotId) continue;
+      here = true;
+      if (stream.leaseMs !== undefined) stream.leaseExpiresAt = now + stream.leaseMs;
+    }
+    return here;
+  }
+
+  /**
+   * Ends every stream whose lease ran out: its device stopped renewing, so its network is presumed
+   * gone (a vanished peer sends no FIN, and TCP would take many minutes to notice). The slot goes
+   * offline as if the stream had closed. Returns the streams ended.
+   */
+  expireLeases(): StreamHandle[] {
+    const now = this.now().getTime();
+    const expired: StreamHandle[] = [];
+    for (const state of this.accounts.values()) {
+      for (const stream of state.streams) if (stream.leaseExpiresAt !== undefined && stream.leaseExpiresAt <= now) expired.push(stream);
+    }
+    for (const stream of expired) {
+      this.close(stream);
+      stream.sink.destroy();
+    }
+    return expired;
   }
 
   /** Another process reports a slot online (repeated while it lasts) or gone. */

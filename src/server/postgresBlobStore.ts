@@ -358,6 +358,12 @@ export class PostgresBlobStore implements BlobStore {
     await this.pool.query('SELECT pg_notify($1, $2)', [PRESENCE_CHANNEL, notice]);
   }
 
+  async announceRenewal(account: string, slotId: string): Promise<void> {
+    assertKeys(account, slotId);
+    if (this.closed) return;
+    await this.pool.query('SELECT pg_notify($1, $2)', [PRESENCE_CHANNEL, JSON.stringify({ o: this.origin, a: account, s: slotId, r: 1 })]);
+  }
+
   subscribe(listener: StoreListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
@@ -483,7 +489,13 @@ export class PostgresBlobStore implements BlobStore {
     } catch {
       return;
     }
-    const { o, a, s, on, t } = notice;
+    const { o, a, s, on, t, r } = notice;
+    if (r === 1) {
+      if (o === this.origin || typeof o !== 'string' || typeof a !== 'string' || typeof s !== 'string') return;
+      if (!/^[0-9a-f]{64}$/.test(a) || !/^[a-z2-7]{26}$/.test(s)) return;
+      for (const listener of this.listeners) listener.renewal?.(a, s);
+      return;
+    }
     if (o === this.origin || typeof o !== 'string' || typeof a !== 'string' || typeof s !== 'string' || typeof on !== 'boolean' || typeof t !== 'string') return;
     if (!/^[0-9a-f]{64}$/.test(a) || !/^[a-z2-7]{26}$/.test(s) || Number.isNaN(Date.parse(t))) return;
     const report: RemotePresence = { account: a, slotId: s, origin: o, online: on, lastSeen: new Date(t).toISOString() };

@@ -72,6 +72,23 @@ export function parsePutBody(body: Buffer, maxBlobBytes: number): string {
 }
 
 /** The `slot` query parameter of /v1/events, if any. */
+/** Longest lease a stream may ask for; longer would keep a vanished device "online" for too long. */
+export const MAX_STREAM_LEASE_SECONDS = 3600;
+
+/**
+ * `lease=<seconds>` on the events URL: the client promises to renew its slot's presence
+ * (`POST /v1/presence/<slot>`) within that time, and the server ends the stream when it does not
+ * (a device whose network vanished sends no FIN). Absent: no lease, as for older clients.
+ */
+export function parseStreamLease(value: string | null, slotId: string | undefined): number | undefined {
+  if (value === null || value === '') return undefined;
+  if (!/^[0-9]{1,4}$/.test(value) || Number(value) < 1 || Number(value) > MAX_STREAM_LEASE_SECONDS) {
+    throw new HttpError('bad_request', `lease must be a whole number of seconds from 1 to ${MAX_STREAM_LEASE_SECONDS}`);
+  }
+  if (slotId === undefined) throw new HttpError('bad_request', 'lease needs slot: only a slot renews its presence');
+  return Number(value) * 1000;
+}
+
 export function parseStreamSlot(value: string | null): string | undefined {
   if (value === null || value === '') return undefined;
   if (!SLOT_ID_PATTERN.test(value)) throw new HttpError('bad_request', 'slot must match ^[a-z2-7]{26}$');

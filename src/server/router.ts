@@ -9,7 +9,8 @@ export type Route =
   | { name: 'getBlob'; slotId: string }
   | { name: 'putBlob'; slotId: string }
   | { name: 'deleteBlob'; slotId: string }
-  | { name: 'events' };
+  | { name: 'events' }
+  | { name: 'renewPresence'; slotId: string };
 
 /** Maps a method and path to a route, or throws 404/405/400 as an HttpError. Pure, no sockets. */
 export function matchRoute(method: string, pathname: string): Route {
@@ -31,6 +32,13 @@ export function matchRoute(method: string, pathname: string): Route {
   if (pathname === '/v1/events') {
     allow(['GET']);
     return { name: 'events' };
+  }
+  const presenceMatch = /^\/v1\/presence\/([^/]+)$/.exec(pathname);
+  if (presenceMatch) {
+    const slotId = presenceMatch[1];
+    if (!SLOT_ID_PATTERN.test(slotId)) throw new HttpError('bad_request', 'slotId must match ^[a-z2-7]{26}$');
+    allow(['POST']);
+    return { name: 'renewPresence', slotId };
   }
   const slotMatch = /^\/v1\/blobs\/([^/]+)$/.exec(pathname);
   if (slotMatch) {

@@ -17,6 +17,7 @@ import {
   parseDeletePrecondition,
   parsePutBody,
   parsePutPrecondition,
+  parseStreamLease,
   parseStreamSlot,
   versionTag,
 } from './requests';
@@ -29,6 +30,8 @@ export type ServerOptions = Omit<ServerConfig, 'storage'>;
 const MAX_STREAM_BACKLOG_BYTES = 4 * 1024 * 1024;
 /** How often online slots are repeated to other processes; they expire after three missed repeats. */
 const PRESENCE_ANNOUNCE_MS = 10_000;
+/** How often leased streams are checked; a lease ends at most this late. */
+const LEASE_CHECK_MS = 1_000;
 /** How long shutdown waits for in-flight requests before cutting connections. */
 const SHUTDOWN_GRACE_MS = 10_000;
 
@@ -94,6 +97,7 @@ export class TetherServer {
   private readonly maxBody: number;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private announceTimer: NodeJS.Timeout | undefined;
+  private leaseTimer: NodeJS.Timeout | undefined;
   private unsubscribe: (() => void) | undefined;
   private shuttingDown = false;
   private closedPromise: Promise<void> | undefined;
@@ -183,6 +187,7 @@ export class TetherServer {
     this.unsubscribe = this.store.subscribe({
       change: (change) => this.hub.publish(change),
       presence: (report) => this.hub.remotePresence(report),
+      renewal: (account, slotId) => void this.hub.renew(account, slotId),
       gap: (resumableFrom) => {
         this.logger.log('warn', 'change_feed_gap', {});
         this.hub.gap(resumableFrom);
@@ -200,6 +205,12 @@ export class TetherServer {
     // Other processes on a shared store forget our online slots unless we repeat them.
     this.announceTimer = setInterval(() => this.hub.announceOnline(), PRESENCE_ANNOUNCE_MS);
     this.announceTimer.unref();
+    this.leaseTimer = setInterval(() => {
+      for (const stream of this.hub.expireLeases()) {
+        this.logger.log('info', 'stream_lease_expired', { account: accountLabel(stream.account), slotId: stream.slotId, leaseMs: stream.leaseMs });
+      }
+    }, LEASE_CHECK_MS);
+    this.leaseTimer.unref();
     return this.url();
   }
 
@@ -215,6 +226,7 @@ export class TetherServer {
       this.shuttingDown = true;
       if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
       if (this.announceTimer) clearInterval(this.announceTimer);
+      if (this.leaseTimer) clearInterval(this.leaseTimer);
       const closed = new Promise<void>((resolve) => this.http.close(() => resolve()));
       await this.hub.endAll();
       this.http.closeIdleConnections();
@@ -312,6 +324,12 @@ export class TetherServer {
       }
       case 'events':
         return this.openStream(account, url, req, res, fields, ip);
+      case 'renewPresence': {
+        fields.slotId = route.slotId;
+        // The stream may be held by another process on the same store (no session affinity).
+        if (!this.hub.renew(account, route.slotId)) await this.store.announceRenewal?.(account, route.slotId);
+        return this.sendEmpty(res, 204);
+      }
       case 'healthz':
         return this.sendJson(res, 200, { ok: true });
     }
@@ -319,6 +337,7 @@ export class TetherServer {
 
   private openStream(account: string, url: URL, req: IncomingMessage, res: ServerResponse, fields: LogFields, ip: string): void {
     const slotId = parseStreamSlot(url.searchParams.get('slot'));
+    const leaseMs = parseStreamLease(url.searchParams.get('lease'), slotId);
     fields.slotId = slotId;
     if (this.hub.streamCount(account) >= this.options.maxStreamsPerAccount) {
       throw new HttpError('too_many_streams', `an account may hold at most ${this.options.maxStreamsPerAccount} open streams`, {
@@ -355,8 +374,9 @@ export class TetherServer {
       end: () => {
         if (!res.writableEnded) res.end();
       },
+      destroy: () => res.destroy(),
     };
-    const handle = this.hub.open(account, slotId, parseLastEventId(req.headers['last-event-id'] as string | undefined), sink);
+    const handle = this.hub.open(account, slotId, parseLastEventId(req.headers['last-event-id'] as string | undefined), sink, leaseMs);
     this.logger.log('info', 'stream_open', { ...fields, streams: this.hub.totalStreams });
     res.on('close', () => {
       this.hub.close(handle);

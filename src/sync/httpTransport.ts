@@ -5,9 +5,18 @@ import type { SyncStream, SyncStreamHandlers, SyncTransport } from './syncTransp
 
 const MAX_LAST_EVENT_ID = 128;
 
+/**
+ * The stream's lease: the server ends a stream whose device has not renewed within this time, so a
+ * device whose network vanished (no FIN, no RST) shows offline elsewhere within about that long.
+ * Renewed three times per lease, so two lost renewals in a row are survived.
+ */
+export const DEFAULT_STREAM_LEASE_SECONDS = 30;
+
 export interface HttpTransportOptions extends SyncServerApiOptions {
   /** Cap on one SSE event, so an endless event cannot exhaust memory. */
   readonly maxEventBytes?: number;
+  /** See DEFAULT_STREAM_LEASE_SECONDS; 0 asks for no lease. */
+  readonly streamLeaseSeconds?: number;
 }
 
 /** The sync server over HTTP: the REST calls of SyncServerApi plus its SSE event stream. */
@@ -15,6 +24,8 @@ export class HttpSyncTransport implements SyncTransport {
   readonly api: SyncServerApi;
   /** The last event id seen, sent back on reconnect (kept across streams). */
   private lastEventId: string | undefined;
+  /** The server answered a renewal with 404/405: it predates leases, so renewing is pointless. */
+  private leasesUnsupported = false;
 
   constructor(private readonly options: HttpTransportOptions) {
     this.api = new SyncServerApi(options);
@@ -62,7 +73,30 @@ export class HttpSyncTransport implements SyncTransport {
       };
       return wrapped;
     };
-    const source = new EventSource(this.api.eventsUrl(slotId), { fetch: streamFetch });
+    const leaseSeconds = this.options.streamLeaseSeconds ?? DEFAULT_STREAM_LEASE_SECONDS;
+    let renewTimer: NodeJS.Timeout | undefined;
+    let renewing = false;
+    const stopRenewing = (): void => {
+      if (renewTimer) clearInterval(renewTimer);
+      renewTimer = undefined;
+    };
+    const renew = (): void => {
+      if (renewing || closed) return;
+      renewing = true;
+      // A failed renewal is not an error of its own: the stream's watchdog judges the connection.
+      void this.api
+        .renewPresence(slotId)
+        .then(
+          (supported) => {
+            if (supported) return;
+            this.leasesUnsupported = true;
+            stopRenewing();
+          },
+          () => undefined,
+        )
+        .finally(() => (renewing = false));
+    };
+    const source = new EventSource(this.api.eventsUrl(slotId, leaseSeconds), { fetch: streamFetch });
     const parse = (data: unknown): unknown => {
       try {
         return typeof data === 'string' ? JSON.parse(data) : undefined;
@@ -79,7 +113,12 @@ export class HttpSyncTransport implements SyncTransport {
       return true;
     };
     source.addEventListener('open', () => {
-      if (!closed) handlers.open();
+      if (closed) return;
+      if (leaseSeconds > 0 && !renewTimer && !this.leasesUnsupported) {
+        renewTimer = setInterval(renew, (leaseSeconds * 1000) / 3);
+        renewTimer.unref?.();
+      }
+      handlers.open();
     });
     source.addEventListener('blob', (event) => {
       if (!track(event)) return;
@@ -106,6 +145,7 @@ export class HttpSyncTransport implements SyncTransport {
     return {
       close: () => {
         closed = true;
+        stopRenewing();
         source.close();
       },
     };

@@ -90,6 +90,8 @@ export interface SyncClientOptions {
   readonly streamIdleTimeoutMs?: number;
   /** Cap on one SSE event, so an endless event cannot exhaust memory. */
   readonly maxEventBytes?: number;
+  /** How long the server keeps this device's stream (and presence) without a renewal; see httpTransport.ts. */
+  readonly streamLeaseSeconds?: number;
   readonly maxResponseBytes?: number;
   readonly requestTimeoutMs?: number;
   readonly now?: () => number;
@@ -198,6 +200,7 @@ export class SyncClient {
         requestTimeoutMs: options.requestTimeoutMs,
         maxResponseBytes: options.maxResponseBytes,
         maxEventBytes: options.maxEventBytes,
+        streamLeaseSeconds: options.streamLeaseSeconds,
       });
     this.statePath = path.join(options.stateDir, `sync-${options.slotId}.json`);
     this.now = options.now ?? Date.now;

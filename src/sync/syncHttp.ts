@@ -251,8 +251,21 @@ export class SyncServerApi {
     return `Bearer ${this.options.token}`;
   }
 
-  eventsUrl(slotId: string): string {
-    return `${this.base}/v1/events?slot=${encodeURIComponent(slotId)}`;
+  /** `leaseSeconds`: the stream ends unless renewPresence() is called within that time (see the server). */
+  eventsUrl(slotId: string, leaseSeconds?: number): string {
+    return `${this.base}/v1/events?slot=${encodeURIComponent(slotId)}${leaseSeconds ? `&lease=${leaseSeconds}` : ''}`;
+  }
+
+  /**
+   * POST /v1/presence/<slot>: this device is still there, so its stream's lease runs on. False when
+   * the server has no such route (it predates leases, and ignores the lease of the stream too).
+   */
+  async renewPresence(slotId: string): Promise<boolean> {
+    const path = `/v1/presence/${slotId}`;
+    const { response, bytes } = await this.request('POST', path);
+    if (response.status === 204 || response.status === 200) return true;
+    if (response.status === 404 || response.status === 405) return false;
+    throw this.statusError('POST', path, response, bytes);
   }
 
   private async request(method: string, path: string, headers: Record<string, string> = {}, body?: string): Promise<{ response: Response; bytes: Uint8Array }> {

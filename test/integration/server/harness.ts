@@ -163,8 +163,8 @@ export class SseReader {
     private readonly abort: AbortController,
   ) {}
 
-  static async open(baseUrl: string, token: string, options: { slot?: string; lastEventId?: string } = {}): Promise<SseReader> {
-    const query = options.slot ? `?slot=${options.slot}` : '';
+  static async open(baseUrl: string, token: string, options: { slot?: string; lastEventId?: string; leaseSeconds?: number } = {}): Promise<SseReader> {
+    const query = options.slot ? `?slot=${options.slot}${options.leaseSeconds ? `&lease=${options.leaseSeconds}` : ''}` : '';
     const headers: Record<string, string> = { authorization: `Bearer ${token}`, accept: 'text/event-stream' };
     if (options.lastEventId !== undefined) headers['last-event-id'] = options.lastEventId;
     const controller = new AbortController();

@@ -105,6 +105,32 @@ describe('sync server with PostgreSQL', function () {
       }
     });
 
+    it('keeps a leased stream on one process alive with renewals sent to the other, and ends it when they stop', async () => {
+      const [a, b] = servers;
+      const token = newToken();
+      const device = newSlotId();
+      const watcher = await SseReader.open(a.url, token);
+      const deviceStream = await SseReader.open(b.url, token, { slot: device, leaseSeconds: 2 });
+      try {
+        await watcher.waitFor((event) => event.event === 'presence' && event.data.includes('"online":true'));
+        // No session affinity: every renewal lands on the process that does not hold the stream.
+        const renewer = new Api(a.url, token);
+        for (let i = 0; i < 8; i++) {
+          assert.equal((await renewer.request('POST', `/v1/presence/${device}`)).status, 204);
+          await new Promise((resolve) => setTimeout(resolve, 500));
+        }
+        assert.ok(!watcher.events.some((event) => event.event === 'presence' && event.data.includes('"online":false')), 'renewed through the other process: never offline');
+        const stoppedAt = Date.now();
+        const offline = await watcher.waitFor((event) => event.event === 'presence' && event.data.includes('"online":false'));
+        assert.deepEqual((JSON.parse(offline.data) as { slots: { slotId: string }[] }).slots.map((slot) => slot.slotId), [device]);
+        assert.ok(Date.now() - stoppedAt < 4_000, `ended ${Date.now() - stoppedAt} ms after the last renewal (lease 2 s)`);
+        await deviceStream.waitForEnd(); // the server ended the stream it held
+      } finally {
+        watcher.close();
+        deviceStream.close();
+      }
+    });
+
     it('recovers a lost LISTEN connection: streams get reset, then changes flow again', async () => {
       const [a, b] = servers;
       const token = newToken();

@@ -9,6 +9,7 @@ import { sealEnvelope } from '../../../src/sync/envelope';
 import { deriveSyncKeys, formatSyncKey, generateSyncKey } from '../../../src/sync/syncKey';
 import { SyncServerApi } from '../../../src/sync/syncHttp';
 import { newSessionId } from '../../../src/terminal/sessionId';
+import { TcpProxy } from '../fixtures/tcpProxy';
 import { buildServer, DeviceProcess, sampleSession, ServerProcess, tempRoot } from './harness';
 
 /** Resolves once `predicate` holds, re-checking whenever the client reports anything. */
@@ -404,6 +405,39 @@ describe('sync client state across restarts (real server, in-process clients)', 
     assert.equal(await reinstalled.flush(), true);
     await until(reader, () => writerBlob()?.sessions.some((s) => s.id === three.id) ?? false);
     await reinstalled.stop();
+  });
+
+  it('a device whose network vanishes (no FIN) shows offline to the others once its stream lease runs out', async function () {
+    // The server only hears of a vanished peer from TCP after many minutes; the lease ends it sooner.
+    const proxy = await TcpProxy.start(Number(new URL(server.url).port));
+    const slot = newSessionId();
+    const laptop = new SyncClient({ serverUrl: `http://127.0.0.1:${proxy.port}`, syncKey, slotId: slot, deviceName: 'laptop', stateDir: path.join(root, 'laptop'), streamLeaseSeconds: 2 });
+    clients.push(laptop);
+    try {
+      laptop.publish([sampleSession()]);
+      await laptop.start();
+      const online = (): boolean | undefined => reader.getRemoteState().slots.find((s) => s.slotId === slot)?.online;
+      await until(reader, () => online() === true);
+      // Renewals keep it: three lease periods later it has not blinked offline once.
+      let blinked = false;
+      const watch = reader.onDidChangeRemote(() => (blinked ||= online() !== true));
+      await delay(6_500);
+      watch.dispose();
+      assert.equal(blinked, false, 'a renewing device stays online');
+      assert.equal(online(), true);
+
+      proxy.freeze(); // the network is gone: nothing arrives, nothing closes
+      proxy.setRefusing(true);
+      const cutAt = Date.now();
+      await until(reader, () => online() === false);
+      const seconds = (Date.now() - cutAt) / 1000;
+      // Lease 2 s, checked every second; the last renewal may be up to 2/3 s old at the cut.
+      assert.ok(seconds <= 4, `offline after ${seconds.toFixed(1)} s (lease 2 s)`);
+      assert.ok(server.output.lines.some((line) => typeof line === 'object' && (line as { msg?: string }).msg === 'stream_lease_expired'), 'the server says why it ended the stream');
+    } finally {
+      await laptop.stop();
+      await proxy.close();
+    }
   });
 
   it('drops hostile entries that a device holding the key wrote, and keeps the good ones', async function () {

@@ -19,8 +19,12 @@ class MemorySink implements StreamSink {
   send(chunk: string): void {
     this.text += chunk;
   }
+  destroyed = false;
   end(): void {
     this.ended = true;
+  }
+  destroy(): void {
+    this.destroyed = true;
   }
   events(): Parsed[] {
     return this.text
@@ -144,6 +148,39 @@ describe('server/eventHub', () => {
     hub.close(first);
     assert.equal(hub.presenceSnapshot(ACCOUNT).slots[0].online, true);
     assert.equal(saved.length, 0);
+  });
+
+  it('ends a leased stream whose slot stops renewing, and takes the slot offline', async () => {
+    const watcher = new MemorySink();
+    hub.open(ACCOUNT, undefined, { kind: 'none' }, watcher);
+    const vanishing = new MemorySink();
+    const renewing = new MemorySink();
+    const unleased = new MemorySink();
+    hub.open(ACCOUNT, SLOT_A, { kind: 'none' }, vanishing, 30_000);
+    hub.open(ACCOUNT, SLOT_B, { kind: 'none' }, renewing, 30_000);
+    hub.open(OTHER, SLOT_A, { kind: 'none' }, unleased);
+    await tick();
+    const online = (): Record<string, boolean> => Object.fromEntries(hub.presenceSnapshot(ACCOUNT).slots.map((slot) => [slot.slotId, slot.online]));
+    assert.deepEqual(online(), { [SLOT_A]: true, [SLOT_B]: true });
+
+    clock += 20_000;
+    assert.equal(hub.renew(ACCOUNT, SLOT_B), true);
+    assert.equal(hub.renew(OTHER, SLOT_B), false, 'no stream of that slot in that account');
+    assert.deepEqual(hub.expireLeases(), []);
+    clock += 10_000;
+    const expired = hub.expireLeases();
+    assert.deepEqual(expired.map((stream) => stream.slotId), [SLOT_A], 'only the stream that stopped renewing');
+    assert.equal(vanishing.destroyed, true);
+    assert.equal(renewing.destroyed, false);
+    assert.deepEqual(online(), { [SLOT_A]: false, [SLOT_B]: true });
+    const last = JSON.parse(watcher.events().filter((event) => event.event === 'presence').at(-1)?.data ?? '{}').slots;
+    assert.deepEqual(last[0], { slotId: SLOT_A, online: false, lastSeen: '2026-02-02T00:00:30.000Z' }, 'the other devices are told at once');
+    assert.deepEqual(announced.at(-1), [SLOT_A, false, '2026-02-02T00:00:30.000Z'], 'and the other server processes');
+
+    clock += 3_600_000;
+    assert.deepEqual(hub.expireLeases().map((stream) => stream.slotId), [SLOT_B]);
+    assert.equal(unleased.destroyed, false, 'a stream without a lease (an older client) is never ended for it');
+    assert.equal(hub.streamCount(OTHER), 1);
   });
 
   it('sends reset to every stream after a gap in the change feed', () => {

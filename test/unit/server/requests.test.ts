@@ -1,7 +1,8 @@
 import * as assert from 'node:assert/strict';
 import { accountLabel, authenticate, hashToken, parseBearer } from '../../../src/server/auth';
 import { HttpError } from '../../../src/server/errors';
-import { maxBodyBytes, parseDeletePrecondition, parsePutBody, parsePutPrecondition, parseStreamSlot, parseVersionTag } from '../../../src/server/requests';
+import { maxBodyBytes, parseDeletePrecondition, parsePutBody, parsePutPrecondition, parseStreamLease,
+  parseStreamSlot, parseVersionTag } from '../../../src/server/requests';
 import { matchRoute } from '../../../src/server/router';
 
 const SLOT = 'abcdefghijklmnopqrstuvwxyz';
@@ -48,6 +49,7 @@ describe('server/router', () => {
     assert.deepEqual(matchRoute('PUT', `/v1/blobs/${SLOT}`), { name: 'putBlob', slotId: SLOT });
     assert.deepEqual(matchRoute('DELETE', `/v1/blobs/${SLOT}`), { name: 'deleteBlob', slotId: SLOT });
     assert.deepEqual(matchRoute('GET', '/v1/events'), { name: 'events' });
+    assert.deepEqual(matchRoute('POST', `/v1/presence/${SLOT}`), { name: 'renewPresence', slotId: SLOT });
   });
 
   it('answers 404, 405 and 400 clearly', () => {
@@ -56,6 +58,8 @@ describe('server/router', () => {
     assert.equal(reason(() => matchRoute('PATCH', `/v1/blobs/${SLOT}`)), '405 method_not_allowed');
     assert.equal(reason(() => matchRoute('GET', '/v1/blobs/../../etc')), '404 not_found');
     assert.equal(reason(() => matchRoute('PUT', '/v1/blobs/ABCDEFGHIJKLMNOPQRSTUVWXYZ')), '400 bad_request');
+    assert.equal(reason(() => matchRoute('GET', `/v1/presence/${SLOT}`)), '405 method_not_allowed');
+    assert.equal(reason(() => matchRoute('POST', '/v1/presence/x;rm')), '400 bad_request');
     assert.equal(reason(() => matchRoute('PUT', '/v1/blobs/%2e%2e')), '400 bad_request');
   });
 });
@@ -97,5 +101,13 @@ describe('server/requests', () => {
     assert.equal(parseStreamSlot(null), undefined);
     assert.equal(parseStreamSlot(SLOT), SLOT);
     assert.equal(reason(() => parseStreamSlot('x')), '400 bad_request');
+  });
+
+  it('validates the stream lease (whole seconds, only with a slot)', () => {
+    assert.equal(parseStreamLease(null, SLOT), undefined);
+    assert.equal(parseStreamLease('30', SLOT), 30_000);
+    assert.equal(parseStreamLease('3600', SLOT), 3_600_000);
+    for (const bad of ['0', '3601', '1.5', '-1', '30s', ' 30', '99999']) assert.equal(reason(() => parseStreamLease(bad, SLOT)), '400 bad_request', bad);
+    assert.equal(reason(() => parseStreamLease('30', undefined)), '400 bad_request');
   });
 });
