@@ -36,7 +36,7 @@ async function buildProduction(outDir: string, withoutSsh2 = false): Promise<str
   const outfile = join(outDir, 'dist', withoutSsh2 ? 'extension-no-ssh2.js' : 'extension.js');
   // The options of esbuild.mjs with --production.
   await esbuild.build({
-    entryPoints: [join(repo, 'src/extension.ts')],
+    entryPoints: [join(repo, 'src/editor/extension.ts')],
     outfile,
     bundle: true,
     platform: 'node',

@@ -24,7 +24,7 @@ import * as esbuild from 'esbuild';
 import { Client } from 'pg';
 import { buildServer } from '../test/integration/sync/harness';
 import { type PostgresCluster, startPostgresCluster } from '../test/integration/server/postgresFixture';
-import { newSessionId } from '../src/terminal/sessionId';
+import { newSessionId } from '../src/common/sessionId';
 import { type Summary, round, sleep, summarize, wallMs } from './lib/util';
 
 export interface ScalePhase {

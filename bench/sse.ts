@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import * as readline from 'node:readline';
 import { ProbedServer } from './sync/server';
 import { Summary, round, sleep, summarize, wallMs } from './lib/util';
-import { newSessionId } from '../src/terminal/sessionId';
+import { newSessionId } from '../src/common/sessionId';
 
 export interface SseResult {
   streams: number;

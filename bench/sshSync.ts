@@ -14,7 +14,7 @@ import { SyncClient } from '../src/sync/syncClient';
 import { deriveSyncKeys, generateSyncKey } from '../src/sync/syncKey';
 import { parseSshSyncUrl } from '../src/sync/sshSyncUrl';
 import { poolConnector, SshSyncTransport } from '../src/sync/sshTransport';
-import { newSessionId } from '../src/terminal/sessionId';
+import { newSessionId } from '../src/common/sessionId';
 import { sampleSession } from '../test/integration/sync/harness';
 import { testPool } from '../test/integration/fixtures/sessionHarness';
 import { BenchHost } from './lib/hosts';

@@ -14,7 +14,7 @@ import type { SessionEntry } from '../src/sync/blob';
 import { DEFAULT_WRITE_DEBOUNCE_MS, SyncClient } from '../src/sync/syncClient';
 import { writeFileAtomic } from '../src/sync/atomicFile';
 import { formatSyncKey, generateSyncKey, parseSyncKey } from '../src/sync/syncKey';
-import { newSessionId } from '../src/terminal/sessionId';
+import { newSessionId } from '../src/common/sessionId';
 import { ProbedServer } from './sync/server';
 import { DEFAULT_STREAM_LEASE_SECONDS } from '../src/sync/httpTransport';
 import { TcpProxy } from '../test/integration/fixtures/tcpProxy';

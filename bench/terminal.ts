@@ -4,7 +4,7 @@
  * OpenSSH baseline measured in the same run against the same sshd and tmux server.
  */
 import { readFileSync } from 'node:fs';
-import { ConnectionPool } from '../src/terminal/sshConnection';
+import { ConnectionPool } from '../src/ssh/sshConnection';
 import { CutProxy } from './lib/proxy';
 import { BenchHost } from './lib/hosts';
 import { Counts, installInstrumentation, startTimeline, takeCounts, takeTimeline } from './lib/instrument';

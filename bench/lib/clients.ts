@@ -7,11 +7,11 @@ import { ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PersistentSession, PersistentSessionOptions } from '../../src/terminal/persistentSession';
-import { ConnectionPool } from '../../src/terminal/sshConnection';
-import { TrustStore } from '../../src/terminal/trustStore';
-import type { Logger } from '../../src/terminal/logger';
-import { newSessionId, sessionName } from '../../src/terminal/sessionId';
+import { PersistentSession, PersistentSessionOptions } from '../../src/session/persistentSession';
+import { ConnectionPool } from '../../src/ssh/sshConnection';
+import { TrustStore } from '../../src/ssh/trustStore';
+import type { Logger } from '../../src/common/logger';
+import { newSessionId, sessionName } from '../../src/common/sessionId';
 import type { BenchHost } from './hosts';
 import { sleep, waitUntil } from './util';
 

@@ -8,7 +8,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wr
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ResolvedHost } from '../../src/terminal/sshConfig';
+import type { ResolvedHost } from '../../src/ssh/sshConfig';
 import { ensureUser, freePort, testKeys } from '../../test/integration/fixtures/sshHost';
 
 export class BenchHost {

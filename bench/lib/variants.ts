@@ -2,7 +2,7 @@
  * "What if" variants of src/ behaviour, applied by patching prototypes inside the bench process
  * only (src/ is not changed). Used to measure the effect of a proposed fix next to the shipped code.
  */
-import { OutputBatcher } from '../../src/terminal/outputBatcher';
+import { OutputBatcher } from '../../src/session/outputBatcher';
 
 type BatcherInternals = { timer: unknown; flush(): void };
 

@@ -7,7 +7,7 @@
 import * as readline from 'node:readline';
 import { SyncClient } from '../../src/sync/syncClient';
 import { parseSyncKey } from '../../src/sync/syncKey';
-import { newSessionId } from '../../src/terminal/sessionId';
+import { newSessionId } from '../../src/common/sessionId';
 import { sampleSession } from '../../test/integration/sync/harness';
 
 interface Options {

@@ -1,4 +1,4 @@
-import { isValidSessionId } from '../terminal/sessionId';
+import { isValidSessionId } from '../common/sessionId';
 
 /**
  * The plaintext sync blob: one slot's view of its live sessions (DESIGN §4).

@@ -3,10 +3,10 @@
  * listing what other devices have open, deciding whether a close may kill, and publishing the
  * tombstone once the host confirmed a kill (DESIGN §2, §4).
  */
-import type { KillOutcome } from '../terminal/multiplexer';
-import type { Logger } from '../terminal/logger';
+import type { KillOutcome } from '../multiplexer/multiplexer';
+import type { Logger } from '../common/logger';
 import type { SessionEntry } from './blob';
-import { Emitter, type Event } from './emitter';
+import { Emitter, type Event } from '../common/emitter';
 import { DeviceGroup, LastDeviceVerdict, listText, liveOnOtherDevices, manifestAllowsKill, type RemoteSlotView, slotsListing, tombstonedIds } from './liveSessions';
 import type { RemoteState, SyncClient, SyncState } from './syncClient';
 

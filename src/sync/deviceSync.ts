@@ -11,11 +11,11 @@
  * merges the per-window slots of older versions (slotLease.ts) into the device slot once and
  * deletes them from the server.
  */
-import { newSessionId, isValidSessionId } from '../terminal/sessionId';
-import type { Logger } from '../terminal/logger';
+import { newSessionId, isValidSessionId } from '../common/sessionId';
+import type { Logger } from '../common/logger';
 import { BLOB_FORMAT, pruneTombstones, type SessionEntry, type SyncBlob, type Tombstone, validateBlob } from './blob';
 import type { DeviceFiles } from './deviceFiles';
-import { Emitter, type Event } from './emitter';
+import { Emitter, type Event } from '../common/emitter';
 import { type RemoteSlotView, tombstonedIds } from './liveSessions';
 import { processAlive } from './slotLease';
 import type { RemoteState, SyncClient, SyncStateChange } from './syncClient';

@@ -1,5 +1,5 @@
 import { EventSource, type FetchLike, type FetchLikeResponse } from 'eventsource';
-import { isValidSessionId } from '../terminal/sessionId';
+import { isValidSessionId } from '../common/sessionId';
 import { limitSseEvents, parsePresence, parseStoredBlob, type ListResult, type PutResult, type StoredBlob, SyncServerApi, type SyncServerApiOptions } from './syncHttp';
 import type { SyncStream, SyncStreamHandlers, SyncTransport } from './syncTransport';
 

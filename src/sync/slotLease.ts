@@ -1,6 +1,6 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { isValidSessionId, newSessionId } from '../terminal/sessionId';
+import { isValidSessionId, newSessionId } from '../common/sessionId';
 
 /**
  * How several VS Code windows on one machine share sync slots.

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { shellQuote } from '../terminal/quoting';
-import { isValidSessionId } from '../terminal/sessionId';
+import { shellQuote } from '../common/quoting';
+import { isValidSessionId } from '../common/sessionId';
 import { MAX_ENVELOPE_BYTES } from './envelope';
 import { type SshSyncLocation, shellDir } from './sshSyncUrl';
 

@@ -1,5 +1,5 @@
-import { shellQuote } from '../terminal/quoting';
-import { parseHostTarget } from '../terminal/sshConfig';
+import { shellQuote } from '../common/quoting';
+import { parseHostTarget } from '../ssh/sshConfig';
 
 /**
  * `tether.sync.serverUrl` may name an SSH host instead of a sync server:

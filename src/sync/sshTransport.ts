@@ -1,10 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { ClientChannel } from 'ssh2';
-import { ConnectError, type ConnectionPool, isChannelRefusal, type SshConnection } from '../terminal/sshConnection';
-import type { ResolvedHost } from '../terminal/sshConfig';
-import { openScriptChannel, RemoteCommandError } from '../terminal/remoteExec';
-import { lineReader, RemoteShell } from '../terminal/remoteShell';
-import { isValidSessionId } from '../terminal/sessionId';
+import { ConnectError, type ConnectionPool, isChannelRefusal, type SshConnection } from '../ssh/sshConnection';
+import type { ResolvedHost } from '../ssh/sshConfig';
+import { openScriptChannel, RemoteCommandError } from '../ssh/remoteExec';
+import { lineReader, RemoteShell } from '../ssh/remoteShell';
+import { isValidSessionId } from '../common/sessionId';
 import {
   DEFAULT_WATCHER_TIMING,
   deleteScript,

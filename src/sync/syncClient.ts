@@ -1,10 +1,10 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { isValidSessionId } from '../terminal/sessionId';
+import { isValidSessionId } from '../common/sessionId';
 import { writeFileAtomic } from './atomicFile';
 import { Backoff } from './backoff';
 import { BLOB_FORMAT, BlobError, cleanDisplayString, LIMITS, pruneTombstones, type SessionEntry, type SyncBlob, type Tombstone, validateBlob } from './blob';
-import { Emitter, type Event } from './emitter';
+import { Emitter, type Event } from '../common/emitter';
 import { EnvelopeError, openEnvelope, sealEnvelope, SeqGuard } from './envelope';
 import { deriveSyncKeys } from './syncKey';
 import { frameState, unframeState } from './stateFile';
@@ -17,7 +17,7 @@ import { type WriteOutcome, WriteScheduler } from './writeScheduler';
  * The sync client for one slot (DESIGN §4, §5; docs/protocol.md). It keeps the latest valid blob
  * of every other slot in memory and on disk, follows the server's event stream (polling while the
  * stream is down), and writes this slot's blob when the local sessions change. It never imports
- * vscode; src/sync/syncController.ts adapts it to the editor.
+ * vscode; src/editor/syncController.ts adapts it to the editor.
  */
 
 export type SyncState = 'off' | 'connecting' | 'live' | 'offline' | 'error';

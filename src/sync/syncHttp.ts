@@ -1,4 +1,4 @@
-import { isValidSessionId } from '../terminal/sessionId';
+import { isValidSessionId } from '../common/sessionId';
 import { MAX_ENVELOPE_BYTES } from './envelope';
 import { ListScanner } from './listScanner';
 

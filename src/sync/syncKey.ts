@@ -1,5 +1,5 @@
 import { createHash, hkdfSync, randomBytes } from 'node:crypto';
-import { base32Encode } from '../terminal/sessionId';
+import { base32Encode } from '../common/sessionId';
 
 /** The account's sync key is 32 random bytes; everything else is derived from it (DESIGN §4). */
 export const SYNC_KEY_BYTES = 32;

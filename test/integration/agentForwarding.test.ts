@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { newSessionId } from '../../src/terminal/sessionId';
+import { newSessionId } from '../../src/common/sessionId';
 import { SshAgent } from './fixtures/sshAgent';
 import { SshHost, testKeys } from './fixtures/sshHost';
 import { TabRecorder, testPool } from './fixtures/sessionHarness';

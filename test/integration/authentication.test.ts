@@ -3,9 +3,9 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { AuthPrompter } from '../../src/terminal/auth';
-import { newSessionId } from '../../src/terminal/sessionId';
-import { ConnectError } from '../../src/terminal/sshConnection';
+import type { AuthPrompter } from '../../src/ssh/auth';
+import { newSessionId } from '../../src/common/sessionId';
+import { ConnectError } from '../../src/ssh/sshConnection';
 import { SshHost, testKeys } from './fixtures/sshHost';
 import { TabRecorder, noPrompts, testLog, testPool } from './fixtures/sessionHarness';
 

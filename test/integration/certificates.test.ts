@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConnectError } from '../../src/terminal/sshConnection';
+import { ConnectError } from '../../src/ssh/sshConnection';
 import { SshAgent } from './fixtures/sshAgent';
 import { SshHost } from './fixtures/sshHost';
 import { testPool } from './fixtures/sessionHarness';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { newSessionId } from '../../src/terminal/sessionId';
-import { TERMINALS_PER_CONNECTION } from '../../src/terminal/sshConnection';
+import { newSessionId } from '../../src/common/sessionId';
+import { TERMINALS_PER_CONNECTION } from '../../src/ssh/sshConnection';
 import { SshHost } from './fixtures/sshHost';
 import { TabRecorder, testPool } from './fixtures/sessionHarness';
 

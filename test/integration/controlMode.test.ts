@@ -6,11 +6,11 @@ import { spawnSync } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { Terminal } from '@xterm/headless';
-import { ControlDriver, openControlDriver } from '../../src/terminal/controlMode/controlDriver';
-import { newSessionId, sessionName } from '../../src/terminal/sessionId';
-import { ConnectionPool, SshConnection } from '../../src/terminal/sshConnection';
-import { TmuxScripts } from '../../src/terminal/tmuxCommands';
-import type { TerminalSize } from '../../src/terminal/sessionDriver';
+import { ControlDriver, openControlDriver } from '../../src/session/controlDriver';
+import { newSessionId, sessionName } from '../../src/common/sessionId';
+import { ConnectionPool, SshConnection } from '../../src/ssh/sshConnection';
+import { TmuxScripts } from '../../src/multiplexer/tmuxCommands';
+import type { TerminalSize } from '../../src/session/sessionDriver';
 import { SshHost } from './fixtures/sshHost';
 import { eventually, sleep, testLog, testPool } from './fixtures/sessionHarness';
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { newSessionId } from '../../src/terminal/sessionId';
-import { ConnectionPool } from '../../src/terminal/sshConnection';
+import { newSessionId } from '../../src/common/sessionId';
+import { ConnectionPool } from '../../src/ssh/sshConnection';
 import { SshHost } from './fixtures/sshHost';
 import { TabRecorder, sleep, testPool } from './fixtures/sessionHarness';
 

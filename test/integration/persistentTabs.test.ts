@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, rmSync } from 'node:fs';
-import { newSessionId } from '../../src/terminal/sessionId';
-import { ConnectError, ConnectionPool } from '../../src/terminal/sshConnection';
+import { newSessionId } from '../../src/common/sessionId';
+import { ConnectError, ConnectionPool } from '../../src/ssh/sshConnection';
 import { SshHost } from './fixtures/sshHost';
 import { TabRecorder, eventually, sleep, testPool } from './fixtures/sessionHarness';
 import { TcpProxy } from './fixtures/tcpProxy';

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { newSessionId } from '../../src/terminal/sessionId';
-import { ConnectionPool } from '../../src/terminal/sshConnection';
-import { TabRecord, decodeSnapshot, encodeSnapshot, parseDirectories } from '../../src/terminal/tabSnapshot';
-import { hostCapabilities, scriptsFor } from '../../src/terminal/persistentSession';
+import { newSessionId } from '../../src/common/sessionId';
+import { ConnectionPool } from '../../src/ssh/sshConnection';
+import { TabRecord, decodeSnapshot, encodeSnapshot, parseDirectories } from '../../src/session/tabSnapshot';
+import { hostCapabilities, scriptsFor } from '../../src/session/persistentSession';
 import { SshHost } from './fixtures/sshHost';
 import { TabRecorder, eventually, testPool } from './fixtures/sessionHarness';
 import { TcpProxy } from './fixtures/tcpProxy';

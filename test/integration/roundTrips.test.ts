@@ -8,10 +8,10 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { Client } from 'ssh2';
-import { openScriptChannel } from '../../src/terminal/remoteExec';
-import { newSessionId } from '../../src/terminal/sessionId';
-import { ConnectionPool, SshConnection } from '../../src/terminal/sshConnection';
-import { forgetHostCapabilities } from '../../src/terminal/persistentSession';
+import { openScriptChannel } from '../../src/ssh/remoteExec';
+import { newSessionId } from '../../src/common/sessionId';
+import { ConnectionPool, SshConnection } from '../../src/ssh/sshConnection';
+import { forgetHostCapabilities } from '../../src/session/persistentSession';
 import { SshHost, testKeys } from './fixtures/sshHost';
 import { TabRecorder, eventually, sleep, testPool } from './fixtures/sessionHarness';
 import { TcpProxy } from './fixtures/tcpProxy';

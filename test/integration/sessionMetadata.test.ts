@@ -4,12 +4,12 @@
  * data, and a rename is seen by the other device and survives a restore.
  */
 import assert from 'node:assert/strict';
-import { HostSession, inventoryScript, parseInventory } from '../../src/terminal/hostInventory';
-import { hostCapabilities, scriptsFor } from '../../src/terminal/persistentSession';
-import { newSessionId } from '../../src/terminal/sessionId';
-import { ConnectionPool } from '../../src/terminal/sshConnection';
-import { decodeSnapshot, encodeSnapshot, parseTitles, TabRecord } from '../../src/terminal/tabSnapshot';
-import { describeHostSession } from '../../src/views/hostSessionText';
+import { HostSession, inventoryScript, parseInventory } from '../../src/multiplexer/hostInventory';
+import { hostCapabilities, scriptsFor } from '../../src/session/persistentSession';
+import { newSessionId } from '../../src/common/sessionId';
+import { ConnectionPool } from '../../src/ssh/sshConnection';
+import { decodeSnapshot, encodeSnapshot, parseTitles, TabRecord } from '../../src/session/tabSnapshot';
+import { describeHostSession } from '../../src/editor/hostSessionText';
 import { SshHost } from './fixtures/sshHost';
 import { TabRecorder, sleep, testPool } from './fixtures/sessionHarness';
 

@@ -12,7 +12,7 @@ import { appendFileSync, chmodSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as readline from 'node:readline';
-import type { Logger } from '../../src/terminal/logger';
+import type { Logger } from '../../src/common/logger';
 import { buildServer } from '../integration/sync/harness';
 
 /** A Logger (and SyncLog) that records every line at every level, trace and debug included. */

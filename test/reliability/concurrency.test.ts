@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { generateSyncKey } from '../../src/sync/syncKey';
 import { SshHost } from '../integration/fixtures/sshHost';
 import { TabRecorder, testPool } from '../integration/fixtures/sessionHarness';
-import { newSessionId } from '../../src/terminal/sessionId';
+import { newSessionId } from '../../src/common/sessionId';
 import { TestDevice } from '../integration/fixtures/testDevice';
 import { SyncServer, report, rng, sleep, tempDir, waitUntil } from './common';
 
@@ -179,7 +179,7 @@ describe('reliability: two devices at the same moment', function () {
     assert.deepEqual(host.tmuxSessions(), []);
   });
 
-  // BUG (reported to the lead): PersistentSession.attach() (src/terminal/persistentSession.ts) sets the
+  // BUG (reported to the lead): PersistentSession.attach() (src/session/persistentSession.ts) sets the
   // state to 'attached' as soon as the exec channel for `tmux attach-session` opens. tmux registers the
   // client 9-40 ms later (measured on 2 loaded cores). In that gap the tab (and, through
   // TestDevice/CrossDeviceSessions, its manifest) says the session is in use, but the kill's host check

@@ -12,7 +12,7 @@
  * Counts: docs/reliability.md.
  */
 import assert from 'node:assert/strict';
-import { newSessionId } from '../../src/terminal/sessionId';
+import { newSessionId } from '../../src/common/sessionId';
 import { SshHost } from '../integration/fixtures/sshHost';
 import { TabRecorder, testPool } from '../integration/fixtures/sessionHarness';
 import { report, sleep } from './common';

@@ -7,11 +7,11 @@
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PersistentSession } from '../../src/terminal/persistentSession';
-import { newSessionId } from '../../src/terminal/sessionId';
-import { ConnectError, ConnectionPool } from '../../src/terminal/sshConnection';
-import type { ResolvedHost } from '../../src/terminal/sshConfig';
-import { TrustStore } from '../../src/terminal/trustStore';
+import { PersistentSession } from '../../src/session/persistentSession';
+import { newSessionId } from '../../src/common/sessionId';
+import { ConnectError, ConnectionPool } from '../../src/ssh/sshConnection';
+import type { ResolvedHost } from '../../src/ssh/sshConfig';
+import { TrustStore } from '../../src/ssh/trustStore';
 import { SshHost } from '../integration/fixtures/sshHost';
 import { TabRecorder, noPrompts } from '../integration/fixtures/sessionHarness';
 import { CapturingLog, report, sleep, tempDir } from './common';

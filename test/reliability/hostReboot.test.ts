@@ -5,10 +5,10 @@
  * never resurrected as an empty shell).
  */
 import assert from 'node:assert/strict';
-import { newSessionId } from '../../src/terminal/sessionId';
-import type { ConnectionPool } from '../../src/terminal/sshConnection';
-import { TabRecord, decodeSnapshot, encodeSnapshot } from '../../src/terminal/tabSnapshot';
-import type { ResolvedHost } from '../../src/terminal/sshConfig';
+import { newSessionId } from '../../src/common/sessionId';
+import type { ConnectionPool } from '../../src/ssh/sshConnection';
+import { TabRecord, decodeSnapshot, encodeSnapshot } from '../../src/session/tabSnapshot';
+import type { ResolvedHost } from '../../src/ssh/sshConfig';
 import { SshHost } from '../integration/fixtures/sshHost';
 import { TabRecorder, testPool } from '../integration/fixtures/sessionHarness';
 import { TcpProxy } from '../integration/fixtures/tcpProxy';

@@ -16,11 +16,11 @@ import { ENVELOPE_VERSION, NONCE_BYTES, sealEnvelope } from '../../src/sync/enve
 import { SyncClient } from '../../src/sync/syncClient';
 import { SyncServerApi } from '../../src/sync/syncHttp';
 import { deriveSyncKeys, generateSyncKey } from '../../src/sync/syncKey';
-import { InvalidSessionIdError, assertSessionId, newSessionId } from '../../src/terminal/sessionId';
-import { ConnectionPool } from '../../src/terminal/sshConnection';
-import { PersistentSession } from '../../src/terminal/persistentSession';
-import { SshConfigError, parseHostTarget, resolveHost, type ResolvedHost } from '../../src/terminal/sshConfig';
-import { TrustStore } from '../../src/terminal/trustStore';
+import { InvalidSessionIdError, assertSessionId, newSessionId } from '../../src/common/sessionId';
+import { ConnectionPool } from '../../src/ssh/sshConnection';
+import { PersistentSession } from '../../src/session/persistentSession';
+import { SshConfigError, parseHostTarget, resolveHost, type ResolvedHost } from '../../src/ssh/sshConfig';
+import { TrustStore } from '../../src/ssh/trustStore';
 import { SshHost } from '../integration/fixtures/sshHost';
 import { TabRecorder, noPrompts } from '../integration/fixtures/sessionHarness';
 import { CapturingLog, SyncServer, UNSAFE_DISPLAY, report, tempDir, waitUntil } from './common';
@@ -389,7 +389,7 @@ describe('reliability: hostile input corpus', function () {
 
   // BUG (reported to the lead): two sanitisers miss C1 controls (U+0080-U+009F, e.g. U+009B, the 8-bit
   // CSI that xterm.js honours) and bidi overrides (U+202E):
-  //  - PersistentSession.status() (src/terminal/persistentSession.ts) strips only [\x00-\x1f\x7f], so a
+  //  - PersistentSession.status() (src/session/persistentSession.ts) strips only [\x00-\x1f\x7f], so a
   //    ConnectError naming a host whose ssh config HostName holds U+009B writes a live CSI into the tab;
   //  - SshConfigError (parseHostTarget) and InvalidSessionIdError quote the input with JSON.stringify,
   //    which leaves U+0080-U+009F and U+202E raw in messages shown to the user.

@@ -4,8 +4,8 @@
  * duplicated sessions on the host, and tabs left stuck (not 'attached' again within the bound).
  */
 import assert from 'node:assert/strict';
-import { newSessionId } from '../../src/terminal/sessionId';
-import type { ConnectionPool } from '../../src/terminal/sshConnection';
+import { newSessionId } from '../../src/common/sessionId';
+import type { ConnectionPool } from '../../src/ssh/sshConnection';
 import { SshHost } from '../integration/fixtures/sshHost';
 import { TabRecorder, testPool } from '../integration/fixtures/sessionHarness';
 import { TcpProxy } from '../integration/fixtures/tcpProxy';

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { SyncClient } from '../../src/sync/syncClient';
 import { generateSyncKey, deriveSyncKeys } from '../../src/sync/syncKey';
-import { newSessionId } from '../../src/terminal/sessionId';
+import { newSessionId } from '../../src/common/sessionId';
 import { CapturingLog, SyncServer, report, sleep, tempDir, waitUntil } from './common';
 
 const CLIENT_LIST_CAP = 8 * 1024 * 1024;

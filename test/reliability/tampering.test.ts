@@ -13,7 +13,7 @@ import { type SyncBlob } from '../../src/sync/blob';
 import { SyncClient } from '../../src/sync/syncClient';
 import { SyncServerApi } from '../../src/sync/syncHttp';
 import { deriveSyncKeys, generateSyncKey } from '../../src/sync/syncKey';
-import { newSessionId } from '../../src/terminal/sessionId';
+import { newSessionId } from '../../src/common/sessionId';
 import { CapturingLog, SyncServer, report, sleep, tempDir, waitUntil } from './common';
 
 type FakeMode = 'garbage' | 'wrong-shape' | 'huge' | 'endless' | 'other-key-blobs' | 'reset-storm' | 'silent';

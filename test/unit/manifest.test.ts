@@ -85,7 +85,7 @@ describe('package.json (Marketplace fit, remote windows, walkthrough)', () => {
 
   it('declares Report a Problem, and every declared tether command is registered in src', () => {
     assert.ok(declared.has('tether.reportProblem'));
-    const sources = ['src/extension.ts', 'src/crossDeviceController.ts', 'src/sync/syncController.ts', 'src/support/reportProblemCommand.ts'].map((file) => readFileSync(join(ROOT, file), 'utf8')).join('\n');
+    const sources = ['src/editor/extension.ts', 'src/editor/crossDeviceController.ts', 'src/editor/syncController.ts', 'src/editor/reportProblemCommand.ts'].map((file) => readFileSync(join(ROOT, file), 'utf8')).join('\n');
     for (const command of declared) assert.ok(sources.includes(`'${command}'`), `${command} is registered`);
   });
 });

@@ -1,7 +1,7 @@
 /**
  * What one device writes to the server (issue 21: writes per device set how many devices one
  * PostgreSQL cluster carries). The extension republishes the device's sessions on every tab event and
- * after each cwd refresh (every 30 s, src/terminal/tabManager.ts) through CrossDeviceSessions.publish;
+ * after each cwd refresh (every 30 s, src/editor/tabManager.ts) through CrossDeviceSessions.publish;
  * only a real change may cost a PUT.
  * Counted from the real server's request log.
  */
@@ -13,7 +13,7 @@ import type { SessionEntry } from '../../../src/sync/blob';
 import { CrossDeviceSessions } from '../../../src/sync/crossDevice';
 import { SyncClient } from '../../../src/sync/syncClient';
 import { generateSyncKey } from '../../../src/sync/syncKey';
-import { newSessionId } from '../../../src/terminal/sessionId';
+import { newSessionId } from '../../../src/common/sessionId';
 import { ServerProcess } from './harness';
 
 function session(cwd: string, id: string): SessionEntry {
@@ -52,7 +52,7 @@ describe('writes per device', function () {
         resolve();
       });
     });
-    // The extension's path: tabs -> CrossDeviceSessions.publish -> SyncClient (src/crossDeviceController.ts).
+    // The extension's path: tabs -> CrossDeviceSessions.publish -> SyncClient (src/editor/crossDeviceController.ts).
     const cross = new CrossDeviceSessions({ log: quiet });
     cross.useClient(live);
     const ids = [newSessionId(), newSessionId()];

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as esbuild from 'esbuild';
 import nacl from 'tweetnacl';
-import { base32Encode } from '../../../src/terminal/sessionId';
+import { base32Encode } from '../../../src/common/sessionId';
 
 const REPO = resolve(__dirname, '../../..');
 

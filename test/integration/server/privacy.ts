@@ -2,7 +2,7 @@
 import * as assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Api, findNeedles, newSlotId, newToken, type ServerProcess, TestCipher, testManifest } from './harness';
-import { base32Encode } from '../../../src/terminal/sessionId';
+import { base32Encode } from '../../../src/common/sessionId';
 
 export interface PrivacyRun {
   needles: string[];

@@ -1,6 +1,6 @@
 /**
  * One VS Code window of a device, in its own process: the same DeviceSync, FolderDeviceFiles,
- * SyncClient and AccountSlots composition that src/sync/syncController.ts builds, minus the editor.
+ * SyncClient and AccountSlots composition that src/editor/syncController.ts builds, minus the editor.
  * Several of these share one global storage folder, as windows of one VS Code installation do.
  * Started as `node --require tsx/cjs deviceWindowChild.ts '<options JSON>'`; one JSON object per line.
  *   in:  {"cmd":"sessions","sessions":[...]} | {"cmd":"tombstone","id":...} | {"cmd":"flush"} | {"cmd":"status"}

@@ -1,6 +1,6 @@
 /**
- * A FAKE of the parts of the `vscode` module that src/sync/syncController.ts and
- * src/views/syncStatusBar.ts use, so the thin layer runs under plain mocha. Each fake "window"
+ * A FAKE of the parts of the `vscode` module that src/editor/syncController.ts and
+ * src/editor/syncStatusBar.ts use, so the thin layer runs under plain mocha. Each fake "window"
  * (one FakeEditor) has its own settings, secrets, globalState and scripted answers to prompts.
  * `installFakeVscode()` makes `require('vscode')` resolve to this file.
  */

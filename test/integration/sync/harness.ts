@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import * as readline from 'node:readline';
 import * as esbuild from 'esbuild';
 import type { SessionEntry } from '../../../src/sync/blob';
-import { newSessionId } from '../../../src/terminal/sessionId';
+import { newSessionId } from '../../../src/common/sessionId';
 
 const repoRoot = path.resolve(__dirname, '../../..');
 

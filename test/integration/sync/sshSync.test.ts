@@ -7,8 +7,8 @@ import { type RemoteState, SyncClient, type SyncLog, type SyncStateChange } from
 import { deriveSyncKeys, generateSyncKey } from '../../../src/sync/syncKey';
 import { parseSshSyncUrl } from '../../../src/sync/sshSyncUrl';
 import { poolConnector, SshSyncTransport, sshAccountId } from '../../../src/sync/sshTransport';
-import { newSessionId } from '../../../src/terminal/sessionId';
-import type { ConnectionPool } from '../../../src/terminal/sshConnection';
+import { newSessionId } from '../../../src/common/sessionId';
+import type { ConnectionPool } from '../../../src/ssh/sshConnection';
 import { SshHost } from '../fixtures/sshHost';
 import { TcpProxy } from '../fixtures/tcpProxy';
 import { eventually, testPool } from '../fixtures/sessionHarness';

@@ -8,7 +8,7 @@ import { type RemoteState, SyncClient, type SyncStateChange } from '../../../src
 import { sealEnvelope } from '../../../src/sync/envelope';
 import { deriveSyncKeys, formatSyncKey, generateSyncKey } from '../../../src/sync/syncKey';
 import { SyncServerApi } from '../../../src/sync/syncHttp';
-import { newSessionId } from '../../../src/terminal/sessionId';
+import { newSessionId } from '../../../src/common/sessionId';
 import { TcpProxy } from '../fixtures/tcpProxy';
 import { buildServer, DeviceProcess, sampleSession, ServerProcess, tempRoot } from './harness';
 

@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { SessionEntry } from '../../../src/sync/blob';
-import type { registerSync as RegisterSync, TetherSync } from '../../../src/sync/syncController';
+import type { registerSync as RegisterSync, TetherSync } from '../../../src/editor/syncController';
 import { type RemoteState, SyncClient } from '../../../src/sync/syncClient';
 import { deriveSyncKeys, parseSyncKey } from '../../../src/sync/syncKey';
-import { newSessionId } from '../../../src/terminal/sessionId';
+import { newSessionId } from '../../../src/common/sessionId';
 import { FakeEditor, installFakeVscode, useEditor, workspace } from './fakeVscode';
 import { buildServer, sampleSession, ServerProcess, tempRoot } from './harness';
 import { parseSshSyncUrl } from '../../../src/sync/sshSyncUrl';
@@ -45,7 +45,7 @@ describe('sync controller (thin VS Code layer, fake vscode, real server)', funct
     installFakeVscode();
     // Loaded after the fake is installed, so its `import * as vscode` gets the fake.
     // require, not import(): the fake hooks CommonJS resolution only.
-    ({ registerSync } = require('../../../src/sync/syncController') as { registerSync: typeof RegisterSync });
+    ({ registerSync } = require('../../../src/editor/syncController') as { registerSync: typeof RegisterSync });
     await fs.mkdir(root, { recursive: true });
     server = await ServerProcess.start(await buildServer(root), path.join(root, 'data'));
   });
@@ -213,7 +213,7 @@ describe('sync controller: Set Up Sync through an SSH host (fake vscode, real ss
 
   before(async function () {
     installFakeVscode();
-    ({ registerSync } = require('../../../src/sync/syncController') as { registerSync: typeof RegisterSync });
+    ({ registerSync } = require('../../../src/editor/syncController') as { registerSync: typeof RegisterSync });
     await fs.mkdir(root, { recursive: true });
     host = await SshHost.start({ user: 'tsyncctl' });
     host.run('rm -rf "$HOME/.tether/sync"');

@@ -2,7 +2,7 @@ import * as assert from 'node:assert/strict';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { utils } from 'ssh2';
 import { formatSyncKey, generateSyncKey } from '../../../src/sync/syncKey';
-import { REPORT_LOG_LINES, ProblemReportInput, buildProblemReport, redact } from '../../../src/support/problemReport';
+import { REPORT_LOG_LINES, ProblemReportInput, buildProblemReport, redact } from '../../../src/editor/problemReport';
 
 const baseInput = (over: Partial<ProblemReportInput> = {}): ProblemReportInput => ({
   tetherVersion: '0.1.0',

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { BlobError, LIMITS, pruneTombstones, SessionEntry, TOMBSTONE_TTL_MS, validateBlob } from '../../../src/sync/blob';
-import { newSessionId } from '../../../src/terminal/sessionId';
+import { newSessionId } from '../../../src/common/sessionId';
 
 const NOW = Date.UTC(2026, 10, 26, 12, 0, 0);
 const HOUR = 60 * 60 * 1000;

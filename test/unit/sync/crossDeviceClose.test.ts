@@ -5,11 +5,11 @@
 import assert from 'node:assert/strict';
 import type { SessionEntry } from '../../../src/sync/blob';
 import { CrossDeviceSessions, type KillableSession, type SyncPort } from '../../../src/sync/crossDevice';
-import { Emitter } from '../../../src/sync/emitter';
+import { Emitter } from '../../../src/common/emitter';
 import type { RemoteSlot } from '../../../src/sync/syncClient';
-import type { KillOutcome } from '../../../src/terminal/multiplexer';
-import { silentLogger } from '../../../src/terminal/logger';
-import { newSessionId } from '../../../src/terminal/sessionId';
+import type { KillOutcome } from '../../../src/multiplexer/multiplexer';
+import { silentLogger } from '../../../src/common/logger';
+import { newSessionId } from '../../../src/common/sessionId';
 
 const entry = (): SessionEntry => ({ id: newSessionId(), hostLabel: 'h', user: 'u', hostName: '10.0.0.1', port: 22, multiplexer: 'tmux', cwd: '/', startedAt: Date.now() - 1000 });
 

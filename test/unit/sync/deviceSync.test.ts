@@ -7,11 +7,11 @@ import assert from 'node:assert/strict';
 import type { SessionEntry, Tombstone } from '../../../src/sync/blob';
 import { MemoryDeviceFiles } from '../../../src/sync/deviceFiles';
 import { type DeviceClient, DeviceSync, type LegacySlots, unionOfParts } from '../../../src/sync/deviceSync';
-import { Emitter } from '../../../src/sync/emitter';
+import { Emitter } from '../../../src/common/emitter';
 import { manifestAllowsKill, type RemoteSlotView } from '../../../src/sync/liveSessions';
 import type { RemoteState, SyncStateChange } from '../../../src/sync/syncClient';
-import { newSessionId } from '../../../src/terminal/sessionId';
-import { silentLogger } from '../../../src/terminal/logger';
+import { newSessionId } from '../../../src/common/sessionId';
+import { silentLogger } from '../../../src/common/logger';
 
 const session = (startedAt = Date.now() - 60_000): SessionEntry => ({ id: newSessionId(), hostLabel: 'h', user: 'u', hostName: '10.0.0.1', port: 22, multiplexer: 'tmux', cwd: '/', startedAt });
 

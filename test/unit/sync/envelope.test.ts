@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { EnvelopeError, MIN_ENVELOPE_BYTES, openEnvelope, sealEnvelope, SeqGuard } from '../../../src/sync/envelope';
 import { deriveSyncKeys, generateSyncKey } from '../../../src/sync/syncKey';
-import { newSessionId } from '../../../src/terminal/sessionId';
+import { newSessionId } from '../../../src/common/sessionId';
 
 function expectEnvelopeError(fn: () => unknown, reason: EnvelopeError['reason']): void {
   assert.throws(fn, (error: unknown) => EnvelopeError.is(error) && error.reason === reason);

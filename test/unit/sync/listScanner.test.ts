@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { ListScanner } from '../../../src/sync/listScanner';
 import { SyncServerApi } from '../../../src/sync/syncHttp';
-import { newSessionId } from '../../../src/terminal/sessionId';
+import { newSessionId } from '../../../src/common/sessionId';
 
 function scan(text: string, chunkSize: number, maxEntryBytes = 1000): { entries: string[]; oversized: number; complete: boolean; found: boolean } {
   const entries: string[] = [];

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import type { SessionEntry, SyncBlob } from '../../../src/sync/blob';
 import { LastDeviceInput, RemoteSlotView, ago, devicesListing, liveOnOtherDevices, manifestAllowsKill } from '../../../src/sync/liveSessions';
-import { newSessionId } from '../../../src/terminal/sessionId';
+import { newSessionId } from '../../../src/common/sessionId';
 
 const session = (startedAt = 1000): SessionEntry => ({
   id: newSessionId(), hostLabel: 'build-1', user: 'alice', hostName: '10.0.0.5', port: 22, multiplexer: 'tmux', cwd: '/srv', startedAt,

@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { acquireSlotLease, knownSlotIds, processAlive, SlotLeaseError } from '../../../src/sync/slotLease';
-import { isValidSessionId, newSessionId } from '../../../src/terminal/sessionId';
+import { isValidSessionId, newSessionId } from '../../../src/common/sessionId';
 
 describe('slot lease (several windows on one machine)', () => {
   let dir: string;

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { deleteScript, MAX_WATCH_SLOTS, parseReadLine, parseWatchLine, putScript, readScript, watcherScript } from '../../../src/sync/sshSyncScripts';
 import { isSshSyncUrl, parseSshSyncUrl, shellDir, SshSyncUrlError } from '../../../src/sync/sshSyncUrl';
 import { sshAccountId } from '../../../src/sync/sshTransport';
-import { wrapScript, MAX_REMOTE_COMMAND_BYTES } from '../../../src/terminal/quoting';
+import { wrapScript, MAX_REMOTE_COMMAND_BYTES } from '../../../src/common/quoting';
 
 const SLOT = 'abcdefghijklmnopqrstuvwxyz';
 const ACCOUNT = 'a'.repeat(64);

@@ -9,7 +9,7 @@ import { deriveSyncKeys, generateSyncKey } from '../../../src/sync/syncKey';
 import { sealEnvelope } from '../../../src/sync/envelope';
 import { BLOB_FORMAT } from '../../../src/sync/blob';
 import type { SyncStream, SyncStreamHandlers, SyncTransport } from '../../../src/sync/syncTransport';
-import { newSessionId } from '../../../src/terminal/sessionId';
+import { newSessionId } from '../../../src/common/sessionId';
 
 /**
  * A fake transport (an in-memory account), so the order of a list and a write can be forced: the

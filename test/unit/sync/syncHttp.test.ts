@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { Backoff } from '../../../src/sync/backoff';
-import { Emitter } from '../../../src/sync/emitter';
+import { Emitter } from '../../../src/common/emitter';
 import { limitSseEvents, parsePresence, parseStoredBlob, readCappedBody, SyncHttpError } from '../../../src/sync/syncHttp';
-import { newSessionId } from '../../../src/terminal/sessionId';
+import { newSessionId } from '../../../src/common/sessionId';
 
 async function drain(stream: ReadableStream<Uint8Array>): Promise<string> {
   const reader = stream.getReader();

@@ -4,9 +4,9 @@ import * as fs from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { agentLinkScript, parseAgentLinkOutput } from '../../../src/terminal/agentForwarding';
-import { innerShellCommand } from '../../../src/terminal/multiplexer';
-import { newSessionId } from '../../../src/terminal/sessionId';
+import { agentLinkScript, parseAgentLinkOutput } from '../../../src/ssh/agentForwarding';
+import { innerShellCommand } from '../../../src/multiplexer/multiplexer';
+import { newSessionId } from '../../../src/common/sessionId';
 
 /** The script run by /bin/sh as on a host, with HOME and SSH_AUTH_SOCK of the test's choosing. */
 function run(script: string, env: Record<string, string>): string {

@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { chooseAgent, WINDOWS_OPENSSH_AGENT_PIPE, type AgentEnvironment } from '../../../src/terminal/agentSocket';
+import { chooseAgent, WINDOWS_OPENSSH_AGENT_PIPE, type AgentEnvironment } from '../../../src/ssh/agentSocket';
 
 function on(platform: NodeJS.Platform, env: NodeJS.ProcessEnv, pipes: string[] = []): AgentEnvironment {
   return { platform, env, pipeExists: (pipe) => pipes.includes(pipe) };

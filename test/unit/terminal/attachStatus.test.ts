@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { execFileSync } from 'node:child_process';
-import { AttachPreamble, AttachStatusError, AttachStatusReader, attachChannelScript, newAttachMarker } from '../../../src/terminal/attachStatus';
-import { newSessionId } from '../../../src/terminal/sessionId';
+import { AttachPreamble, AttachStatusError, AttachStatusReader, attachChannelScript, newAttachMarker } from '../../../src/multiplexer/attachStatus';
+import { newSessionId } from '../../../src/common/sessionId';
 
 const M = '__tether_0123456789abcdef__';
 

@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { certificateAlgorithm, certificateProblem, parseCertificate, readCertificateFile } from '../../../src/terminal/certificates';
+import { certificateAlgorithm, certificateProblem, parseCertificate, readCertificateFile } from '../../../src/ssh/certificates';
 
 describe('OpenSSH user certificates', function () {
   this.timeout(30_000); // ssh-keygen on a busy machine

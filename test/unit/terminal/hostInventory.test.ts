@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { inventoryScript, parseInventory, provenGone } from '../../../src/terminal/hostInventory';
-import { newSessionId } from '../../../src/terminal/sessionId';
+import { inventoryScript, parseInventory, provenGone } from '../../../src/multiplexer/hostInventory';
+import { newSessionId } from '../../../src/common/sessionId';
 
 describe('host inventory', () => {
   const version = { major: 3, minor: 3, suffix: 'a' };

@@ -3,9 +3,9 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { createHostKeyCheck, HostKeyError, type HostKeyPromptInfo, type HostKeyVerifierOptions } from '../../../src/terminal/hostKeyVerifier';
-import { fingerprintSha256 } from '../../../src/terminal/knownHosts';
-import { TrustStore, TrustStoreError } from '../../../src/terminal/trustStore';
+import { createHostKeyCheck, HostKeyError, type HostKeyPromptInfo, type HostKeyVerifierOptions } from '../../../src/ssh/hostKeyVerifier';
+import { fingerprintSha256 } from '../../../src/ssh/knownHosts';
+import { TrustStore, TrustStoreError } from '../../../src/ssh/trustStore';
 
 interface TestKey {
   type: string;

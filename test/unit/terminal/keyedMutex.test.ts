@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { KeyedMutex } from '../../../src/terminal/keyedMutex';
+import { KeyedMutex } from '../../../src/common/keyedMutex';
 
 const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 

@@ -10,7 +10,7 @@ import {
   hostPatternFor,
   knownKeyTypesFor,
   parseKnownHosts,
-} from '../../../src/terminal/knownHosts';
+} from '../../../src/ssh/knownHosts';
 
 interface TestKey {
   type: string;

@@ -7,9 +7,9 @@ import {
   HostCapabilities, MIN_TMUX, MultiplexerPreference, Version, chooseMultiplexer, cwdLines, detectScript, exitFileLines,
   formatVersion, innerShellCommand, parseDetectOutput, parseKillOutput, parseScreenVersion, parseStatusOutput,
   parseTmuxVersion, versionAtLeast,
-} from '../../../src/terminal/multiplexer';
-import { shellQuote } from '../../../src/terminal/quoting';
-import { newSessionId } from '../../../src/terminal/sessionId';
+} from '../../../src/multiplexer/multiplexer';
+import { shellQuote } from '../../../src/common/quoting';
+import { newSessionId } from '../../../src/common/sessionId';
 
 const v = (major: number, minor: number, suffix = ''): Version => ({ major, minor, suffix });
 

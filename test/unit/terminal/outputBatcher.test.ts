@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { OutputBatcher, OutputBatcherOptions } from '../../../src/terminal/outputBatcher';
+import { OutputBatcher, OutputBatcherOptions } from '../../../src/session/outputBatcher';
 
 interface Recorder {
   writes: string[];

@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
-import { expandProxyCommand, proxyCommandArgv, ProxyCommandError } from '../../../src/terminal/proxyCommand';
-import type { ResolvedHost } from '../../../src/terminal/sshConfig';
+import { expandProxyCommand, proxyCommandArgv, ProxyCommandError } from '../../../src/ssh/proxyCommand';
+import type { ResolvedHost } from '../../../src/ssh/sshConfig';
 
 const host: ResolvedHost = {
   label: 'build-1',

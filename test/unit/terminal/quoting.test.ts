@@ -3,7 +3,7 @@ import { spawnSync, SpawnSyncReturns } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { MAX_REMOTE_COMMAND_BYTES, shellJoin, shellQuote, wrapScript } from '../../../src/terminal/quoting';
+import { MAX_REMOTE_COMMAND_BYTES, shellJoin, shellQuote, wrapScript } from '../../../src/common/quoting';
 
 /** Absolute path of a shell if it is installed here, else undefined. */
 function findShell(name: string): string | undefined {

@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { DEFAULT_RECONNECT_POLICY, ReconnectPolicy } from '../../../src/terminal/reconnectPolicy';
+import { DEFAULT_RECONNECT_POLICY, ReconnectPolicy } from '../../../src/session/reconnectPolicy';
 
 const noJitter = { baseDelayMs: 100, maxDelayMs: 5000, jitter: 0 };
 

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import type { Client, ClientChannel } from 'ssh2';
-import { RemoteCommandError } from '../../../src/terminal/remoteExec';
-import { RemoteShell } from '../../../src/terminal/remoteShell';
+import { RemoteCommandError } from '../../../src/ssh/remoteExec';
+import { RemoteShell } from '../../../src/ssh/remoteShell';
 
 /**
  * A fake ssh2 client: `exec` runs the command with the local sh instead of over ssh (the

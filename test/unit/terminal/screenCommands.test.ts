@@ -3,11 +3,11 @@ import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { parseKillOutput, parseStatusOutput } from '../../../src/terminal/multiplexer';
-import { MAX_REMOTE_COMMAND_BYTES, shellQuote, wrapScript } from '../../../src/terminal/quoting';
-import { InvalidSessionIdError, newSessionId } from '../../../src/terminal/sessionId';
-import { ScreenScripts } from '../../../src/terminal/screenCommands';
-import { parseSessionLines } from '../../../src/terminal/tmuxCommands';
+import { parseKillOutput, parseStatusOutput } from '../../../src/multiplexer/multiplexer';
+import { MAX_REMOTE_COMMAND_BYTES, shellQuote, wrapScript } from '../../../src/common/quoting';
+import { InvalidSessionIdError, newSessionId } from '../../../src/common/sessionId';
+import { ScreenScripts } from '../../../src/multiplexer/screenCommands';
+import { parseSessionLines } from '../../../src/multiplexer/tmuxCommands';
 
 const HOSTILE_CWD = `/tmp/$(touch CANARY) \`touch CANARY\`; rm -rf ~ 'single' "double" \\ \n* ~x`;
 const SHELLS = ['/bin/sh', '/bin/bash', '/bin/dash'].filter((s) => fs.existsSync(s));

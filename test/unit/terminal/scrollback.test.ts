@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { boundReplay } from '../../../src/terminal/scrollback';
+import { boundReplay } from '../../../src/session/scrollback';
 
 const BIG = 1_000_000;
 

@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import { randomBytes } from 'node:crypto';
 import {
   InvalidSessionIdError, SESSION_ID_PATTERN, assertSessionId, base32Encode, isValidSessionId, newSessionId, sessionName, shortId,
-} from '../../../src/terminal/sessionId';
+} from '../../../src/common/sessionId';
 
 /** An independent bit-by-bit base32 (RFC 4648, lowercase, no padding) to compare against. */
 function referenceBase32(bytes: Uint8Array): string {

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { parseKillOutput } from '../../../src/terminal/multiplexer';
-import { parseInventory } from '../../../src/terminal/hostInventory';
-import { newSessionId } from '../../../src/terminal/sessionId';
-import { META_LIMITS, cleanMetaText, decodeMetaValue, encodeMetaValue, metadataFromFields, parseClientDevices } from '../../../src/terminal/sessionMetadata';
+import { parseKillOutput } from '../../../src/multiplexer/multiplexer';
+import { parseInventory } from '../../../src/multiplexer/hostInventory';
+import { newSessionId } from '../../../src/common/sessionId';
+import { META_LIMITS, cleanMetaText, decodeMetaValue, encodeMetaValue, metadataFromFields, parseClientDevices } from '../../../src/multiplexer/sessionMetadata';
 
 const HOSTILE = [
   `a'b"c $(touch X) \`touch X\`; rm -rf ~ | & > <`,

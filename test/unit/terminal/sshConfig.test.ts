@@ -10,7 +10,7 @@ import {
   SshConfigError,
   type ResolvedHost,
   type SshConfigOptions,
-} from '../../../src/terminal/sshConfig';
+} from '../../../src/ssh/sshConfig';
 
 const HOME = '/home/alice';
 

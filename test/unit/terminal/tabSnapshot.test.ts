@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { newSessionId } from '../../../src/terminal/sessionId';
-import { SNAPSHOT_FORMAT, TabRecord, decodeSnapshot, encodeSnapshot, parseDirectories, parseTitles, tabName } from '../../../src/terminal/tabSnapshot';
+import { newSessionId } from '../../../src/common/sessionId';
+import { SNAPSHOT_FORMAT, TabRecord, decodeSnapshot, encodeSnapshot, parseDirectories, parseTitles, tabName } from '../../../src/session/tabSnapshot';
 
 const record = (overrides: Partial<TabRecord> = {}): TabRecord => ({
   id: newSessionId(),

@@ -3,12 +3,12 @@ import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { CreateOptions, Version, parseKillOutput, parseStatusOutput, versionAtLeast } from '../../../src/terminal/multiplexer';
-import { MAX_REMOTE_COMMAND_BYTES, shellQuote, wrapScript } from '../../../src/terminal/quoting';
-import { InvalidSessionIdError, newSessionId } from '../../../src/terminal/sessionId';
-import { TMUX_SOCKET, TmuxScripts, clampInt, parseSessionLines } from '../../../src/terminal/tmuxCommands';
-import { HostSession, inventoryScript, parseInventory } from '../../../src/terminal/hostInventory';
-import { cleanMetaText } from '../../../src/terminal/sessionMetadata';
+import { CreateOptions, Version, parseKillOutput, parseStatusOutput, versionAtLeast } from '../../../src/multiplexer/multiplexer';
+import { MAX_REMOTE_COMMAND_BYTES, shellQuote, wrapScript } from '../../../src/common/quoting';
+import { InvalidSessionIdError, newSessionId } from '../../../src/common/sessionId';
+import { TMUX_SOCKET, TmuxScripts, clampInt, parseSessionLines } from '../../../src/multiplexer/tmuxCommands';
+import { HostSession, inventoryScript, parseInventory } from '../../../src/multiplexer/hostInventory';
+import { cleanMetaText } from '../../../src/multiplexer/sessionMetadata';
 
 const v = (major: number, minor: number, suffix = ''): Version => ({ major, minor, suffix });
 const VERSIONS: Record<string, Version> = {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { newSessionId } from '../../../src/terminal/sessionId';
-import { describeHostFailure, describeHostSession } from '../../../src/views/hostSessionText';
+import { newSessionId } from '../../../src/common/sessionId';
+import { describeHostFailure, describeHostSession } from '../../../src/editor/hostSessionText';
 
 describe('Hosts view text for a host session', () => {
   const now = 1_700_000_000_000;

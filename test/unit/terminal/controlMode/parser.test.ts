@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { ControlEvent, ControlParser, decodeOctal } from '../../../../src/terminal/controlMode/parser';
+import { ControlEvent, ControlParser, decodeOctal } from '../../../../src/multiplexer/controlMode/parser';
 
 /** Merges adjacent passthrough events, so that streams split differently compare equal. */
 function normalise(events: ControlEvent[]): unknown[] {

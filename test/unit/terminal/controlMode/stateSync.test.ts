@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import { Terminal } from '@xterm/headless';
 import {
   PaneState, STATE_FORMAT, SyncError, parsePaneState, parseSyncReplies, renderSync, syncCommands,
-} from '../../../../src/terminal/controlMode/stateSync';
+} from '../../../../src/multiplexer/controlMode/screenState';
 
 const E = '\x1b';
 

@@ -1,5 +1,5 @@
-import { shellQuote } from './quoting';
-import { assertSessionId, sessionName } from './sessionId';
+import { shellQuote } from '../common/quoting';
+import { assertSessionId, sessionName } from '../common/sessionId';
 import { CreateOptions, FORCE_KILL_CLIENTS, MultiplexerScripts, cwdLines, exitFileLines, innerShellCommand } from './multiplexer';
 import { META_LIMITS, encodeMetaValue } from './sessionMetadata';
 import { META_KEYS, clampInt } from './tmuxCommands';

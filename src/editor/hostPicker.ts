@@ -1,8 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { parseHostTarget } from './terminal/sshConfig';
-import { sshConfigOptions } from './terminal/tabManager';
+import { parseHostTarget } from '../ssh/sshConfig';
+import { sshConfigOptions } from './tabManager';
 
 const RECENT_KEY = 'tether.recentHosts';
 const MAX_RECENT = 10;

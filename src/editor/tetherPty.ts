@@ -1,5 +1,5 @@
 import * as vscode from 'vscode';
-import type { PersistentSession } from './persistentSession';
+import type { PersistentSession } from '../session/persistentSession';
 
 /**
  * The Pseudoterminal a Tether tab shows: a thin adapter from VS Code's terminal to a

@@ -1,5 +1,5 @@
 import * as fs from 'node:fs';
-import { quoteForMessage } from './displayText';
+import { quoteForMessage } from '../common/displayText';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { LineType, parse as parseSshConfigText, type Line, type Match } from 'ssh-config';

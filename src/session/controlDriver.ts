@@ -13,7 +13,7 @@
  * - One command line per request; each of its commands yields one `%begin`/`%end|%error` block
  *   from our client (flags 1), in order, so replies are matched by order (a parse error yields one
  *   block for the whole line). Lines stay under 4 KB (a canonical pty line holds 4095 bytes).
- * - State sync (stateSync.ts): `refresh-client -C <cols>,<rows>` plus the display/capture batch,
+ * - State sync (screenState.ts): `refresh-client -C <cols>,<rows>` plus the display/capture batch,
  *   on one line. tmux queues a pane's `%output` at the moment it parses those bytes into the pane's
  *   screen, and writes command replies through the same ordered queue. So every `%output` that
  *   arrives before the first reply block of the sync line is already part of the captured state,
@@ -50,15 +50,15 @@
  */
 
 import type { ClientChannel, PseudoTtyOptions } from 'ssh2';
-import type { Logger } from '../logger';
-import { Version, versionAtLeast } from '../multiplexer';
-import { shellQuote } from '../quoting';
-import type { DriverClose, SessionDriver, TerminalSize } from '../sessionDriver';
-import { assertSessionId, sessionName } from '../sessionId';
-import type { SshConnection } from '../sshConnection';
-import { TMUX_SOCKET, clientMarkLines } from '../tmuxCommands';
-import { ControlEvent, ControlModeFlavour, ControlParser } from './parser';
-import { SyncCommands, SyncReply, parseSyncReplies, renderSync, syncCommands } from './stateSync';
+import type { Logger } from '../common/logger';
+import { Version, versionAtLeast } from '../multiplexer/multiplexer';
+import { shellQuote } from '../common/quoting';
+import type { DriverClose, SessionDriver, TerminalSize } from './sessionDriver';
+import { assertSessionId, sessionName } from '../common/sessionId';
+import type { SshConnection } from '../ssh/sshConnection';
+import { TMUX_SOCKET, clientMarkLines } from '../multiplexer/tmuxCommands';
+import { ControlEvent, ControlModeFlavour, ControlParser } from '../multiplexer/controlMode/parser';
+import { SyncCommands, SyncReply, parseSyncReplies, renderSync, syncCommands } from '../multiplexer/controlMode/screenState';
 
 /** Raw input bytes taken from the queue per round of encoding. */
 export const INPUT_BYTES_PER_ROUND = 3600;

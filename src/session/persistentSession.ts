@@ -1,25 +1,25 @@
 import { randomBytes } from 'node:crypto';
-import { stripControls } from './displayText';
+import { stripControls } from '../common/displayText';
 import { EventEmitter } from 'node:events';
-import type { Logger } from './logger';
+import type { Logger } from '../common/logger';
 import {
   FORCE_KILL_CLIENTS, HostCapabilities, KillOutcome, MultiplexerKind, MultiplexerPreference, MultiplexerScripts, SessionStatus,
   chooseMultiplexer, detectScript, parseDetectOutput, parseKillOutput,
-} from './multiplexer';
+} from '../multiplexer/multiplexer';
 import { OutputBatcher } from './outputBatcher';
 import { DEFAULT_RECONNECT_POLICY, ReconnectPolicy, ReconnectPolicyOptions } from './reconnectPolicy';
-import { ScreenScripts } from './screenCommands';
+import { ScreenScripts } from '../multiplexer/screenCommands';
 import { AttachDriver, SessionDriver, TerminalSize } from './sessionDriver';
-import { assertSessionId, sessionName } from './sessionId';
-import { AGENT_DIR, agentLinkScript } from './agentForwarding';
-import { AttachStatus, attachChannelScript, newAttachMarker, readAttachPreamble } from './attachStatus';
+import { assertSessionId, sessionName } from '../common/sessionId';
+import { AGENT_DIR, agentLinkScript } from '../ssh/agentForwarding';
+import { AttachStatus, attachChannelScript, newAttachMarker, readAttachPreamble } from '../multiplexer/attachStatus';
 import type { PseudoTtyOptions } from 'ssh2';
-import { ConnectError, ConnectionPool, SshConnection, isChannelRefusal } from './sshConnection';
-import type { ResolvedHost } from './sshConfig';
-import { TmuxScripts } from './tmuxCommands';
+import { ConnectError, ConnectionPool, SshConnection, isChannelRefusal } from '../ssh/sshConnection';
+import type { ResolvedHost } from '../ssh/sshConfig';
+import { TmuxScripts } from '../multiplexer/tmuxCommands';
 import { boundReplay } from './scrollback';
-import { RemoteCommandError } from './remoteExec';
-import { ControlError, controlAttachScript, controlModeSupported, controlStartsNeedSerialising, startControlDriver } from './controlMode/controlDriver';
+import { RemoteCommandError } from '../ssh/remoteExec';
+import { ControlError, controlAttachScript, controlModeSupported, controlStartsNeedSerialising, startControlDriver } from './controlDriver';
 
 export type SessionState = 'connecting' | 'attached' | 'reconnecting' | 'waiting-for-user' | 'ended';
 

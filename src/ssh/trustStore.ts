@@ -1,5 +1,5 @@
 import * as fs from 'node:fs';
-import { quoteForMessage } from './displayText';
+import { quoteForMessage } from '../common/displayText';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { hostPatternFor, keyTypeOfBlob, parseKnownHosts, type KnownHostEntry } from './knownHosts';

@@ -15,11 +15,11 @@
 import { randomBytes } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import type { ClientChannel } from 'ssh2';
-import { quoteForMessage } from './displayText';
-import { RemoteCommandError } from './remoteExec';
-import type { AgentLinkResult } from './agentForwarding';
+import { quoteForMessage } from '../common/displayText';
+import { RemoteCommandError } from '../ssh/remoteExec';
+import type { AgentLinkResult } from '../ssh/agentForwarding';
 import { exitFileLines } from './multiplexer';
-import { assertSessionId } from './sessionId';
+import { assertSessionId } from '../common/sessionId';
 
 export type AttachStatus =
   | { state: 'attached'; agent?: AgentLinkResult }

@@ -2,11 +2,11 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { entryOf, registerCrossDevice } from './crossDeviceController';
 import { openSshConfig, pickHost } from './hostPicker';
-import { registerReportProblem } from './support/reportProblemCommand';
-import { registerSync } from './sync/syncController';
-import { ConnectionPool } from './terminal/sshConnection';
-import { TabManager, setting } from './terminal/tabManager';
-import { TrustStore } from './terminal/trustStore';
+import { registerReportProblem } from './reportProblemCommand';
+import { registerSync } from './syncController';
+import { ConnectionPool } from '../ssh/sshConnection';
+import { TabManager, setting } from './tabManager';
+import { TrustStore } from '../ssh/trustStore';
 import { VscodePrompter, confirmUnknownHostKey } from './vscodePrompter';
 
 let tabs: TabManager | undefined;

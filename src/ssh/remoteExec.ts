@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { quoteForMessage } from './displayText';
+import { quoteForMessage } from '../common/displayText';
 import type { Client, ClientChannel, ExecOptions, PseudoTtyOptions } from 'ssh2';
-import { MAX_REMOTE_COMMAND_BYTES, wrapScript } from './quoting';
+import { MAX_REMOTE_COMMAND_BYTES, wrapScript } from '../common/quoting';
 
 export class RemoteCommandError extends Error {
   constructor(

@@ -1,15 +1,15 @@
 import * as vscode from 'vscode';
-import type { SessionEntry } from './sync/blob';
-import { type CloseResult, CrossDeviceSessions } from './sync/crossDevice';
-import { ago, LiveSession, slotLastSeen, usedBy, withStaleness } from './sync/liveSessions';
-import type { TetherSync } from './sync/syncController';
-import { hostCapabilities, PersistentSession } from './terminal/persistentSession';
-import { inventoryScript, parseInventory, provenGone } from './terminal/hostInventory';
-import type { ConnectionPool } from './terminal/sshConnection';
-import type { TabRecord } from './terminal/tabSnapshot';
-import { type KillResult, TabManager, setting } from './terminal/tabManager';
-import { HostSessionRow, HostsView } from './views/hostsView';
-import { type LocalWindowGroup, LiveSessionsView } from './views/liveSessionsView';
+import type { SessionEntry } from '../sync/blob';
+import { type CloseResult, CrossDeviceSessions } from '../sync/crossDevice';
+import { ago, LiveSession, slotLastSeen, usedBy, withStaleness } from '../sync/liveSessions';
+import type { TetherSync } from './syncController';
+import { hostCapabilities, PersistentSession } from '../session/persistentSession';
+import { inventoryScript, parseInventory, provenGone } from '../multiplexer/hostInventory';
+import type { ConnectionPool } from '../ssh/sshConnection';
+import type { TabRecord } from '../session/tabSnapshot';
+import { type KillResult, TabManager, setting } from './tabManager';
+import { HostSessionRow, HostsView } from './hostsView';
+import { type LocalWindowGroup, LiveSessionsView } from './liveSessionsView';
 
 /** tether.sync.staleDeviceDays as milliseconds; 0 or less turns staleness off. */
 export function staleAfterMs(): number | undefined {

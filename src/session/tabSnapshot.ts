@@ -3,9 +3,9 @@
  * (never only at deactivate, which does not run after a crash). Decoding is tolerant: a corrupt
  * record is dropped on its own, an older format is migrated, garbage gives an empty snapshot.
  */
-import { isValidSessionId, shortId } from './sessionId';
-import type { MultiplexerKind } from './multiplexer';
-import { META_LIMITS, cleanMetaText, decodeMetaValue } from './sessionMetadata';
+import { isValidSessionId, shortId } from '../common/sessionId';
+import type { MultiplexerKind } from '../multiplexer/multiplexer';
+import { META_LIMITS, cleanMetaText, decodeMetaValue } from '../multiplexer/sessionMetadata';
 
 export const SNAPSHOT_FORMAT = 2;
 export const SNAPSHOT_KEY = 'tether.snapshot';

@@ -1,5 +1,5 @@
-import { shellQuote } from './quoting';
-import { assertSessionId, sessionName } from './sessionId';
+import { shellQuote } from '../common/quoting';
+import { assertSessionId, sessionName } from '../common/sessionId';
 import { META_LIMITS, encodeMetaValue } from './sessionMetadata';
 import {
   CreateOptions, MultiplexerScripts, Version, cwdLines, exitFileLines, innerShellCommand, versionAtLeast,

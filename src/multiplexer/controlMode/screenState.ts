@@ -22,7 +22,7 @@
  * before CR LF (a scrolled-in line must not take a background colour) and re-applies it after.
  */
 
-import { shellQuote } from '../quoting';
+import { shellQuote } from '../../common/quoting';
 
 export interface PaneState {
   paneId: number;

@@ -4,11 +4,11 @@
  */
 import * as os from 'node:os';
 import * as vscode from 'vscode';
-import { hostCapabilities } from '../terminal/persistentSession';
-import { formatVersion } from '../terminal/multiplexer';
-import type { ConnectionPool } from '../terminal/sshConnection';
-import { type TabManager, setting } from '../terminal/tabManager';
-import type { TetherSync } from '../sync/syncController';
+import { hostCapabilities } from '../session/persistentSession';
+import { formatVersion } from '../multiplexer/multiplexer';
+import type { ConnectionPool } from '../ssh/sshConnection';
+import { type TabManager, setting } from './tabManager';
+import type { TetherSync } from './syncController';
 import { ProblemReportInput, REPORT_LOG_LINES, ReportHost, buildProblemReport } from './problemReport';
 
 /** A host's capabilities are asked for only on a connection that is already open, and not for long. */

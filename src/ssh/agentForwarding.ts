@@ -1,4 +1,4 @@
-import { assertSessionId } from './sessionId';
+import { assertSessionId } from '../common/sessionId';
 
 /**
  * Agent forwarding that survives reconnects (docs/architecture.md, "Agent forwarding").

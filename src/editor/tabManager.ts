@@ -1,16 +1,16 @@
 import * as os from 'node:os';
-import { stripControls } from './displayText';
+import { stripControls } from '../common/displayText';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import type { Logger } from './logger';
-import type { MultiplexerKind, MultiplexerPreference } from './multiplexer';
-import { PersistentSession, hostCapabilities, scriptsFor } from './persistentSession';
-import { newSessionId } from './sessionId';
-import { ConnectionPool } from './sshConnection';
-import { ListedHostResolution, resolveListedHost } from './listedHost';
-import { ResolvedHost, SshConfigError, listConfiguredHosts, resolveHost } from './sshConfig';
-import { SNAPSHOT_KEY, TabRecord, decodeSnapshot, encodeSnapshot, parseDirectories, parseTitles, tabName } from './tabSnapshot';
-import { META_LIMITS, cleanMetaText } from './sessionMetadata';
+import type { Logger } from '../common/logger';
+import type { MultiplexerKind, MultiplexerPreference } from '../multiplexer/multiplexer';
+import { PersistentSession, hostCapabilities, scriptsFor } from '../session/persistentSession';
+import { newSessionId } from '../common/sessionId';
+import { ConnectionPool } from '../ssh/sshConnection';
+import { ListedHostResolution, resolveListedHost } from '../ssh/listedHost';
+import { ResolvedHost, SshConfigError, listConfiguredHosts, resolveHost } from '../ssh/sshConfig';
+import { SNAPSHOT_KEY, TabRecord, decodeSnapshot, encodeSnapshot, parseDirectories, parseTitles, tabName } from '../session/tabSnapshot';
+import { META_LIMITS, cleanMetaText } from '../multiplexer/sessionMetadata';
 import { TetherPty } from './tetherPty';
 
 /** What closing a tab by hand does; cross-device sessions replace the default (kill if the host allows). */

@@ -8,7 +8,7 @@
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import { Duplex } from 'node:stream';
-import type { Logger } from './logger';
+import type { Logger } from '../common/logger';
 import { parseHostTarget, type ResolvedHost } from './sshConfig';
 
 export class ProxyCommandError extends Error {

@@ -1,12 +1,12 @@
 import { EventEmitter } from 'node:events';
-import { KeyedMutex } from './keyedMutex';
+import { KeyedMutex } from '../common/keyedMutex';
 import type { Client, ClientChannel, ConnectConfig } from 'ssh2';
 import type { Duplex } from 'node:stream';
 import { existsSync } from 'node:fs';
 import { chooseAgent } from './agentSocket';
 import { AuthPrompter, createAuthPlan } from './auth';
 import { HostKeyCheck, HostKeyError, HostKeyPromptInfo, createHostKeyCheck } from './hostKeyVerifier';
-import type { Logger } from './logger';
+import type { Logger } from '../common/logger';
 import { ProxyCommandError, ProxyCommandSocket } from './proxyCommand';
 import { RemoteCommandError, ScriptResult, openScriptChannel, runScript } from './remoteExec';
 import type { ResolvedHost } from './sshConfig';

@@ -3,18 +3,18 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { SyncStatusBar } from '../views/syncStatusBar';
-import { AccountSlots } from './accountSlots';
+import { SyncStatusBar } from './syncStatusBar';
+import { AccountSlots } from '../sync/accountSlots';
 import { confirmPlainHttp } from './plainHttpConfirm';
-import type { SessionEntry } from './blob';
-import { FolderDeviceFiles } from './deviceFiles';
-import { DeviceSync, type SyncPort, type WindowIdentity } from './deviceSync';
-import { type RemoteState, SyncClient, type SyncStateChange } from './syncClient';
-import { isSshSyncUrl, parseSshSyncUrl, type SshSyncLocation, SshSyncUrlError } from './sshSyncUrl';
-import { poolConnector, SshSyncTransport } from './sshTransport';
-import type { ConnectionPool } from '../terminal/sshConnection';
-import type { ResolvedHost } from '../terminal/sshConfig';
-import { deriveSyncKeys, formatSyncKey, generateSyncKey, parseSyncKey, SyncKeyError } from './syncKey';
+import type { SessionEntry } from '../sync/blob';
+import { FolderDeviceFiles } from '../sync/deviceFiles';
+import { DeviceSync, type SyncPort, type WindowIdentity } from '../sync/deviceSync';
+import { type RemoteState, SyncClient, type SyncStateChange } from '../sync/syncClient';
+import { isSshSyncUrl, parseSshSyncUrl, type SshSyncLocation, SshSyncUrlError } from '../sync/sshSyncUrl';
+import { poolConnector, SshSyncTransport } from '../sync/sshTransport';
+import type { ConnectionPool } from '../ssh/sshConnection';
+import type { ResolvedHost } from '../ssh/sshConfig';
+import { deriveSyncKeys, formatSyncKey, generateSyncKey, parseSyncKey, SyncKeyError } from '../sync/syncKey';
 
 /**
  * The thin VS Code layer over DeviceSync and SyncClient: the sync key in SecretStorage, settings,

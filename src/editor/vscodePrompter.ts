@@ -1,6 +1,6 @@
 import * as vscode from 'vscode';
-import type { AuthPrompter } from './terminal/auth';
-import type { HostKeyPromptInfo } from './terminal/hostKeyVerifier';
+import type { AuthPrompter } from '../ssh/auth';
+import type { HostKeyPromptInfo } from '../ssh/hostKeyVerifier';
 
 /**
  * Asks the user for SSH secrets, and keeps them only in SecretStorage when the user agrees.

@@ -1,5 +1,5 @@
 import * as vscode from 'vscode';
-import { needsPlainHttpConfirmation, transportSecurity } from './transportSecurity';
+import { needsPlainHttpConfirmation, transportSecurity } from '../sync/transportSecurity';
 
 export const USE_PLAIN_HTTP = 'Use http:// Anyway';
 

@@ -4,9 +4,9 @@
  * vscode import: the view only renders these strings.
  */
 import { ago } from '../sync/liveSessions';
-import type { HostSession } from '../terminal/hostInventory';
-import { hasMetadata } from '../terminal/sessionMetadata';
-import { shortId } from '../terminal/sessionId';
+import type { HostSession } from '../multiplexer/hostInventory';
+import { hasMetadata } from '../multiplexer/sessionMetadata';
+import { shortId } from '../common/sessionId';
 
 /** A host's session with who lists it: "open here", "open on laptop", or undefined for none. */
 export interface HostSessionRow extends HostSession {

@@ -8,7 +8,7 @@
  * can never be a tmux format (`#` is `%23`), never split a listing line, and is a plain word even
  * before `shellQuote` (which every value still passes through). No vscode import.
  */
-import { stripControls } from './displayText';
+import { stripControls } from '../common/displayText';
 
 export const META_LIMITS = { device: 64, title: 100 } as const;
 
