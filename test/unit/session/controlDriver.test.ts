@@ -4,9 +4,9 @@ import type { ClientChannel } from 'ssh2';
 import {
   ControlDriver, ControlError, MAX_INPUT_IN_FLIGHT, MAX_LINE_BYTES, claimCommand, controlAttachScript, controlModeSupported, encodeInput,
   layoutSize,
-} from '../../../../src/session/controlDriver';
-import { STATE_FORMAT } from '../../../../src/multiplexer/controlMode/screenState';
-import { silentLogger } from '../../../../src/common/logger';
+} from '../../../src/session/controlDriver';
+import { STATE_FORMAT } from '../../../src/multiplexer/controlMode/screenState';
+import { silentLogger } from '../../../src/common/logger';
 
 const ID = 'abcdefghijklmnopqrstuvwxyz';
 const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
