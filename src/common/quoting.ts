@@ -17,7 +17,7 @@ export function shellJoin(words: readonly string[]): string {
 
 /**
  * Wraps a POSIX sh script so that any login shell (bash, zsh, fish, csh) runs it unchanged: the
- * login shell sees one simple command with a single-quoted argument (DESIGN §7). The script is
+ * login shell sees one simple command with a single-quoted argument (docs/architecture.md, Remote commands). The script is
  * decoded inside sh, so stdin stays the channel's stdin (the pty, when there is one) and nothing
  * reopens /dev/tty. base64 text holds no character that is special inside the quotes.
  */
@@ -26,5 +26,5 @@ export function wrapScript(script: string): string {
   return `sh -c 'eval "$(echo ${encoded} | base64 -d)"'`;
 }
 
-/** Remote command payloads stay well under the ~9 KB that some small servers accept (DESIGN §7). */
+/** Remote command payloads stay well under the ~9 KB that some small servers accept (docs/architecture.md, Remote commands). */
 export const MAX_REMOTE_COMMAND_BYTES = 8192;

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { quoteForMessage } from './displayText';
 
-/** Session and slot IDs: 16 random bytes as 26 lowercase RFC 4648 base32 characters (DESIGN §2). */
+/** Session and slot IDs: 16 random bytes as 26 lowercase RFC 4648 base32 characters (docs/architecture.md, Sessions). */
 export const SESSION_ID_PATTERN = /^[a-z2-7]{26}$/;
 
 const BASE32_ALPHABET = 'abcdefghijklmnopqrstuvwxyz234567';

@@ -285,7 +285,7 @@ export function registerCrossDevice(context: vscode.ExtensionContext, tabs: TabM
     }),
   );
   // Stale listings leave every device's list once a host we are connected to proves them gone
-  // (DESIGN §7): one inventory per connected host, never a new connection or a prompt.
+  // (docs/architecture.md, Pitfalls we design for): one inventory per connected host, never a new connection or a prompt.
   let pruning = false;
   const pruneStale = async (): Promise<void> => {
     if (pruning) return;

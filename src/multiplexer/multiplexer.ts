@@ -126,7 +126,7 @@ export type KillOutcome =
 /** A kill's client limit that means "kill anyway" (the user confirmed it); the sentinel still decides. */
 export const FORCE_KILL_CLIENTS = 1000;
 
-/** A kill is believed only when the host echoed our one-time sentinel (DESIGN §2). `ownDevice`,
+/** A kill is believed only when the host echoed our one-time sentinel (docs/architecture.md, Kill with a sentinel). `ownDevice`,
  * when our own client was still attached, takes one client of that device out of the names. */
 export function parseKillOutput(output: string, sentinel: string, ownDevice?: string): KillOutcome {
   const lines = output.split('\n').map((line) => line.trim());
@@ -179,7 +179,7 @@ export interface MultiplexerScripts {
 }
 
 /** The shell the session runs: the user's login shell, with our multiplexer's variables removed
- * (DESIGN §7) and its exit status recorded, so that "the user typed exit" is told apart from
+ * (docs/architecture.md, Pitfalls we design for) and its exit status recorded, so that "the user typed exit" is told apart from
  * "the session was killed". */
 export function innerShellCommand(): string {
   // 129 is a shell ended by SIGHUP: the session was killed around it, so it is not an exit.

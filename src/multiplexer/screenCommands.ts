@@ -4,7 +4,7 @@ import { CreateOptions, FORCE_KILL_CLIENTS, MultiplexerScripts, cwdLines, exitFi
 import { META_LIMITS, encodeMetaValue } from './sessionMetadata';
 import { META_KEYS, clampInt } from './tmuxCommands';
 
-/** A dedicated socket directory keeps our sessions out of the user's `screen -ls` (DESIGN §2). */
+/** A dedicated socket directory keeps our sessions out of the user's `screen -ls` (docs/architecture.md, Sessions). */
 const SCREENDIR_LINES = [
   'SCREENDIR="$HOME/.tether/screen"; export SCREENDIR',
   'mkdir -p "$SCREENDIR" && chmod 700 "$SCREENDIR"',

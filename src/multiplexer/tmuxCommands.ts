@@ -5,7 +5,7 @@ import {
   CreateOptions, MultiplexerScripts, Version, cwdLines, exitFileLines, innerShellCommand, versionAtLeast,
 } from './multiplexer';
 
-/** Our own tmux server, so the user's sessions and ours never mix (DESIGN §2). */
+/** Our own tmux server, so the user's sessions and ours never mix (docs/architecture.md, Sessions). */
 export const TMUX_SOCKET = 'tether';
 
 /** Targets are always exact (`=name`): a bare name matches by prefix. Options take a pane target. */

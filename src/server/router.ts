@@ -1,6 +1,6 @@
 import { HttpError } from './errors';
 
-/** Slot IDs share the session ID format (DESIGN §2). */
+/** Slot IDs share the session ID format (docs/architecture.md, Sessions). */
 export const SLOT_ID_PATTERN = /^[a-z2-7]{26}$/;
 
 export type Route =

@@ -2,7 +2,7 @@
  * ControlDriver: a SessionDriver that talks to a Tether tmux session through a tmux control-mode
  * client (`tmux -u -L tether -CC attach -t '=tether_<id>'`) on a pty channel, so that the tab's
  * terminal holds the pane's real bytes (VS Code's own scrollback, find and selection work) while
- * the shell stays in tmux and survives drops (DESIGN §2, "Drivers").
+ * the shell stays in tmux and survives drops (docs/architecture.md, Sessions).
  *
  * Design:
  * - Framing: `-CC` by default: no pty echo, and everything before the DCS marker (a banner, or
@@ -53,7 +53,7 @@ import type { ClientChannel, PseudoTtyOptions } from 'ssh2';
 import type { Logger } from '../common/logger';
 import { Version, versionAtLeast } from '../multiplexer/multiplexer';
 import { shellQuote } from '../common/quoting';
-import type { DriverClose, SessionDriver, TerminalSize } from './sessionDriver';
+import { ChannelLifecycle, type DriverClose, type SessionDriver, type TerminalSize } from './sessionDriver';
 import { assertSessionId, sessionName } from '../common/sessionId';
 import type { SshConnection } from '../ssh/sshConnection';
 import { TMUX_SOCKET, clientMarkLines } from '../multiplexer/tmuxCommands';
@@ -208,8 +208,7 @@ export class ControlDriver implements SessionDriver {
   readonly started: Promise<void>;
   private readonly parser: ControlParser;
   private readonly log: Logger;
-  private open = true;
-  private exitCode: number | null = null;
+  private readonly lifecycle: ChannelLifecycle;
   private exitReason: string | undefined;
   private ready = false;
   private live = false;
@@ -232,7 +231,6 @@ export class ControlDriver implements SessionDriver {
   private preamble: Buffer[] = [];
   private early: Buffer[] | undefined = [];
   private readonly outputListeners: ((chunk: Buffer) => void)[] = [];
-  private readonly closeListeners: ((info: DriverClose) => void)[] = [];
   private startResolve!: () => void;
   private startReject!: (error: Error) => void;
   private startTimer: NodeJS.Timeout | undefined;
@@ -258,19 +256,13 @@ export class ControlDriver implements SessionDriver {
     };
     channel.on('data', onData);
     channel.stderr.on('data', (chunk: Buffer) => this.log.debug(`tmux control ${this.name}: stderr ${JSON.stringify(chunk.toString('utf8').slice(0, 300))}`));
-    channel.on('exit', (code: number | null) => {
-      this.exitCode = typeof code === 'number' ? code : null;
-    });
-    channel.on('error', () => {
-      /* 'close' follows and carries the outcome */
-    });
-    channel.on('close', () => this.onChannelClose());
+    this.lifecycle = new ChannelLifecycle(channel, () => this.onChannelClose());
     if (initial && initial.length > 0) onData(initial);
     channel.resume();
   }
 
   get isOpen(): boolean {
-    return this.open;
+    return this.lifecycle.isOpen;
   }
 
   get name(): string {
@@ -293,7 +285,7 @@ export class ControlDriver implements SessionDriver {
   }
 
   write(data: string | Buffer): void {
-    if (!this.open) return;
+    if (!this.lifecycle.isOpen) return;
     const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : Buffer.from(data);
     if (bytes.length === 0) return;
     this.input.push(bytes);
@@ -301,7 +293,7 @@ export class ControlDriver implements SessionDriver {
   }
 
   resize(size: TerminalSize): void {
-    if (!this.open) return;
+    if (!this.lifecycle.isOpen) return;
     if (size.cols === this.size.cols && size.rows === this.size.rows) return;
     this.size = { cols: size.cols, rows: size.rows };
     if (this.ready) this.requestSync();
@@ -321,7 +313,7 @@ export class ControlDriver implements SessionDriver {
    * the same moment (a window closing its tabs), taking every session down (docs/reliability.md).
    */
   detach(): void {
-    if (!this.open) return;
+    if (!this.lifecycle.isOpen) return;
     this.channel.close();
   }
 
@@ -333,16 +325,12 @@ export class ControlDriver implements SessionDriver {
   }
 
   onClose(listener: (info: DriverClose) => void): void {
-    if (!this.open) {
-      queueMicrotask(() => listener({ exitCode: this.exitCode }));
-      return;
-    }
-    this.closeListeners.push(listener);
+    this.lifecycle.onClose(listener);
   }
 
   /** Re-reads the pane's whole state from tmux and rewrites the terminal with it. */
   requestSync(): void {
-    if (!this.open || !this.ready) return;
+    if (!this.lifecycle.isOpen || !this.ready) return;
     if (this.syncing) {
       this.resyncWanted = true;
       return;
@@ -371,7 +359,7 @@ export class ControlDriver implements SessionDriver {
 
   private applySync(sync: SyncCommands, replies: SyncReply[], lineError: SyncReply | undefined, continuing: boolean): void {
     this.syncing = false;
-    if (!this.open) return;
+    if (!this.lifecycle.isOpen) return;
     let state: Buffer | undefined;
     try {
       if (lineError) throw new ControlError(`tmux refused the sync: ${lineError.lines.join(' ').slice(0, 200)}`);
@@ -491,7 +479,7 @@ export class ControlDriver implements SessionDriver {
   private send(commands: string[], onStart?: () => void): Promise<SyncReply[]> {
     const text = commands.join(' ; ');
     if (Buffer.byteLength(text) > MAX_LINE_BYTES) return Promise.reject(new ControlError(`command line of ${text.length} bytes is too long`));
-    if (!this.open) return Promise.reject(new ControlError('the control channel is closed'));
+    if (!this.lifecycle.isOpen) return Promise.reject(new ControlError('the control channel is closed'));
     return new Promise((resolve, reject) => {
       this.pending.push({ commands: commands.length, replies: [], resolve, reject, onStart });
       this.parser.expectEcho(text);
@@ -500,7 +488,7 @@ export class ControlDriver implements SessionDriver {
   }
 
   private pumpInput(): void {
-    while (this.open && this.live && this.paneId !== undefined && this.inputInFlight < MAX_INPUT_IN_FLIGHT && this.input.length > 0) {
+    while (this.lifecycle.isOpen && this.live && this.paneId !== undefined && this.inputInFlight < MAX_INPUT_IN_FLIGHT && this.input.length > 0) {
       // One line per round: bytes that did not fit go back to the front of the queue.
       const bytes = this.takeInput(INPUT_BYTES_PER_ROUND);
       const [line] = encodeInput(bytes, this.paneId);
@@ -567,12 +555,11 @@ export class ControlDriver implements SessionDriver {
     this.startTimer = undefined;
     if (this.live) return;
     this.startReject(error);
-    if (this.open) this.channel.close();
+    if (this.lifecycle.isOpen) this.channel.close();
   }
 
+  /** The channel closed (the lifecycle then tells the close listeners). */
   private onChannelClose(): void {
-    if (!this.open) return;
-    this.open = false;
     if (!this.live) this.failStart(new ControlError(`the control channel closed before control mode started${this.preambleText()}`));
     if (this.startTimer) clearTimeout(this.startTimer);
     if (this.resyncTimer) clearTimeout(this.resyncTimer);
@@ -580,7 +567,6 @@ export class ControlDriver implements SessionDriver {
     const pending = this.pending.splice(0);
     for (const line of pending) line.reject(new ControlError('the control channel closed'));
     this.input = [];
-    for (const listener of this.closeListeners) listener({ exitCode: this.exitCode });
   }
 }
 

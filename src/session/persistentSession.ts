@@ -519,7 +519,7 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
     if (this.ending) return;
     try {
       const connection = await this.connect();
-      // Attach-only: a session that is gone is reported, never recreated (DESIGN §2).
+      // Attach-only: a session that is gone is reported, never recreated (docs/architecture.md, Sessions).
       await this.attachVia(connection, false);
       if (this.currentState === 'attached') this.options.log.info(`session ${this.name}: re-attached`);
     } catch (error) {

@@ -11,7 +11,7 @@ export interface DriverClose {
 }
 
 /**
- * The byte path between a tab and its session (DESIGN §2). The attach driver lets the multiplexer
+ * The byte path between a tab and its session (docs/architecture.md, Sessions). The attach driver lets the multiplexer
  * draw in a pty; a control-mode driver can sit behind the same interface.
  */
 export interface SessionDriver {
@@ -26,28 +26,28 @@ export interface SessionDriver {
   onClose(listener: (info: DriverClose) => void): void;
 }
 
-/** Drives a session through a pty channel running `tmux attach`, `screen -x` or a plain shell. */
-export class AttachDriver implements SessionDriver {
+/**
+ * What both drivers keep about their channel: its exit status, one close, and the close listeners.
+ * A listener added after the close is still called (on a microtask), so nobody waits forever.
+ */
+export class ChannelLifecycle {
   private open = true;
   private exitCode: number | null = null;
   private readonly closeListeners: ((info: DriverClose) => void)[] = [];
 
-  /** `initial`: bytes already read from a paused channel (after the attach status line); they are
-   * delivered first, then the channel resumes. */
-  constructor(
-    private readonly channel: ClientChannel,
-    private initial?: Buffer,
-  ) {
+  /** `beforeListeners` runs once at the close, after isOpen turned false, before any listener. */
+  constructor(channel: ClientChannel, beforeListeners?: () => void) {
     channel.on('exit', (code: number | null) => {
       this.exitCode = typeof code === 'number' ? code : null;
+    });
+    channel.on('error', () => {
+      /* 'close' follows and carries the outcome */
     });
     channel.on('close', () => {
       if (!this.open) return;
       this.open = false;
-      for (const listener of this.closeListeners) listener({ exitCode: this.exitCode });
-    });
-    channel.on('error', () => {
-      /* 'close' follows and carries the outcome */
+      beforeListeners?.();
+      for (const listener of this.closeListeners.splice(0)) listener({ exitCode: this.exitCode });
     });
   }
 
@@ -55,12 +55,35 @@ export class AttachDriver implements SessionDriver {
     return this.open;
   }
 
+  onClose(listener: (info: DriverClose) => void): void {
+    if (this.open) this.closeListeners.push(listener);
+    else queueMicrotask(() => listener({ exitCode: this.exitCode }));
+  }
+}
+
+/** Drives a session through a pty channel running `tmux attach`, `screen -x` or a plain shell. */
+export class AttachDriver implements SessionDriver {
+  private readonly lifecycle: ChannelLifecycle;
+
+  /** `initial`: bytes already read from a paused channel (after the attach status line); they are
+   * delivered first, then the channel resumes. */
+  constructor(
+    private readonly channel: ClientChannel,
+    private initial?: Buffer,
+  ) {
+    this.lifecycle = new ChannelLifecycle(channel);
+  }
+
+  get isOpen(): boolean {
+    return this.lifecycle.isOpen;
+  }
+
   write(data: string | Buffer): void {
-    if (this.open) this.channel.write(data);
+    if (this.isOpen) this.channel.write(data);
   }
 
   resize(size: TerminalSize): void {
-    if (this.open) this.channel.setWindow(size.rows, size.cols, 0, 0);
+    if (this.isOpen) this.channel.setWindow(size.rows, size.cols, 0, 0);
   }
 
   pause(): void {
@@ -72,8 +95,7 @@ export class AttachDriver implements SessionDriver {
   }
 
   detach(): void {
-    if (!this.open) return;
-    this.channel.close();
+    if (this.isOpen) this.channel.close();
   }
 
   onOutput(listener: (chunk: Buffer) => void): void {
@@ -86,6 +108,6 @@ export class AttachDriver implements SessionDriver {
   }
 
   onClose(listener: (info: DriverClose) => void): void {
-    this.closeListeners.push(listener);
+    this.lifecycle.onClose(listener);
   }
 }

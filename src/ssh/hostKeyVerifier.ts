@@ -69,7 +69,7 @@ interface SourceResult {
   knownFingerprints: string[];
 }
 
-/** Verifies a server's host key before authentication (DESIGN §3); give `verify` to ssh2 as hostVerifier. */
+/** Verifies a server's host key before authentication (docs/architecture.md, SSH); give `verify` to ssh2 as hostVerifier. */
 export function createHostKeyCheck(options: HostKeyVerifierOptions): HostKeyCheck {
   const readFile = options.readFile ?? readFileOrUndefined;
   const address = options.host.includes(':') ? `[${options.host}]:${options.port}` : `${options.host}:${options.port}`;

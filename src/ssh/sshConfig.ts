@@ -6,7 +6,7 @@ import { LineType, parse as parseSshConfigText, type Line, type Match } from 'ss
 import { matchPatternList, wildcardMatch } from './knownHosts';
 
 /**
- * ~/.ssh/config resolution for Tether's connections (DESIGN §3).
+ * ~/.ssh/config resolution for Tether's connections (docs/architecture.md, SSH).
  *
  * The `ssh-config` package tokenizes the file (quoting, `=` separators, sections). Its own
  * compute() is not used: its `?` also matches nothing, it ignores Include, and it runs shell

@@ -1,7 +1,7 @@
 import { isValidSessionId } from '../common/sessionId';
 
 /**
- * The plaintext sync blob: one slot's view of its live sessions (DESIGN §4).
+ * The plaintext sync blob: one slot's view of its live sessions (docs/architecture.md, Sync key, envelope and blob).
  * Everything read from another device is untrusted: `validateBlob` rebuilds each value from
  * checked fields only, and drops bad entries one by one.
  */
@@ -30,7 +30,7 @@ export interface SessionEntry {
   /** The Host alias the user knows the machine by (display only). */
   readonly hostLabel: string;
   readonly user: string;
-  /** What to connect to, so a device without that Host entry can still join (DESIGN §7). */
+  /** What to connect to, so a device without that Host entry can still join (docs/architecture.md, Remote commands). */
   readonly hostName: string;
   readonly port: number;
   readonly multiplexer: Multiplexer;

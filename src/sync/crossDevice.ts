@@ -1,7 +1,7 @@
 /**
  * The cross-device half of a tab's life, free of VS Code: publishing this slot's manifest,
  * listing what other devices have open, deciding whether a close may kill, and publishing the
- * tombstone once the host confirmed a kill (DESIGN §2, §4).
+ * tombstone once the host confirmed a kill (docs/architecture.md, Closing and the last device).
  */
 import type { KillOutcome } from '../multiplexer/multiplexer';
 import type { Logger } from '../common/logger';

@@ -1,5 +1,5 @@
 /**
- * One device, one sync slot (DESIGN §4; docs/architecture.md, "The device model"), free of VS Code.
+ * One device, one sync slot (docs/architecture.md, "The device model"), free of VS Code.
  *
  * A device is one VS Code installation: all its windows share one global storage folder, and every
  * window runs its own extension host with its own DeviceSync. Each window writes its *part* into

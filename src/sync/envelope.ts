@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import nacl from 'tweetnacl';
 
 /**
- * The encrypted envelope that the server stores for a slot (DESIGN §4):
+ * The encrypted envelope that the server stores for a slot (docs/architecture.md, Sync key, envelope and blob):
  *   version (1 byte) ‖ nonce (24 bytes) ‖ secretbox(JSON plaintext)
  * secretbox has no associated data, so the slot ID and seq live inside the plaintext and are
  * checked by the reader: a blob moved to another slot, replayed or rolled back is refused.

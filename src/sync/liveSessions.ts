@@ -1,6 +1,6 @@
 /**
  * Cross-device session logic, free of VS Code: what "Live on other devices" lists, and whether this
- * device may be the last one using a session (DESIGN §2, §4).
+ * device may be the last one using a session (docs/architecture.md, Closing and the last device).
  */
 import type { SessionEntry, SyncBlob } from './blob';
 

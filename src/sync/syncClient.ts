@@ -14,7 +14,7 @@ import type { SyncTransport } from './syncTransport';
 import { type WriteOutcome, WriteScheduler } from './writeScheduler';
 
 /**
- * The sync client for one slot (DESIGN §4, §5; docs/protocol.md). It keeps the latest valid blob
+ * The sync client for one slot (docs/architecture.md, Sync key, envelope and blob; docs/protocol.md). It keeps the latest valid blob
  * of every other slot in memory and on disk, follows the server's event stream (polling while the
  * stream is down), and writes this slot's blob when the local sessions change. It never imports
  * vscode; src/editor/syncController.ts adapts it to the editor.
@@ -260,7 +260,7 @@ export class SyncClient {
     if (this.started) this.writes.changed();
   }
 
-  /** Records that this device killed a session, so every device drops it from its list (DESIGN §2, Kill). */
+  /** Records that this device killed a session, so every device drops it from its list (docs/architecture.md, Sessions). */
   publishTombstone(id: string, killedAt: number = this.now()): void {
     if (this.stopped || !isValidSessionId(id)) return;
     this.tombstones = pruneTombstones([...this.tombstones.filter((t) => t.id !== id), { id, killedAt }], this.now());

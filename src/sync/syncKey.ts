@@ -1,7 +1,7 @@
 import { createHash, hkdfSync, randomBytes } from 'node:crypto';
 import { base32Encode } from '../common/sessionId';
 
-/** The account's sync key is 32 random bytes; everything else is derived from it (DESIGN §4). */
+/** The account's sync key is 32 random bytes; everything else is derived from it (docs/architecture.md, Sync key, envelope and blob). */
 export const SYNC_KEY_BYTES = 32;
 
 const PREFIX = 'tether1';

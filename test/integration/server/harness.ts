@@ -300,7 +300,7 @@ export class TestCipher {
   }
 }
 
-/** A plaintext manifest in the shape of DESIGN §4, with recognisable host names and session IDs. */
+/** A plaintext manifest in the shape of the sync blob (docs/architecture.md, Sync key, envelope and blob), with recognisable host names and session IDs. */
 export function testManifest(slotId: string, seq: number, hosts: string[], sessionIds: string[]): string {
   return JSON.stringify({
     format: 1,

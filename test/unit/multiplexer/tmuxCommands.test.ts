@@ -94,7 +94,7 @@ describe('tmuxCommands', () => {
           }
         });
 
-        it('sets the session up as DESIGN §2 and §7 ask, gated on the version', () => {
+        it('sets the session up as docs/architecture.md (Sessions, Pitfalls we design for) asks, gated on the version', () => {
           const create = all.create;
           assert.match(create, /status off/);
           assert.match(create, /set-option -g history-limit 50000 .*new-session/);
