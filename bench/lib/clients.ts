@@ -16,7 +16,6 @@ import type { BenchHost } from './hosts';
 import { sleep, waitUntil } from './util';
 
 export const quietLog: Logger = {
-  trace() {},
   debug() {},
   info() {},
   warn(message: string) {

@@ -1,6 +1,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { isValidSessionId } from '../common/sessionId';
+import { type Logger, silentLogger } from '../common/logger';
 import { writeFileAtomic } from './atomicFile';
 import { Backoff } from './backoff';
 import { BLOB_FORMAT, BlobError, cleanDisplayString, LIMITS, pruneTombstones, type SessionEntry, type SyncBlob, type Tombstone, validateBlob } from './blob';
@@ -33,14 +34,6 @@ export const DEFAULT_WRITE_DEBOUNCE_MS = 100;
  * one per this interval, without fsync. Tombstones and stop() save at once, with fsync.
  */
 export const DEFAULT_STATE_SAVE_DELAY_MS = 1000;
-
-/** Structurally satisfied by vscode.LogOutputChannel. Never given the key or the token. */
-export interface SyncLog {
-  debug(message: string): void;
-  info(message: string): void;
-  warn(message: string): void;
-  error(message: string): void;
-}
 
 export interface RemoteSlot {
   readonly slotId: string;
@@ -76,7 +69,7 @@ export interface SyncClientOptions {
   readonly deviceName: string;
   /** Where the cache and the slot's own counters live; one file per slot. */
   readonly stateDir: string;
-  readonly log?: SyncLog;
+  readonly log?: Logger;
   readonly fetch?: typeof fetch;
   /** The coalescing window for follow-up changes (not a delay on the first change). */
   readonly writeDebounceMs?: number;
@@ -128,14 +121,13 @@ interface PersistedState {
   remote: Array<{ slotId: string; version: number; updatedAt?: string; data: string }>;
 }
 
-const silentLog: SyncLog = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
 
 function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
 export class SyncClient {
-  private readonly log: SyncLog;
+  private readonly log: Logger;
   private readonly api: SyncTransport;
   private readonly encryptionKey: Uint8Array;
   private readonly guard = new SeqGuard();
@@ -188,7 +180,7 @@ export class SyncClient {
 
   constructor(private readonly options: SyncClientOptions) {
     if (!isValidSessionId(options.slotId)) throw new SyncClientError('bad-slot-id', `slot ID ${JSON.stringify(String(options.slotId).slice(0, 40))} is not a valid ID`);
-    this.log = options.log ?? silentLog;
+    this.log = options.log ?? silentLogger;
     const keys = deriveSyncKeys(options.syncKey);
     this.encryptionKey = keys.encryptionKey;
     this.api =

@@ -15,7 +15,7 @@ import * as readline from 'node:readline';
 import type { Logger } from '../../src/common/logger';
 import { buildServer } from '../integration/sync/harness';
 
-/** A Logger (and SyncLog) that records every line at every level, trace and debug included. */
+/** A Logger that records every line at every level, debug included. */
 export class CapturingLog implements Logger {
   readonly lines: string[] = [];
   constructor(private readonly echo = !!process.env.TETHER_TEST_LOG) {}
@@ -23,9 +23,6 @@ export class CapturingLog implements Logger {
     const text = `${level} ${message instanceof Error ? `${message.message}\n${message.stack ?? ''}` : String(message)}`;
     this.lines.push(text);
     if (this.echo) console.log(`    [log] ${text}`);
-  }
-  trace(message: string): void {
-    this.add('trace', message);
   }
   debug(message: string): void {
     this.add('debug', message);

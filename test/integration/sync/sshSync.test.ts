@@ -3,7 +3,8 @@ import { execFileSync } from 'node:child_process';
 import { chownSync, promises as fs, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { SessionEntry } from '../../../src/sync/blob';
-import { type RemoteState, SyncClient, type SyncLog, type SyncStateChange } from '../../../src/sync/syncClient';
+import { type RemoteState, SyncClient, type SyncStateChange } from '../../../src/sync/syncClient';
+import type { Logger } from '../../../src/common/logger';
 import { deriveSyncKeys, generateSyncKey } from '../../../src/sync/syncKey';
 import { parseSshSyncUrl } from '../../../src/sync/sshSyncUrl';
 import { poolConnector, SshSyncTransport, sshAccountId } from '../../../src/sync/sshTransport';
@@ -51,7 +52,7 @@ class Device {
       this.lines.push(`${level} ${message}`);
       if (process.env.TETHER_TEST_VERBOSE) console.log(`[${name} ${level}] ${message}`);
     };
-    const log: SyncLog = { debug: say('debug'), info: say('info'), warn: say('warn'), error: say('error') };
+    const log: Logger = { debug: say('debug'), info: say('info'), warn: say('warn'), error: say('error') };
     // Through the proxy, so "the host is unreachable" can also drop the connections sshd leaves running.
     const resolved = host.resolved({ port: proxy.port });
     this.transport = new SshSyncTransport({

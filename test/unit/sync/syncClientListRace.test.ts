@@ -71,7 +71,7 @@ describe('SyncClient: a list racing the stream', () => {
   it('a list that began before our first write does not make us think the server lost the slot', async () => {
     const transport = new GatedFakeTransport();
     const lines: string[] = [];
-    const log = { trace() {}, debug() {}, info: (m: string) => lines.push(m), warn: (m: string) => lines.push(m), error: (m: string) => lines.push(m) };
+    const log = { debug() {}, info: (m: string) => lines.push(m), warn: (m: string) => lines.push(m), error: (m: string) => lines.push(m) };
     const client = new SyncClient({ serverUrl: 'http://127.0.0.1:9/unused-the-transport-is-given', syncKey: generateSyncKey(), slotId: newSessionId(), deviceName: 'laptop', stateDir: mkdtempSync(join(tmpdir(), 'tether-own-slot-')), transport, log, writeDebounceMs: 10 });
     await client.start();
     await transport.listAsked; // the stream opened and its catch-up list is out, seeing no slot yet
