@@ -1,4 +1,5 @@
 import { isValidSessionId } from '../common/sessionId';
+import { ReasonError } from '../common/reasonError';
 
 /**
  * The plaintext sync blob: one slot's view of its live sessions (docs/architecture.md, Sync key, envelope and blob).
@@ -60,14 +61,8 @@ export interface SyncBlob {
 export type BlobErrorReason = 'not-object' | 'format' | 'slot' | 'seq' | 'device-name' | 'written-at' | 'sessions' | 'tombstones';
 
 /** The blob's envelope fields are unusable, so the whole blob is refused. */
-export class BlobError extends Error {
-  constructor(readonly reason: BlobErrorReason, message: string) {
-    super(message);
-    this.name = 'BlobError';
-  }
-  static is(error: unknown): error is BlobError {
-    return error instanceof BlobError;
-  }
+export class BlobError extends ReasonError<BlobErrorReason> {
+  override readonly name = 'BlobError';
 }
 
 export interface ValidatedBlob {

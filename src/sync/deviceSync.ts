@@ -19,6 +19,7 @@ import { Emitter, type Event } from '../common/emitter';
 import { type RemoteSlotView, tombstonedIds } from './liveSessions';
 import { processAlive } from './slotLease';
 import type { RemoteState, SyncClient, SyncStateChange } from './syncClient';
+import { ReasonError } from '../common/reasonError';
 
 /** What closing and the views need from a sync connection; SyncClient and DeviceSync.port satisfy it. */
 export type SyncPort = Pick<SyncClient, 'slotId' | 'state' | 'getRemoteState' | 'onDidChangeRemote' | 'onDidChangeState' | 'publish' | 'publishTombstone'>;
@@ -93,14 +94,8 @@ const LEASE_STALE_MS = 60_000;
 
 export type DeviceSyncErrorReason = 'bad-window-key' | 'device-file';
 
-export class DeviceSyncError extends Error {
-  constructor(readonly reason: DeviceSyncErrorReason, message: string) {
-    super(message);
-    this.name = 'DeviceSyncError';
-  }
-  static is(error: unknown): error is DeviceSyncError {
-    return error instanceof DeviceSyncError;
-  }
+export class DeviceSyncError extends ReasonError<DeviceSyncErrorReason> {
+  override readonly name = 'DeviceSyncError';
 }
 
 const partName = (key: string): string => `part-${key}.json`;

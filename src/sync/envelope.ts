@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import nacl from 'tweetnacl';
+import { ReasonError } from '../common/reasonError';
 
 /**
  * The encrypted envelope that the server stores for a slot (docs/architecture.md, Sync key, envelope and blob):
@@ -24,14 +25,8 @@ export type EnvelopeErrorReason =
   | 'replay'
   | 'rollback';
 
-export class EnvelopeError extends Error {
-  constructor(readonly reason: EnvelopeErrorReason, message: string) {
-    super(message);
-    this.name = 'EnvelopeError';
-  }
-  static is(error: unknown): error is EnvelopeError {
-    return error instanceof EnvelopeError;
-  }
+export class EnvelopeError extends ReasonError<EnvelopeErrorReason> {
+  override readonly name = 'EnvelopeError';
 }
 
 /** What the envelope binds: every plaintext carries these two fields. */

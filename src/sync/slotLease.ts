@@ -1,6 +1,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { isValidSessionId, newSessionId } from '../common/sessionId';
+import { ReasonError } from '../common/reasonError';
 
 /**
  * How several VS Code windows on one machine share sync slots.
@@ -25,14 +26,8 @@ export interface SlotLease {
 
 export type SlotLeaseErrorReason = 'exhausted';
 
-export class SlotLeaseError extends Error {
-  constructor(readonly reason: SlotLeaseErrorReason, message: string) {
-    super(message);
-    this.name = 'SlotLeaseError';
-  }
-  static is(error: unknown): error is SlotLeaseError {
-    return error instanceof SlotLeaseError;
-  }
+export class SlotLeaseError extends ReasonError<SlotLeaseErrorReason> {
+  override readonly name = 'SlotLeaseError';
 }
 
 /** True if a process with this pid exists (EPERM means it exists but belongs to someone else). */

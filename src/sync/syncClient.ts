@@ -13,6 +13,7 @@ import { HttpSyncTransport } from './httpTransport';
 import { type PresenceEntry, parseStoredBlob, type StoredBlob, SyncHttpError } from './syncHttp';
 import type { SyncTransport } from './syncTransport';
 import { type WriteOutcome, WriteScheduler } from './writeScheduler';
+import { ReasonError } from '../common/reasonError';
 
 /**
  * The sync client for one slot (docs/architecture.md, Sync key, envelope and blob; docs/protocol.md). It keeps the latest valid blob
@@ -92,14 +93,8 @@ export interface SyncClientOptions {
 
 export type SyncClientErrorReason = 'bad-slot-id' | 'stopped';
 
-export class SyncClientError extends Error {
-  constructor(readonly reason: SyncClientErrorReason, message: string) {
-    super(message);
-    this.name = 'SyncClientError';
-  }
-  static is(error: unknown): error is SyncClientError {
-    return error instanceof SyncClientError;
-  }
+export class SyncClientError extends ReasonError<SyncClientErrorReason> {
+  override readonly name = 'SyncClientError';
 }
 
 const STATE_FORMAT = 1;

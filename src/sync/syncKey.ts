@@ -1,5 +1,6 @@
 import { createHash, hkdfSync, randomBytes } from 'node:crypto';
 import { base32Encode } from '../common/sessionId';
+import { ReasonError } from '../common/reasonError';
 
 /** The account's sync key is 32 random bytes; everything else is derived from it (docs/architecture.md, Sync key, envelope and blob). */
 export const SYNC_KEY_BYTES = 32;
@@ -12,14 +13,8 @@ const HKDF_SALT = Buffer.from('tether-sync-v1', 'utf8');
 
 export type SyncKeyErrorReason = 'prefix' | 'characters' | 'length' | 'checksum';
 
-export class SyncKeyError extends Error {
-  constructor(readonly reason: SyncKeyErrorReason, message: string) {
-    super(message);
-    this.name = 'SyncKeyError';
-  }
-  static is(error: unknown): error is SyncKeyError {
-    return error instanceof SyncKeyError;
-  }
+export class SyncKeyError extends ReasonError<SyncKeyErrorReason> {
+  override readonly name = 'SyncKeyError';
 }
 
 export function generateSyncKey(): Uint8Array {
