@@ -20,6 +20,7 @@ import { TmuxScripts } from '../multiplexer/tmuxCommands';
 import { boundReplay } from './scrollback';
 import { RemoteCommandError } from '../ssh/remoteExec';
 import { ControlError, controlAttachScript, controlModeSupported, controlStartsNeedSerialising, startControlDriver } from './controlDriver';
+import { ReasonError } from '../common/reasonError';
 
 export type SessionState = 'connecting' | 'attached' | 'reconnecting' | 'waiting-for-user' | 'ended';
 
@@ -590,17 +591,8 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
   }
 }
 
-export class SessionError extends Error {
-  constructor(
-    readonly reason: 'create-failed',
-    message: string,
-  ) {
-    super(message);
-    this.name = 'SessionError';
-  }
-  static is(error: unknown): error is SessionError {
-    return error instanceof SessionError;
-  }
+export class SessionError extends ReasonError<'create-failed'> {
+  override readonly name = 'SessionError';
 }
 
 function usableSize(size: TerminalSize | undefined): TerminalSize | undefined {

@@ -10,18 +10,10 @@ import { ChildProcess, spawn } from 'node:child_process';
 import { Duplex } from 'node:stream';
 import type { Logger } from '../common/logger';
 import { parseHostTarget, type ResolvedHost } from './sshConfig';
+import { ReasonError } from '../common/reasonError';
 
-export class ProxyCommandError extends Error {
-  constructor(
-    readonly reason: 'unknown-token' | 'spawn' | 'exited',
-    message: string,
-  ) {
-    super(message);
-    this.name = 'ProxyCommandError';
-  }
-  static is(error: unknown): error is ProxyCommandError {
-    return error instanceof ProxyCommandError;
-  }
+export class ProxyCommandError extends ReasonError<'unknown-token' | 'spawn' | 'exited'> {
+  override readonly name = 'ProxyCommandError';
 }
 
 /** The name the user gave (%n): the alias or typed host, without user and port. */

@@ -2,18 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { quoteForMessage } from '../common/displayText';
 import type { Client, ClientChannel, ExecOptions, PseudoTtyOptions } from 'ssh2';
 import { MAX_REMOTE_COMMAND_BYTES, wrapScript } from '../common/quoting';
+import { ReasonError } from '../common/reasonError';
 
-export class RemoteCommandError extends Error {
-  constructor(
-    readonly reason: 'too-large' | 'channel' | 'timeout' | 'no-marker',
-    message: string,
-  ) {
-    super(message);
-    this.name = 'RemoteCommandError';
-  }
-  static is(error: unknown): error is RemoteCommandError {
-    return error instanceof RemoteCommandError;
-  }
+export class RemoteCommandError extends ReasonError<'too-large' | 'channel' | 'timeout' | 'no-marker'> {
+  override readonly name = 'RemoteCommandError';
 }
 
 export interface ScriptResult {

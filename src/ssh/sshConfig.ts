@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { LineType, parse as parseSshConfigText, type Line, type Match } from 'ssh-config';
 import { matchPatternList, wildcardMatch } from './knownHosts';
+import { ReasonError } from '../common/reasonError';
 
 /**
  * ~/.ssh/config resolution for Tether's connections (docs/architecture.md, SSH).
@@ -14,17 +15,8 @@ import { matchPatternList, wildcardMatch } from './knownHosts';
  * follows OpenSSH's readconf.c instead and is checked against `ssh -G` in the tests.
  */
 
-export class SshConfigError extends Error {
-  constructor(
-    readonly reason: 'invalid-target' | 'proxy-loop' | 'unreadable',
-    message: string,
-  ) {
-    super(message);
-    this.name = 'SshConfigError';
-  }
-  static is(error: unknown): error is SshConfigError {
-    return error instanceof SshConfigError;
-  }
+export class SshConfigError extends ReasonError<'invalid-target' | 'proxy-loop' | 'unreadable'> {
+  override readonly name = 'SshConfigError';
 }
 
 export interface HostTarget {

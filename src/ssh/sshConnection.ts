@@ -12,21 +12,19 @@ import { RemoteCommandError, ScriptResult, openScriptChannel, runScript } from '
 import type { ResolvedHost } from './sshConfig';
 import type { TrustStore } from './trustStore';
 import type { PseudoTtyOptions } from 'ssh2';
+import { ReasonError } from '../common/reasonError';
 
 export type ConnectFailureReason = 'host-key' | 'auth' | 'unreachable' | 'timeout' | 'closed';
 
-export class ConnectError extends Error {
+export class ConnectError extends ReasonError<ConnectFailureReason> {
   constructor(
-    readonly reason: ConnectFailureReason,
+    reason: ConnectFailureReason,
     message: string,
     readonly hostKeyError?: HostKeyError,
   ) {
-    super(message);
-    this.name = 'ConnectError';
+    super(reason, message);
   }
-  static is(error: unknown): error is ConnectError {
-    return error instanceof ConnectError;
-  }
+  override readonly name = 'ConnectError';
   /** Failures that a retry will not fix without the user doing something. */
   get permanent(): boolean {
     return this.reason === 'host-key' || this.reason === 'auth';

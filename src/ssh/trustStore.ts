@@ -3,18 +3,10 @@ import { quoteForMessage } from '../common/displayText';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { hostPatternFor, keyTypeOfBlob, parseKnownHosts, type KnownHostEntry } from './knownHosts';
+import { ReasonError } from '../common/reasonError';
 
-export class TrustStoreError extends Error {
-  constructor(
-    readonly reason: 'invalid-host' | 'invalid-key',
-    message: string,
-  ) {
-    super(message);
-    this.name = 'TrustStoreError';
-  }
-  static is(error: unknown): error is TrustStoreError {
-    return error instanceof TrustStoreError;
-  }
+export class TrustStoreError extends ReasonError<'invalid-host' | 'invalid-key'> {
+  override readonly name = 'TrustStoreError';
 }
 
 // Anything that could split a known_hosts line or act as a pattern would let a host name smuggle

@@ -1,6 +1,7 @@
 import { isValidSessionId } from '../common/sessionId';
 import { MAX_ENVELOPE_BYTES } from './envelope';
 import { ListScanner } from './listScanner';
+import { ReasonError } from '../common/reasonError';
 
 /**
  * The client side of the sync server's HTTP API (docs/protocol.md). Every answer is untrusted:
@@ -18,20 +19,17 @@ export type SyncHttpErrorReason =
   /** A non-2xx status that the caller did not expect. */
   | 'status';
 
-export class SyncHttpError extends Error {
+export class SyncHttpError extends ReasonError<SyncHttpErrorReason> {
   constructor(
-    readonly reason: SyncHttpErrorReason,
+    reason: SyncHttpErrorReason,
     message: string,
     readonly status?: number,
     /** From Retry-After on 429/503, in milliseconds. */
     readonly retryAfterMs?: number,
   ) {
-    super(message);
-    this.name = 'SyncHttpError';
+    super(reason, message);
   }
-  static is(error: unknown): error is SyncHttpError {
-    return error instanceof SyncHttpError;
-  }
+  override readonly name = 'SyncHttpError';
   /** Worth retrying later without any change on our side. */
   get transient(): boolean {
     if (this.reason === 'network' || this.reason === 'timeout') return true;
