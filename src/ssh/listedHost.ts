@@ -33,7 +33,8 @@ export function resolveListedHost(listing: ListedHost, options: SshConfigOptions
   } catch {
     local = undefined;
   }
-  if (local && local.hostName === listing.hostName && local.user === listing.user && local.port === listing.port) {
+  // Host names are DNS names (case does not matter, RFC 4343); user names are case-sensitive.
+  if (local && local.hostName.toLowerCase() === listing.hostName.toLowerCase() && local.user === listing.user && local.port === listing.port) {
     return { host: { ...local, label: listing.hostLabel } };
   }
   const target = listedTarget(listing);
