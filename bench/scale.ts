@@ -23,7 +23,7 @@ import * as readline from 'node:readline';
 import * as esbuild from 'esbuild';
 import { Client } from 'pg';
 import { buildServer } from '../test/integration/sync/harness';
-import { type PostgresCluster, startPostgresCluster } from '../test/integration/server/postgresFixture';
+import { type PostgresCluster, startPostgresCluster } from '../test/support/postgres';
 import { newSessionId } from '../src/terminal/sessionId';
 import { type Summary, round, sleep, summarize, wallMs } from './lib/util';
 

@@ -6,7 +6,7 @@
  * reordered; the connection's end is delayed like its data.
  */
 import { Server, Socket, createConnection, createServer } from 'node:net';
-import { DelayLine, type LinkShape } from '../../test/integration/fixtures/delayLine';
+import { DelayLine, type LinkShape } from '../../test/support/delayLine';
 
 export type { LinkShape };
 

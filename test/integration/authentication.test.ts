@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { AuthPrompter } from '../../src/terminal/auth';
 import { newSessionId } from '../../src/terminal/sessionId';
 import { ConnectError } from '../../src/terminal/sshConnection';
-import { SshHost, testKeys } from './fixtures/sshHost';
+import { SshHost, testKeys } from '../support/sshHost';
 import { TabRecorder, noPrompts, testLog, testPool } from './fixtures/sessionHarness';
 
 describe('authentication methods against a real sshd', function () {

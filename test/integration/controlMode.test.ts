@@ -11,7 +11,7 @@ import { newSessionId, sessionName } from '../../src/terminal/sessionId';
 import { ConnectionPool, SshConnection } from '../../src/terminal/sshConnection';
 import { TmuxScripts } from '../../src/terminal/tmuxCommands';
 import type { TerminalSize } from '../../src/terminal/sessionDriver';
-import { SshHost } from './fixtures/sshHost';
+import { SshHost } from '../support/sshHost';
 import { eventually, sleep, testLog, testPool } from './fixtures/sessionHarness';
 
 /** A headless terminal fed by a driver, as the Pseudoterminal would feed VS Code's xterm. */

@@ -10,7 +10,7 @@ import type { SyncTransport } from '../../src/sync/syncTransport';
 import type { ConnectionPool } from '../../src/terminal/sshConnection';
 import { inventoryScript, parseInventory } from '../../src/terminal/hostInventory';
 import { hostCapabilities } from '../../src/terminal/persistentSession';
-import { SshHost } from './fixtures/sshHost';
+import { SshHost } from '../support/sshHost';
 import { eventually, sleep } from './fixtures/sessionHarness';
 import { TestDevice } from './fixtures/testDevice';
 import { ServerProcess, buildServer } from './sync/harness';

@@ -17,7 +17,7 @@ import { SyncServerApi } from '../../src/sync/syncHttp';
 import { deriveSyncKeys, formatSyncKey, generateSyncKey } from '../../src/sync/syncKey';
 import { newSessionId } from '../../src/terminal/sessionId';
 import type { ConnectionPool } from '../../src/terminal/sshConnection';
-import { SshHost } from './fixtures/sshHost';
+import { SshHost } from '../support/sshHost';
 import { eventually, sleep, TabRecorder, testLog, testPool } from './fixtures/sessionHarness';
 import { TestDevice } from './fixtures/testDevice';
 import { buildServer, sampleSession, ServerProcess, WindowProcess } from './sync/harness';

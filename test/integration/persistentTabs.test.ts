@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { existsSync, rmSync } from 'node:fs';
 import { newSessionId } from '../../src/terminal/sessionId';
 import { ConnectError, ConnectionPool } from '../../src/terminal/sshConnection';
-import { SshHost } from './fixtures/sshHost';
+import { SshHost } from '../support/sshHost';
 import { TabRecorder, eventually, sleep, testPool } from './fixtures/sessionHarness';
-import { TcpProxy } from './fixtures/tcpProxy';
+import { TcpProxy } from '../support/tcpProxy';
 
 for (const tmuxMode of ['attach', 'control'] as const)
 describe(`persistent tabs against a real sshd (tmux ${tmuxMode} mode)`, function () {

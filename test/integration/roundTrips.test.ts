@@ -12,9 +12,9 @@ import { openScriptChannel } from '../../src/terminal/remoteExec';
 import { newSessionId } from '../../src/terminal/sessionId';
 import { ConnectionPool, SshConnection } from '../../src/terminal/sshConnection';
 import { forgetHostCapabilities } from '../../src/terminal/persistentSession';
-import { SshHost, testKeys } from './fixtures/sshHost';
+import { SshHost, testKeys } from '../support/sshHost';
 import { TabRecorder, eventually, sleep, testPool } from './fixtures/sessionHarness';
-import { TcpProxy } from './fixtures/tcpProxy';
+import { TcpProxy } from '../support/tcpProxy';
 
 for (const tmuxMode of ['attach', 'control'] as const)
 describe(`round trips per operation (tmux ${tmuxMode} mode)`, function () {

@@ -10,7 +10,7 @@ import { newSessionId } from '../../src/terminal/sessionId';
 import { ConnectionPool } from '../../src/terminal/sshConnection';
 import { decodeSnapshot, encodeSnapshot, parseTitles, TabRecord } from '../../src/terminal/tabSnapshot';
 import { describeHostSession } from '../../src/views/hostSessionText';
-import { SshHost } from './fixtures/sshHost';
+import { SshHost } from '../support/sshHost';
 import { TabRecorder, sleep, testPool } from './fixtures/sessionHarness';
 
 describe('session metadata on the host, across devices', function () {

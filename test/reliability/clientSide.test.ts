@@ -18,7 +18,7 @@ import { shellQuote } from '../../src/terminal/quoting';
 import { newSessionId } from '../../src/terminal/sessionId';
 import { ConnectionPool } from '../../src/terminal/sshConnection';
 import { TrustStore } from '../../src/terminal/trustStore';
-import { SshHost, testKeys } from '../integration/fixtures/sshHost';
+import { SshHost, testKeys } from '../support/sshHost';
 import { TabRecorder, noPrompts } from '../integration/fixtures/sessionHarness';
 import { CapturingLog, report, tempDir } from './common';
 

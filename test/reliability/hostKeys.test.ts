@@ -12,7 +12,7 @@ import { newSessionId } from '../../src/terminal/sessionId';
 import { ConnectError, ConnectionPool } from '../../src/terminal/sshConnection';
 import type { ResolvedHost } from '../../src/terminal/sshConfig';
 import { TrustStore } from '../../src/terminal/trustStore';
-import { SshHost } from '../integration/fixtures/sshHost';
+import { SshHost } from '../support/sshHost';
 import { TabRecorder, noPrompts } from '../integration/fixtures/sessionHarness';
 import { CapturingLog, report, sleep, tempDir } from './common';
 

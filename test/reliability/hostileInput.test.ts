@@ -21,7 +21,7 @@ import { ConnectionPool } from '../../src/terminal/sshConnection';
 import { PersistentSession } from '../../src/terminal/persistentSession';
 import { SshConfigError, parseHostTarget, resolveHost, type ResolvedHost } from '../../src/terminal/sshConfig';
 import { TrustStore } from '../../src/terminal/trustStore';
-import { SshHost } from '../integration/fixtures/sshHost';
+import { SshHost } from '../support/sshHost';
 import { TabRecorder, noPrompts } from '../integration/fixtures/sessionHarness';
 import { CapturingLog, SyncServer, UNSAFE_DISPLAY, report, tempDir, waitUntil } from './common';
 import { join } from 'node:path';

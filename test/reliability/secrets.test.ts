@@ -19,9 +19,9 @@ import { ConnectionPool } from '../../src/terminal/sshConnection';
 import type { ResolvedHost } from '../../src/terminal/sshConfig';
 import { encodeSnapshot } from '../../src/terminal/tabSnapshot';
 import { TrustStore } from '../../src/terminal/trustStore';
-import { SshHost } from '../integration/fixtures/sshHost';
+import { SshHost } from '../support/sshHost';
 import { TabRecorder } from '../integration/fixtures/sessionHarness';
-import { TcpProxy } from '../integration/fixtures/tcpProxy';
+import { TcpProxy } from '../support/tcpProxy';
 import { CapturingLog, SyncServer, report, tempDir, waitUntil } from './common';
 
 function filesUnder(dir: string): string[] {

@@ -5,8 +5,8 @@
  */
 import { copyFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { SshHost, testKeys, testUserName } from '../../integration/fixtures/sshHost';
-import { TcpProxy } from '../../integration/fixtures/tcpProxy';
+import { SshHost, testKeys, testUserName } from '../../support/sshHost';
+import { TcpProxy } from '../../support/tcpProxy';
 import { ARTIFACTS } from './env';
 
 export const E2E_USER = testUserName('tethere2e');

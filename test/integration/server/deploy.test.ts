@@ -9,12 +9,13 @@
 import * as assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as readline from 'node:readline';
 import { newSlotId, newToken, serverBundle } from './harness';
-import { type PostgresCluster, startPostgres } from './postgresFixture';
+import { type PostgresCluster, startPostgres } from '../../support/postgres';
+import { freePort } from '../../support/ports';
 
 const REPO = resolve(__dirname, '../../..');
 
@@ -52,16 +53,6 @@ function unitService(text: string, instance: string): Array<[string, string]> {
     }
   }
   return out;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((done) => {
-    const probe = createServer();
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as AddressInfo;
-      probe.close(() => done(port));
-    });
-  });
 }
 
 interface Running {

@@ -9,8 +9,8 @@ import { parseSshSyncUrl } from '../../../src/sync/sshSyncUrl';
 import { poolConnector, SshSyncTransport, sshAccountId } from '../../../src/sync/sshTransport';
 import { newSessionId } from '../../../src/terminal/sessionId';
 import type { ConnectionPool } from '../../../src/terminal/sshConnection';
-import { SshHost } from '../fixtures/sshHost';
-import { TcpProxy } from '../fixtures/tcpProxy';
+import { SshHost } from '../../support/sshHost';
+import { TcpProxy } from '../../support/tcpProxy';
 import { eventually, testPool } from '../fixtures/sessionHarness';
 import { sampleSession, tempRoot } from './harness';
 

@@ -9,7 +9,7 @@ import { sealEnvelope } from '../../../src/sync/envelope';
 import { deriveSyncKeys, formatSyncKey, generateSyncKey } from '../../../src/sync/syncKey';
 import { SyncServerApi } from '../../../src/sync/syncHttp';
 import { newSessionId } from '../../../src/terminal/sessionId';
-import { TcpProxy } from '../fixtures/tcpProxy';
+import { TcpProxy } from '../../support/tcpProxy';
 import { buildServer, DeviceProcess, sampleSession, ServerProcess, tempRoot } from './harness';
 
 /** Resolves once `predicate` holds, re-checking whenever the client reports anything. */

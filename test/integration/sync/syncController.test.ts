@@ -10,7 +10,7 @@ import { FakeEditor, installFakeVscode, useEditor, workspace } from './fakeVscod
 import { buildServer, sampleSession, ServerProcess, tempRoot } from './harness';
 import { parseSshSyncUrl } from '../../../src/sync/sshSyncUrl';
 import { poolConnector, SshSyncTransport } from '../../../src/sync/sshTransport';
-import { SshHost } from '../fixtures/sshHost';
+import { SshHost } from '../../support/sshHost';
 import { testPool } from '../fixtures/sessionHarness';
 
 /** A fake vscode.LogOutputChannel that keeps every line, so the test can check what was logged. */
