@@ -291,7 +291,7 @@ describe('sync server with PostgreSQL', function () {
         } finally {
           await client.end();
         }
-        assertNoPlaintext(Buffer.from(server.stderr.join('\n')), run, 'the server log');
+        assertNoPlaintext(Buffer.from(server.lines.join('\n')), run, 'the server log');
       } finally {
         await server.stop('SIGKILL');
       }

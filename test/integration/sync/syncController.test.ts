@@ -7,7 +7,7 @@ import { type RemoteState, SyncClient } from '../../../src/sync/syncClient';
 import { deriveSyncKeys, parseSyncKey } from '../../../src/sync/syncKey';
 import { newSessionId } from '../../../src/terminal/sessionId';
 import { FakeEditor, installFakeVscode, useEditor, workspace } from './fakeVscode';
-import { buildServer, sampleSession, ServerProcess, tempRoot } from './harness';
+import { sampleSession, ServerProcess, tempRoot } from './harness';
 import { parseSshSyncUrl } from '../../../src/sync/sshSyncUrl';
 import { poolConnector, SshSyncTransport } from '../../../src/sync/sshTransport';
 import { SshHost } from '../../support/sshHost';
@@ -47,7 +47,7 @@ describe('sync controller (thin VS Code layer, fake vscode, real server)', funct
     // require, not import(): the fake hooks CommonJS resolution only.
     ({ registerSync } = require('../../../src/sync/syncController') as { registerSync: typeof RegisterSync });
     await fs.mkdir(root, { recursive: true });
-    server = await ServerProcess.start(await buildServer(root), path.join(root, 'data'));
+    server = await ServerProcess.start(path.join(root, 'data'));
   });
 
   after(async function () {
