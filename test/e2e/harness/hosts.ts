@@ -24,6 +24,22 @@ export class E2eHost {
     return new E2eHost(host, proxy, alias);
   }
 
+  /**
+   * One host for the enclosing describe(): started before its scenarios (and handed to `started`),
+   * disposed after them. Returns what a Scenario asks for: the host, once it runs.
+   */
+  static forSuite(started: (host: E2eHost) => void, alias?: string): () => E2eHost[] {
+    let host: E2eHost | undefined;
+    before(async () => {
+      host = await E2eHost.start(alias);
+      started(host);
+    });
+    after(async () => {
+      await host?.dispose();
+    });
+    return () => (host ? [host] : []);
+  }
+
   /** ~/.ssh/config for a device: the alias goes through the proxy, with the host key pinned. */
   sshConfig(): string {
     return [
