@@ -7,7 +7,7 @@ import { pathToFileURL } from 'node:url';
 const production = process.argv.includes('--production');
 const watch = process.argv.includes('--watch');
 
-/** Shared with test/vscode/runTests.ts, which bundles the desktop VS Code suite the same way. */
+/** Shared with test/support/bundle.ts: the tests, the benchmarks and test/vscode bundle the same way. */
 export const common = {
   bundle: true,
   platform: 'node',

@@ -15,7 +15,7 @@ import { execFileSync } from 'node:child_process';
 import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as esbuild from 'esbuild';
+import { bundle } from '../test/support/bundle';
 import { Summary, summarize } from './lib/util';
 
 const repo = join(__dirname, '..');
@@ -35,16 +35,12 @@ export interface ActivationResult {
 async function buildProduction(outDir: string, withoutSsh2 = false): Promise<string> {
   const outfile = join(outDir, 'dist', withoutSsh2 ? 'extension-no-ssh2.js' : 'extension.js');
   // The options of esbuild.mjs with --production.
-  await esbuild.build({
+  await bundle({
     entryPoints: [join(repo, 'src/editor/extension.ts')],
     outfile,
-    bundle: true,
-    platform: 'node',
-    target: 'node20',
-    format: 'cjs',
     sourcemap: false,
     minify: true,
-    external: ['*.node', 'cpu-features', 'pg-native', 'vscode', ...(withoutSsh2 ? ['ssh2'] : [])],
+    external: ['vscode', ...(withoutSsh2 ? ['ssh2'] : [])],
     logLevel: 'error',
   });
   return outfile;

@@ -1,6 +1,6 @@
 /**
  * Terminal operations at real round-trip times (issue 16): every figure is measured through the
- * same shaped TCP proxy (bench/lib/proxy.ts) for Tether and for the OpenSSH client, in one run, at
+ * same shaped TCP proxy (test/support/tcpProxy.ts) for Tether and for the OpenSSH client, in one run, at
  * RTT 0, 50, 100 and 200 ms (or one, with --rtt=N). Tether runs as the extension does: one pool,
  * capabilities cached per host after the first use. Round trips per operation are counted as the
  * session channels (exec) each one opens after the SSH handshake.
@@ -8,7 +8,7 @@
 import { BenchHost } from './lib/hosts';
 import { installInstrumentation, takeCounts } from './lib/instrument';
 import { OpenSshTab, TetherTab, benchPool, markerCommand, openSshAttach, openTetherTab, waitAttached } from './lib/clients';
-import { CutProxy } from './lib/proxy';
+import { TcpProxy } from '../test/support/tcpProxy';
 import { Summary, round, sleep, summarize, waitUntil } from './lib/util';
 
 export const RTTS = [0, 50, 100, 200] as const;
@@ -43,7 +43,7 @@ export async function atRtt(hosts: [BenchHost, BenchHost], rttMs: number, option
   const trials = options.quick ? 3 : 5;
   const link = { oneWayDelayMs: rttMs / 2 };
   installInstrumentation();
-  const proxies = [await CutProxy.start(hosts[0].port, link), await CutProxy.start(hosts[1].port, link)];
+  const proxies = [await TcpProxy.start(hosts[0].port, { link, delayedEnd: true }), await TcpProxy.start(hosts[1].port, { link, delayedEnd: true })];
   const [proxy] = proxies;
   const host = hosts[0];
   const pool = benchPool();
@@ -169,7 +169,7 @@ export async function atRtt(hosts: [BenchHost, BenchHost], rttMs: number, option
 }
 
 /** 20 sessions on 2 hosts, each with 200 lines of history; all restored at once by a fresh pool. */
-async function restoreAt(hosts: [BenchHost, BenchHost], proxies: CutProxy[], options: { log: (line: string) => void }): Promise<RttResult['restore']> {
+async function restoreAt(hosts: [BenchHost, BenchHost], proxies: TcpProxy[], options: { log: (line: string) => void }): Promise<RttResult['restore']> {
   const perHost = 10;
   const lastLine = 'history line 00200';
   const setup = benchPool();

@@ -11,19 +11,17 @@
  * Where the time goes is read from PostgreSQL itself (pg_stat_database commits, pg_stat_wal syncs)
  * and from /proc (CPU seconds of each server, the PostgreSQL processes and this process).
  */
-import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as readline from 'node:readline';
-import * as esbuild from 'esbuild';
 import { Client } from 'pg';
-import { buildServer } from '../test/integration/sync/harness';
-import { type PostgresCluster, startPostgresCluster } from '../test/integration/server/postgresFixture';
+import { buildServer } from '../test/support/bundle';
+import { type PostgresCluster, startPostgresCluster } from '../test/support/postgres';
+import { serverBundle, SyncServerProcess } from '../test/support/syncServer';
 import { newSessionId } from '../src/common/sessionId';
 import { type Summary, round, sleep, summarize, wallMs } from './lib/util';
 
@@ -76,19 +74,7 @@ async function buildServerAt(commit: string, dir: string): Promise<string> {
   mkdirSync(tree, { recursive: true });
   const archive = execFileSync('git', ['archive', commit, 'src/server'], { cwd: repoRoot, maxBuffer: 64 * 1024 * 1024 });
   execFileSync('tar', ['-x', '-C', tree], { input: archive });
-  const outfile = join(dir, 'server-baseline.js');
-  await esbuild.build({
-    entryPoints: [join(tree, 'src/server/main.ts')],
-    outfile,
-    bundle: true,
-    platform: 'node',
-    target: 'node20',
-    format: 'cjs',
-    external: ['*.node', 'cpu-features', 'pg-native'],
-    nodePaths: [join(repoRoot, 'node_modules')],
-    logLevel: 'error',
-  });
-  return outfile;
+  return buildServer(join(dir, 'baseline'), tree);
 }
 
 const ACCOUNTS = 50;
@@ -101,39 +87,13 @@ const RAISED_LIMITS = [
   '--max-connections-per-ip', '100000', '--max-new-accounts-per-ip', '100000', '--heartbeat-ms', '600000',
 ];
 
-class ServerInstance {
-  private constructor(
-    readonly child: ChildProcess,
-    readonly port: number,
-  ) {}
-
-  static async start(serverJs: string, databaseUrl: string): Promise<ServerInstance> {
-    const child = spawn(process.execPath, [serverJs, '--port', '0', '--database-url', databaseUrl, ...RAISED_LIMITS], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    const url = await new Promise<string>((resolve, reject) => {
-      // The request log keeps flowing (one line per PUT); reading it all keeps the pipe from filling.
-      readline.createInterface({ input: child.stderr! }).on('line', (line) => {
-        if (!line.includes('"listening"')) return;
-        const parsed = JSON.parse(line) as { url?: string };
-        if (parsed.url) resolve(parsed.url);
-      });
-      child.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
-    });
-    return new ServerInstance(child, Number(new URL(url).port));
+class ServerInstance extends SyncServerProcess {
+  static start(serverJs: string, databaseUrl: string): Promise<ServerInstance> {
+    return ServerInstance.launch({ serverJs, args: ['--port', '0', '--database-url', databaseUrl, ...RAISED_LIMITS] });
   }
 
   cpuMs(): number {
     return procCpuMs(this.child.pid!);
-  }
-
-  async stop(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    const exited = once(this.child, 'exit');
-    this.child.kill('SIGTERM');
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(timer);
   }
 }
 
@@ -224,7 +184,7 @@ export async function scale(options: { quick: boolean; log: (line: string) => vo
   try {
     cluster = await startPostgresCluster();
     const baselineJs = await buildServerAt(BASELINE_COMMIT, dir);
-    const serverJs = await buildServer(dir);
+    const serverJs = await serverBundle();
     const variants: ScaleVariant[] = [];
     let postgres: ScaleResult['postgres'] | undefined;
     // Baseline first, then this tree, each on a fresh database of the same cluster.

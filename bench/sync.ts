@@ -17,7 +17,7 @@ import { formatSyncKey, generateSyncKey, parseSyncKey } from '../src/sync/syncKe
 import { newSessionId } from '../src/common/sessionId';
 import { ProbedServer } from './sync/server';
 import { DEFAULT_STREAM_LEASE_SECONDS } from '../src/sync/httpTransport';
-import { TcpProxy } from '../test/integration/fixtures/tcpProxy';
+import { TcpProxy } from '../test/support/tcpProxy';
 import { sampleSession } from '../test/integration/sync/harness';
 import { Summary, sleep, summarize, waitUntil, wallMs } from './lib/util';
 

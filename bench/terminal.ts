@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { ConnectionPool } from '../src/ssh/sshConnection';
-import { CutProxy } from './lib/proxy';
+import { TcpProxy } from '../test/support/tcpProxy';
 import { BenchHost } from './lib/hosts';
 import { Counts, installInstrumentation, startTimeline, takeCounts, takeTimeline } from './lib/instrument';
 import { OpenSshTab, TetherTab, benchPool, setTmuxMode, markerCommand, openSshAttach, openTetherTab, waitAttached } from './lib/clients';
@@ -364,7 +364,7 @@ export async function keystrokeEcho(host: BenchHost, options: TerminalOptions): 
 export async function reconnect(host: BenchHost, options: TerminalOptions): Promise<ReconnectResult> {
   const trials = options.quick ? 5 : 15;
   installInstrumentation();
-  const proxy = await CutProxy.start(host.port);
+  const proxy = await TcpProxy.start(host.port, { delayedEnd: true });
   const pool = benchPool();
   const live: number[] = [];
   const attachedState: number[] = [];
@@ -557,7 +557,7 @@ export interface OperationCounts {
 /** One of each operation against a host whose tmux is wrapped by a logger; not timed. */
 export async function countOperations(host: BenchHost, log: (line: string) => void): Promise<Record<string, OperationCounts>> {
   installInstrumentation();
-  const proxy = await CutProxy.start(host.port);
+  const proxy = await TcpProxy.start(host.port, { delayedEnd: true });
   const result: Record<string, OperationCounts> = {};
   const take = (name: string): void => {
     const c = takeCounts();

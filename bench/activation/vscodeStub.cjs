@@ -107,7 +107,10 @@ module.exports = withFallback({
   workspace: withFallback({
     getConfiguration: () => withFallback({ get: (_key, fallback) => fallback, has: () => false, inspect: () => undefined, update: async () => undefined }),
     onDidChangeConfiguration: event,
+    // A window without a folder (syncController's windowIdentity reads these).
+    workspaceFile: undefined,
     workspaceFolders: undefined,
+    name: undefined,
   }),
   env: withFallback({ machineId: 'stub-machine', appName: 'stub', clipboard: { readText: async () => '', writeText: async () => undefined } }),
 });

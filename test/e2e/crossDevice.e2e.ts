@@ -9,7 +9,7 @@ import * as assert from 'node:assert/strict';
 import type { Device } from './harness/device';
 import { E2eHost } from './harness/hosts';
 import { Scenario } from './harness/scenario';
-import { closeActiveTerminal, KEY_PATTERN, LIVE_VIEW, liveSessionRow, openTetherTerminal, until, waitForSyncLive } from './harness/steps';
+import { closeActiveTerminal, LIVE_VIEW, liveSessionRow, openTetherTerminal, setUpSync, until } from './harness/steps';
 import { SyncServer } from './harness/syncServer';
 
 describe('Tether across two devices (two code-servers, one sync server)', function () {
@@ -47,23 +47,10 @@ describe('Tether across two devices (two code-servers, one sync server)', functi
     const shared = host!;
 
     // Laptop: a new sync key, shown once in a dialog for the user to carry to the other device.
-    await a.workbench.runCommand('Tether: Set Up Sync');
-    await a.workbench.pick('Create a new sync key', { title: 'Tether: Set Up Sync' });
-    await a.workbench.answerInput(server!.url, { title: 'Sync server URL' });
-    const shown = await a.workbench.dialogText();
-    const key = KEY_PATTERN.exec(`${shown.detail} ${shown.message}`)?.[0];
-    assert.ok(key, `the dialog shows the sync key; it said: ${shown.message} / ${shown.detail}`);
-    await scenario.shot(a, 'sync key shown');
-    await a.page.keyboard.press('Escape');
-    await a.page.locator('.monaco-dialog-box').waitFor({ state: 'hidden' });
-    await waitForSyncLive(a);
+    const key = await setUpSync(a, server!.url, 'create', () => scenario.shot(a, 'sync key shown'));
 
     // Desktop: paste that key.
-    await b.workbench.runCommand('Tether: Set Up Sync');
-    await b.workbench.pick('Paste a sync key from another device', { title: 'Tether: Set Up Sync' });
-    await b.workbench.answerInput(key, { title: 'Paste the sync key from your other device' });
-    await b.workbench.answerInput(server!.url, { title: 'Sync server URL' });
-    await waitForSyncLive(b);
+    await setUpSync(b, server!.url, key);
     await scenario.shot(b, 'sync live');
 
     // Laptop: a session with some output.

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type { Device } from './harness/device';
 import { E2eHost } from './harness/hosts';
 import { Scenario } from './harness/scenario';
-import { KEY_PATTERN, LIVE_VIEW, NEW_TERMINAL, PROMPT, until, waitForSyncLive } from './harness/steps';
+import { LIVE_VIEW, openTetherTerminal, setUpSync, until, waitForSyncLive } from './harness/steps';
 import { SyncServer } from './harness/syncServer';
 
 describe('one device, another workspace (two code-servers, one sync server)', function () {
@@ -48,25 +48,11 @@ describe('one device, another workspace (two code-servers, one sync server)', fu
     const shared = host!;
 
     // Sync: a new key on the laptop, pasted on the desktop.
-    await a.workbench.runCommand('Tether: Set Up Sync');
-    await a.workbench.pick('Create a new sync key', { title: 'Tether: Set Up Sync' });
-    await a.workbench.answerInput(server!.url, { title: 'Sync server URL' });
-    const shown = await a.workbench.dialogText();
-    const key = KEY_PATTERN.exec(`${shown.detail} ${shown.message}`)?.[0];
-    assert.ok(key, 'the dialog shows the sync key');
-    await a.page.keyboard.press('Escape');
-    await a.page.locator('.monaco-dialog-box').waitFor({ state: 'hidden' });
-    await waitForSyncLive(a);
-    await b.workbench.runCommand('Tether: Set Up Sync');
-    await b.workbench.pick('Paste a sync key from another device', { title: 'Tether: Set Up Sync' });
-    await b.workbench.answerInput(key, { title: 'Paste the sync key from your other device' });
-    await b.workbench.answerInput(server!.url, { title: 'Sync server URL' });
-    await waitForSyncLive(b);
+    const key = await setUpSync(a, server!.url, 'create');
+    await setUpSync(b, server!.url, key);
 
     // Laptop, folder `work`: a session with a line of history.
-    await a.workbench.runCommand(NEW_TERMINAL);
-    await a.workbench.pick(shared.alias, { title: NEW_TERMINAL });
-    await a.workbench.waitForTerminal(PROMPT, { what: 'the remote shell prompt' });
+    await openTetherTerminal(a, shared.alias);
     await a.workbench.typeLine('echo "work-history-$((6*7))"');
     await a.workbench.waitForTerminal(/^work-history-42$/m, { what: 'work-history-42 on the laptop' });
     assert.equal(shared.sessions().length, 1);

@@ -6,21 +6,11 @@
 import * as assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import type { Device } from './harness/device';
-import { E2eHost, E2E_USER } from './harness/hosts';
+import { E2eHost } from './harness/hosts';
 import { Scenario } from './harness/scenario';
+import { NEW_TERMINAL, openTetherTerminal, PROMPT, until } from './harness/steps';
 
-const PROMPT = new RegExp(`${E2E_USER}@[^:\\s]+:~\\$`);
-const NEW_TERMINAL = 'Tether: New Persistent Terminal';
 const WALKTHROUGH = 'Get Started with Tether';
-
-async function until(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting until ${what}`);
-}
 
 /** Whether keyboard focus is inside a terminal (the panel was shown with preserveFocus if not). */
 function focusInTerminal(device: Device): Promise<boolean> {
@@ -38,15 +28,7 @@ function restoreLogged(device: Device, times: number): boolean {
 describe('Tether onboarding and restore in a real VS Code (code-server, packaged .vsix)', function () {
   this.timeout(300_000);
   let host: E2eHost;
-  const hosts = (): E2eHost[] => (host ? [host] : []);
-
-  before(async () => {
-    host = await E2eHost.start();
-  });
-
-  after(async () => {
-    await host?.dispose();
-  });
+  const hosts = E2eHost.forSuite((started) => (host = started));
 
   describe('scenario 19a: walkthrough', () => {
     const scenario = Scenario.hooked('19a-walkthrough', hosts);
@@ -92,9 +74,7 @@ describe('Tether onboarding and restore in a real VS Code (code-server, packaged
       const device = await scenario.device({ name: 'laptop', sshConfig: host.sshConfig() });
       const workbench = device.workbench;
       const panel = device.page.locator('.part.panel');
-      await workbench.runCommand(NEW_TERMINAL);
-      await workbench.pick(host.alias, { title: NEW_TERMINAL });
-      await workbench.waitForTerminal(PROMPT, { what: 'the remote shell prompt' });
+      await openTetherTerminal(device, host.alias);
       await workbench.typeLine('echo "restored-mark-$((3*7))"');
       await workbench.waitForTerminal(/^restored-mark-21$/m, { what: 'restored-mark-21' });
 

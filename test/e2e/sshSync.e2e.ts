@@ -9,7 +9,7 @@ import * as assert from 'node:assert/strict';
 import type { Device } from './harness/device';
 import { E2eHost } from './harness/hosts';
 import { Scenario } from './harness/scenario';
-import { KEY_PATTERN, liveSessionRow, openTetherTerminal, waitForSyncLive } from './harness/steps';
+import { liveSessionRow, openTetherTerminal, takeShownSyncKey, waitForSyncLive } from './harness/steps';
 
 const SET_UP = 'Tether: Set Up Sync';
 const VIA_SSH = 'Sync through an SSH host';
@@ -25,13 +25,7 @@ async function setUpThroughSsh(device: Device, alias: string, key: 'create' | st
     await device.workbench.answerInput(key, { title: 'Paste the sync key from your other device' });
   }
   await device.workbench.pick(alias, { title: 'Tether: Sync Through an SSH Host' });
-  if (key !== 'create') return undefined;
-  const shown = await device.workbench.dialogText();
-  const created = KEY_PATTERN.exec(`${shown.detail} ${shown.message}`)?.[0];
-  assert.ok(created, `the dialog shows the sync key; it said: ${shown.message} / ${shown.detail}`);
-  await device.page.keyboard.press('Escape');
-  await device.page.locator('.monaco-dialog-box').waitFor({ state: 'hidden' });
-  return created;
+  return key === 'create' ? takeShownSyncKey(device) : undefined;
 }
 
 describe('sync through an SSH host (two code-servers, no sync server)', function () {

@@ -5,29 +5,10 @@
  */
 import * as assert from 'node:assert/strict';
 import type { Device } from './harness/device';
-import { E2eHost, E2E_USER } from './harness/hosts';
+import { E2eHost } from './harness/hosts';
 import { Scenario } from './harness/scenario';
+import { openTetherTerminal, PROMPT, until } from './harness/steps';
 import type { TerminalRecorder } from './harness/workbench';
-
-const PROMPT = new RegExp(`${E2E_USER}@[^:\\s]+:~\\$`);
-const NEW_TERMINAL = 'Tether: New Persistent Terminal';
-
-/** Palette → New Persistent Terminal… → pick the host → wait for the remote prompt. */
-async function openTetherTerminal(device: Device, alias: string): Promise<void> {
-  const workbench = device.workbench;
-  await workbench.runCommand(NEW_TERMINAL);
-  await workbench.pick(alias, { title: NEW_TERMINAL });
-  await workbench.waitForTerminal(PROMPT, { what: 'the remote shell prompt', timeout: 60_000 });
-}
-
-async function until(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting until ${what}`);
-}
 
 function numbersOf(lines: string[], pattern: RegExp): number[] {
   return lines.flatMap((line) => [...line.matchAll(pattern)].map((match) => Number(match[1])));
@@ -36,15 +17,7 @@ function numbersOf(lines: string[], pattern: RegExp): number[] {
 describe('Tether in a real VS Code (code-server, packaged .vsix)', function () {
   this.timeout(240_000);
   let host: E2eHost;
-  const hosts = (): E2eHost[] => (host ? [host] : []);
-
-  before(async () => {
-    host = await E2eHost.start();
-  });
-
-  after(async () => {
-    await host?.dispose();
-  });
+  const hosts = E2eHost.forSuite((started) => (host = started));
 
   describe('scenario 1: palette → host → command', () => {
     const scenario = Scenario.hooked('1-palette-terminal', hosts);

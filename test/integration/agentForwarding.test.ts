@@ -10,9 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { newSessionId } from '../../src/common/sessionId';
 import { SshAgent } from './fixtures/sshAgent';
-import { SshHost, testKeys } from './fixtures/sshHost';
+import { SshHost, testKeys } from '../support/sshHost';
 import { TabRecorder, testPool } from './fixtures/sessionHarness';
-import { TcpProxy } from './fixtures/tcpProxy';
+import { TcpProxy } from '../support/tcpProxy';
 
 function fingerprint(publicKeyFile: string): string {
   return execFileSync('ssh-keygen', ['-lf', publicKeyFile], { encoding: 'utf8' }).split(' ')[1];

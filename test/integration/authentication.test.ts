@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { AuthPrompter } from '../../src/ssh/auth';
 import { newSessionId } from '../../src/common/sessionId';
 import { ConnectError } from '../../src/ssh/sshConnection';
-import { SshHost, testKeys } from './fixtures/sshHost';
+import { SshHost, testKeys } from '../support/sshHost';
 import { TabRecorder, noPrompts, testLog, testPool } from './fixtures/sessionHarness';
 
 describe('authentication methods against a real sshd', function () {

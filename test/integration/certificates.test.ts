@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConnectError } from '../../src/ssh/sshConnection';
 import { SshAgent } from './fixtures/sshAgent';
-import { SshHost } from './fixtures/sshHost';
+import { SshHost } from '../support/sshHost';
 import { testPool } from './fixtures/sessionHarness';
 
 function keygen(file: string, type = 'ed25519'): string {

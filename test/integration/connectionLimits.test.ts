@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { newSessionId } from '../../src/common/sessionId';
 import { TERMINALS_PER_CONNECTION } from '../../src/ssh/sshConnection';
-import { SshHost } from './fixtures/sshHost';
+import { SshHost } from '../support/sshHost';
 import { TabRecorder, testPool } from './fixtures/sessionHarness';
 
 describe('many tabs on one host (sshd MaxSessions 10, the default)', function () {

@@ -11,7 +11,7 @@ import { newSessionId, sessionName } from '../../src/common/sessionId';
 import { ConnectionPool, SshConnection } from '../../src/ssh/sshConnection';
 import { TmuxScripts } from '../../src/multiplexer/tmuxCommands';
 import type { TerminalSize } from '../../src/session/sessionDriver';
-import { SshHost } from './fixtures/sshHost';
+import { SshHost } from '../support/sshHost';
 import { eventually, sleep, testLog, testPool } from './fixtures/sessionHarness';
 
 /** A headless terminal fed by a driver, as the Pseudoterminal would feed VS Code's xterm. */

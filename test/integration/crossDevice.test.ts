@@ -10,10 +10,10 @@ import type { SyncTransport } from '../../src/sync/syncTransport';
 import type { ConnectionPool } from '../../src/ssh/sshConnection';
 import { inventoryScript, parseInventory } from '../../src/multiplexer/hostInventory';
 import { hostCapabilities } from '../../src/session/persistentSession';
-import { SshHost } from './fixtures/sshHost';
+import { SshHost } from '../support/sshHost';
 import { eventually, sleep } from './fixtures/sessionHarness';
 import { TestDevice } from './fixtures/testDevice';
-import { ServerProcess, buildServer } from './sync/harness';
+import { ServerProcess } from './sync/harness';
 
 // The same story with both transports: the sync server, and files on the session host itself over
 // each device's shared SSH connection (issue 15: a sync host that is also a session host).
@@ -27,8 +27,7 @@ describe(`cross-device sessions: two devices, one host, sync through ${transport
 
   before(async function () {
     host = await SshHost.start({ user: 'tetherx' });
-    const serverJs = await buildServer(mkdtempSync(join(tmpdir(), 'tether-server-build-')));
-    server = await ServerProcess.start(serverJs, mkdtempSync(join(tmpdir(), 'tether-server-data-')));
+    server = await ServerProcess.start(mkdtempSync(join(tmpdir(), 'tether-server-data-')));
   });
 
   beforeEach(async () => {
@@ -184,7 +183,7 @@ describe('the Hosts view inventory on a real host', function () {
 
   before(async () => {
     host = await SshHost.start({ user: 'tetherinv' });
-    server = await ServerProcess.start(await buildServer(mkdtempSync(join(tmpdir(), 'tether-server-build-'))), mkdtempSync(join(tmpdir(), 'tether-server-data-')));
+    server = await ServerProcess.start(mkdtempSync(join(tmpdir(), 'tether-server-data-')));
     const key = generateSyncKey();
     laptop = new TestDevice('laptop', server.url, key, () => host.resolved());
     desktop = new TestDevice('desktop', server.url, key, () => host.resolved());

@@ -17,10 +17,10 @@ import { SyncServerApi } from '../../src/sync/syncHttp';
 import { deriveSyncKeys, formatSyncKey, generateSyncKey } from '../../src/sync/syncKey';
 import { newSessionId } from '../../src/common/sessionId';
 import type { ConnectionPool } from '../../src/ssh/sshConnection';
-import { SshHost } from './fixtures/sshHost';
+import { SshHost } from '../support/sshHost';
 import { eventually, sleep, TabRecorder, testLog, testPool } from './fixtures/sessionHarness';
 import { TestDevice } from './fixtures/testDevice';
-import { buildServer, sampleSession, ServerProcess, WindowProcess } from './sync/harness';
+import { sampleSession, ServerProcess, WindowProcess } from './sync/harness';
 
 describe('one device = one slot: windows, workspaces, and the close rule (real sshd, tmux, sync server)', function () {
   this.timeout(240_000);
@@ -63,8 +63,7 @@ describe('one device = one slot: windows, workspaces, and the close rule (real s
 
   before(async function () {
     host = await SshHost.start({ user: 'tetherdev' });
-    const serverJs = await buildServer(mkdtempSync(join(tmpdir(), 'tether-server-build-')));
-    server = await ServerProcess.start(serverJs, mkdtempSync(join(tmpdir(), 'tether-server-data-')));
+    server = await ServerProcess.start(mkdtempSync(join(tmpdir(), 'tether-server-data-')));
   });
 
   beforeEach(async () => {

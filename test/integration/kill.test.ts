@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { newSessionId } from '../../src/common/sessionId';
 import { ConnectionPool } from '../../src/ssh/sshConnection';
-import { SshHost } from './fixtures/sshHost';
+import { SshHost } from '../support/sshHost';
 import { TabRecorder, sleep, testPool } from './fixtures/sessionHarness';
 
 describe('closing with the sentinel-confirmed kill', function () {

@@ -2,121 +2,91 @@ import assert from 'node:assert/strict';
 import { existsSync, rmSync } from 'node:fs';
 import { newSessionId } from '../../src/common/sessionId';
 import { ConnectError, ConnectionPool } from '../../src/ssh/sshConnection';
-import { SshHost } from './fixtures/sshHost';
-import { TabRecorder, eventually, sleep, testPool } from './fixtures/sessionHarness';
-import { TcpProxy } from './fixtures/tcpProxy';
+import { SshHost } from '../support/sshHost';
+import { HostSuite, TabRecorder, eventually, sleep, testPool } from './fixtures/sessionHarness';
+import { TcpProxy } from '../support/tcpProxy';
 
 for (const tmuxMode of ['attach', 'control'] as const)
 describe(`persistent tabs against a real sshd (tmux ${tmuxMode} mode)`, function () {
-  let host: SshHost;
-  let proxy: TcpProxy;
-  let pool: ConnectionPool;
-  const tabs: TabRecorder[] = [];
-
-  const open = (options: Partial<Parameters<typeof TabRecorder.open>[0]> = {}): TabRecorder => {
-    const tab = TabRecorder.open({ id: newSessionId(), host: host.resolved({ port: proxy.port }), pool, mode: 'create', preference: 'auto', tmuxMode, ...options });
-    tabs.push(tab);
-    return tab;
-  };
-
-  before(async function () {
-    this.timeout(30_000);
-    host = await SshHost.start({ user: 'tethera' });
-    proxy = await TcpProxy.start(host.port);
-  });
-
-  beforeEach(() => {
-    pool = testPool();
-  });
-
-  afterEach(() => {
-    for (const tab of tabs.splice(0)) tab.session.dispose();
-    pool.dispose();
-    host.reboot();
-  });
-
-  after(async () => {
-    await proxy?.close();
-    await host?.dispose();
-  });
+  const suite = new HostSuite({ user: 'tethera' }, { proxy: true, tabs: { tmuxMode } });
 
   it('creates tmux session tether_<id> on socket -L tether with its options, and runs commands', async () => {
-    const tab = open({ cwd: '/tmp' });
+    const tab = suite.open({ cwd: '/tmp' });
     await tab.waitForState('attached');
     tab.type('echo "hello from $(pwd)"\r');
     await tab.waitFor(/hello from \/tmp/);
-    assert.deepEqual(host.tmuxSessions(), [tab.session.name]);
+    assert.deepEqual(suite.host.tmuxSessions(), [tab.session.name]);
     const target = `-t '=${tab.session.name}:'`;
-    assert.match(host.tmux(`show-options ${target} status`), /status off/);
-    assert.match(host.tmux(`show-options ${target} prefix`), /prefix None/);
-    assert.match(host.tmux(`show-window-options ${target} window-size`), /window-size latest/);
+    assert.match(suite.host.tmux(`show-options ${target} status`), /status off/);
+    assert.match(suite.host.tmux(`show-options ${target} prefix`), /prefix None/);
+    assert.match(suite.host.tmux(`show-window-options ${target} window-size`), /window-size latest/);
     assert.equal(tab.session.multiplexer, 'tmux');
   });
 
   it('keeps the inner shell free of TMUX so the user’s own tmux works', async () => {
-    const tab = open();
+    const tab = suite.open();
     await tab.waitForState('attached');
     tab.type('echo "tmux-var:[${TMUX}]"\r');
     await tab.waitFor(/tmux-var:\[\]/);
   });
 
   it('survives a cut connection: re-attaches and the process inside keeps counting', async () => {
-    const tab = open();
+    const tab = suite.open();
     await tab.waitForState('attached');
     tab.type('i=0; while :; do i=$((i+1)); echo "tick $i"; sleep 0.2; done\r');
     await tab.waitFor(/tick 5\b/);
-    const panePid = host.tmux(`display -p -t '=${tab.session.name}:' '#{pane_pid}'`).trim();
-    const connectionsBefore = proxy.connections;
-    proxy.cut();
+    const panePid = suite.host.tmux(`display -p -t '=${tab.session.name}:' '#{pane_pid}'`).trim();
+    const connectionsBefore = suite.proxy.connections;
+    suite.proxy.cut();
     await tab.waitFor(/reconnecting/);
-    await tab.waitFor(() => tab.session.state === 'attached' && proxy.connections > connectionsBefore, 15_000, 're-attach');
+    await tab.waitFor(() => tab.session.state === 'attached' && suite.proxy.connections > connectionsBefore, 15_000, 're-attach');
     const seen = [...tab.plain.matchAll(/tick (\d+)/g)].map((match) => Number(match[1]));
     const highest = Math.max(...seen);
     await tab.waitFor(new RegExp(`tick ${highest + 3}\\b`));
     // The same shell runs in the same pane (a recreated session would have a new one), and no session was added.
-    assert.equal(host.tmux(`display -p -t '=${tab.session.name}:' '#{pane_pid}'`).trim(), panePid);
-    assert.deepEqual(host.tmuxSessions(), [tab.session.name]);
+    assert.equal(suite.host.tmux(`display -p -t '=${tab.session.name}:' '#{pane_pid}'`).trim(), panePid);
+    assert.deepEqual(suite.host.tmuxSessions(), [tab.session.name]);
   });
 
   it('notices a hung link (no FIN) through keepalive and re-attaches when it heals', async () => {
-    const tab = open();
+    const tab = suite.open();
     await tab.waitForState('attached');
-    proxy.freeze();
+    suite.proxy.freeze();
     await tab.waitFor(/reconnecting/, 20_000);
-    proxy.thaw();
+    suite.proxy.thaw();
     await tab.waitForState('attached', 20_000);
     tab.type('echo still-here\r');
     await tab.waitFor(/still-here/);
-    assert.deepEqual(host.tmuxSessions(), [tab.session.name]);
+    assert.deepEqual(suite.host.tmuxSessions(), [tab.session.name]);
   });
 
   it('ends the tab with a message when the tmux server is killed, and recreates nothing', async () => {
-    const tab = open();
+    const tab = suite.open();
     await tab.waitForState('attached');
-    host.reboot();
+    suite.host.reboot();
     const code = await tab.exited;
     assert.notEqual(code, 0);
     assert.match(tab.plain, /no longer exists on host/);
     await sleep(500);
-    assert.deepEqual(host.tmuxSessions(), []);
+    assert.deepEqual(suite.host.tmuxSessions(), []);
   });
 
   it('ends the tab with a message when the host rebooted while the connection was down', async () => {
-    const tab = open();
+    const tab = suite.open();
     await tab.waitForState('attached');
-    proxy.setRefusing(true);
-    proxy.cut();
+    suite.proxy.setRefusing(true);
+    suite.proxy.cut();
     await tab.waitFor(/reconnecting/);
-    host.reboot();
-    proxy.setRefusing(false);
+    suite.host.reboot();
+    suite.proxy.setRefusing(false);
     const code = await tab.exited;
     assert.equal(code, 1);
     assert.match(tab.plain, /no longer exists on host/);
-    assert.deepEqual(host.tmuxSessions(), []);
+    assert.deepEqual(suite.host.tmuxSessions(), []);
   });
 
   it('closes the tab with the shell’s exit status when the user types exit, without reconnecting', async () => {
-    const tab = open();
+    const tab = suite.open();
     await tab.waitForState('attached');
     tab.type('exit 3\r');
     assert.equal(await tab.exited, 3);
@@ -124,7 +94,7 @@ describe(`persistent tabs against a real sshd (tmux ${tmuxMode} mode)`, function
   });
 
   it('follows resizes of the tab, and ignores a zero-sized one', async () => {
-    const tab = open();
+    const tab = suite.open();
     await tab.waitForState('attached');
     tab.session.resize({ cols: 132, rows: 40 });
     tab.session.resize({ cols: 0, rows: 0 });
@@ -136,26 +106,26 @@ describe(`persistent tabs against a real sshd (tmux ${tmuxMode} mode)`, function
   it('treats a hostile working directory as data: no command runs, the shell starts in $HOME', async () => {
     const canary = `/tmp/tether-canary-${process.pid}`;
     rmSync(canary, { force: true });
-    const tab = open({ cwd: `/nonexistent'; touch ${canary}; echo '$(touch ${canary})\`touch ${canary}\`` });
+    const tab = suite.open({ cwd: `/nonexistent'; touch ${canary}; echo '$(touch ${canary})\`touch ${canary}\`` });
     await tab.waitForState('attached');
     tab.type('echo "cwd=$(pwd)"\r');
     await tab.waitFor(/cwd=\//);
-    assert.match(tab.plain, new RegExp(`cwd=${host.home}`));
+    assert.match(tab.plain, new RegExp(`cwd=${suite.host.home}`));
     assert.equal(existsSync(canary), false);
   });
 
   it('refuses an invalid session ID before anything reaches the host', () => {
-    assert.throws(() => open({ id: 'abc; touch /tmp/x' }), /invalid Tether session ID/);
+    assert.throws(() => suite.open({ id: 'abc; touch /tmp/x' }), /invalid Tether session ID/);
   });
 
   it('shares one SSH connection among the tabs of a host', async () => {
-    const before = proxy.connections;
-    const first = open();
-    const second = open();
+    const before = suite.proxy.connections;
+    const first = suite.open();
+    const second = suite.open();
     await first.waitForState('attached');
     await second.waitForState('attached');
-    assert.equal(proxy.connections - before, 1);
-    assert.equal(host.tmuxSessions().length, 2);
+    assert.equal(suite.proxy.connections - before, 1);
+    assert.equal(suite.host.tmuxSessions().length, 2);
   });
 
   it('refuses a changed host key before authentication', async () => {
@@ -164,8 +134,8 @@ describe(`persistent tabs against a real sshd (tmux ${tmuxMode} mode)`, function
       // known_hosts lists the real host's key for the impostor's address.
       const resolved = impostor.resolved({ knownHostsFile: undefined });
       const { writeFileSync } = await import('node:fs');
-      writeFileSync(resolved.knownHostsFiles[0], `${host.knownHostsLine(impostor.port)}\n`);
-      await assert.rejects(pool.acquire(resolved), (error: unknown) => {
+      writeFileSync(resolved.knownHostsFiles[0], `${suite.host.knownHostsLine(impostor.port)}\n`);
+      await assert.rejects(suite.pool.acquire(resolved), (error: unknown) => {
         assert.ok(ConnectError.is(error));
         assert.equal(error.reason, 'host-key');
         assert.match(error.message, /changed/);
@@ -184,7 +154,7 @@ describe(`persistent tabs against a real sshd (tmux ${tmuxMode} mode)`, function
   it('asks about an unknown host key and stops when the user refuses', async () => {
     let asked = '';
     const refusing = testPool({ confirmUnknown: async () => ((asked = 'yes'), false) });
-    const resolved = host.resolved();
+    const resolved = suite.host.resolved();
     const { writeFileSync } = await import('node:fs');
     writeFileSync(resolved.knownHostsFiles[0], '');
     await assert.rejects(refusing.acquire(resolved), (error: unknown) => ConnectError.is(error) && error.reason === 'host-key');
@@ -195,9 +165,9 @@ describe(`persistent tabs against a real sshd (tmux ${tmuxMode} mode)`, function
   it('connects through a ProxyJump hop, verifying both host keys', async () => {
     const jump = await SshHost.start({ user: 'tetherjump' });
     try {
-      const target = host.resolved({ label: 'behind-jump', proxyJump: [jump.resolved()] });
-      const tab = TabRecorder.open({ id: newSessionId(), host: target, pool, mode: 'create', preference: 'tmux' });
-      tabs.push(tab);
+      const target = suite.host.resolved({ label: 'behind-jump', proxyJump: [jump.resolved()] });
+      const tab = TabRecorder.open({ id: newSessionId(), host: target, pool: suite.pool, mode: 'create', preference: 'tmux' });
+      suite.tabs.push(tab);
       await tab.waitForState('attached');
       tab.type('echo via-jump\r');
       await tab.waitFor(/via-jump/);

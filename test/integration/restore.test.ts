@@ -3,9 +3,9 @@ import { newSessionId } from '../../src/common/sessionId';
 import { ConnectionPool } from '../../src/ssh/sshConnection';
 import { TabRecord, decodeSnapshot, encodeSnapshot, parseDirectories } from '../../src/session/tabSnapshot';
 import { hostCapabilities, scriptsFor } from '../../src/session/persistentSession';
-import { SshHost } from './fixtures/sshHost';
+import { SshHost } from '../support/sshHost';
 import { TabRecorder, eventually, testPool } from './fixtures/sessionHarness';
-import { TcpProxy } from './fixtures/tcpProxy';
+import { TcpProxy } from '../support/tcpProxy';
 
 /** What the tab manager stores for a tab, built from a running session. */
 function recordOf(tab: TabRecorder): TabRecord {

@@ -9,60 +9,30 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { Client } from 'ssh2';
 import { openScriptChannel } from '../../src/ssh/remoteExec';
-import { newSessionId } from '../../src/common/sessionId';
-import { ConnectionPool, SshConnection } from '../../src/ssh/sshConnection';
+import { SshConnection } from '../../src/ssh/sshConnection';
 import { forgetHostCapabilities } from '../../src/session/persistentSession';
-import { SshHost, testKeys } from './fixtures/sshHost';
-import { TabRecorder, eventually, sleep, testPool } from './fixtures/sessionHarness';
-import { TcpProxy } from './fixtures/tcpProxy';
+import { SshHost, testKeys } from '../support/sshHost';
+import { HostSuite, eventually, sleep, testPool } from './fixtures/sessionHarness';
 
 for (const tmuxMode of ['attach', 'control'] as const)
 describe(`round trips per operation (tmux ${tmuxMode} mode)`, function () {
-  let host: SshHost;
-  let proxy: TcpProxy;
-  let pool: ConnectionPool;
-  const tabs: TabRecorder[] = [];
-
-  const resolved = () => host.resolved({ port: proxy.port });
-  const open = (options: Partial<Parameters<typeof TabRecorder.open>[0]> = {}): TabRecorder => {
-    const tab = TabRecorder.open({ id: newSessionId(), host: resolved(), pool, mode: 'create', preference: 'auto', tmuxMode, ...options });
-    tabs.push(tab);
-    return tab;
-  };
+  const suite = new HostSuite({ user: 'tetherrtt' }, { proxy: true, tabs: { tmuxMode } });
   const connection = (): SshConnection => {
-    const live = pool.peek(resolved());
+    const live = suite.pool.peek(suite.resolved());
     assert.ok(live, 'an open connection');
     return live;
   };
 
-  before(async function () {
-    this.timeout(30_000);
-    host = await SshHost.start({ user: 'tetherrtt' });
-    proxy = await TcpProxy.start(host.port);
-  });
-
   beforeEach(() => {
-    pool = testPool();
-    proxy.setLink({ oneWayDelayMs: 0 });
-  });
-
-  afterEach(() => {
-    for (const tab of tabs.splice(0)) tab.session.dispose();
-    pool.dispose();
-    host.reboot();
-  });
-
-  after(async () => {
-    await proxy?.close();
-    await host?.dispose();
+    suite.proxy.setLink({ oneWayDelayMs: 0 });
   });
 
   it('a new tab: detect once per host, then one exec (create, check and attach in one script)', async () => {
-    forgetHostCapabilities(resolved());
-    const first = open();
+    forgetHostCapabilities(suite.resolved());
+    const first = suite.open();
     await first.waitForState('attached');
     assert.equal(connection().execChannels, 2, 'detect + the attach script');
-    const second = open();
+    const second = suite.open();
     await second.waitForState('attached');
     assert.equal(connection().execChannels, 3, 'capabilities are cached per host: one exec');
     second.type('echo made-$((6*7))\r');
@@ -70,11 +40,11 @@ describe(`round trips per operation (tmux ${tmuxMode} mode)`, function () {
   });
 
   it('a reconnect after a cut connection: exactly one exec after the handshake', async () => {
-    const tab = open();
+    const tab = suite.open();
     await tab.waitForState('attached');
     const before = connection();
-    proxy.cut();
-    await tab.waitFor(() => tab.session.state === 'attached' && pool.peek(resolved()) !== undefined && pool.peek(resolved()) !== before, 20_000, 're-attach');
+    suite.proxy.cut();
+    await tab.waitFor(() => tab.session.state === 'attached' && suite.pool.peek(suite.resolved()) !== undefined && suite.pool.peek(suite.resolved()) !== before, 20_000, 're-attach');
     // A new connection (the old one was cut) on which the tab opened one channel and nothing else.
     assert.equal(connection().execChannels, 1);
     tab.type('echo back-$((40+2))\r');
@@ -82,46 +52,46 @@ describe(`round trips per operation (tmux ${tmuxMode} mode)`, function () {
   });
 
   it('a re-attach on a live connection (the client was detached): one exec', async () => {
-    const tab = open();
+    const tab = suite.open();
     await tab.waitForState('attached');
     const live = connection();
     const opened = live.execChannels;
-    host.tmux(`detach-client -s '=${tab.session.name}'`);
+    suite.host.tmux(`detach-client -s '=${tab.session.name}'`);
     await eventually(() => live.execChannels > opened && tab.session.state === 'attached', 15_000, 're-attach');
     await sleep(300);
     assert.equal(live.execChannels, opened + 1);
   });
 
   it('a restore with history replay: one exec, and a gone session is reported by that same exec', async () => {
-    const made = open();
+    const made = suite.open();
     await made.waitForState('attached');
     made.type('echo history-line-$((1+1))\r');
     await made.waitFor(/history-line-2/);
     made.session.detach();
-    pool.dispose();
-    pool = testPool();
-    const restored = open({ id: made.session.id, mode: 'attach', multiplexer: 'tmux', replayLines: 100 });
+    suite.pool.dispose();
+    suite.pool = testPool();
+    const restored = suite.open({ id: made.session.id, mode: 'attach', multiplexer: 'tmux', replayLines: 100 });
     await restored.waitForState('attached');
     await restored.waitFor(/history-line-2/);
     assert.equal(connection().execChannels, 1);
     restored.session.detach();
-    pool.dispose();
-    pool = testPool();
-    host.tmux(`kill-session -t '=${made.session.name}'`);
-    const gone = open({ id: made.session.id, mode: 'attach', multiplexer: 'tmux', replayLines: 100 });
+    suite.pool.dispose();
+    suite.pool = testPool();
+    suite.host.tmux(`kill-session -t '=${made.session.name}'`);
+    const gone = suite.open({ id: made.session.id, mode: 'attach', multiplexer: 'tmux', replayLines: 100 });
     assert.equal(await gone.exited, 1);
     assert.match(gone.plain, /no longer exists on host/);
     assert.equal(connection().execChannels, 1);
-    assert.deepEqual(host.tmuxSessions(), [], 'an attach never creates');
+    assert.deepEqual(suite.host.tmuxSessions(), [], 'an attach never creates');
   });
 
   it('at 200 ms RTT, keys typed during a reconnect arrive exactly once', async function () {
     this.timeout(90_000);
-    proxy.setLink({ oneWayDelayMs: 100, jitterMs: 5 });
-    const tab = open();
+    suite.proxy.setLink({ oneWayDelayMs: 100, jitterMs: 5 });
+    const tab = suite.open();
     await tab.waitForState('attached', 30_000);
-    host.run('rm -f "$HOME/typed"');
-    proxy.cut();
+    suite.host.run('rm -f "$HOME/typed"');
+    suite.proxy.cut();
     await tab.waitFor(() => tab.session.state !== 'attached', 15_000, 'the drop noticed');
     // Typed in pieces while the tab reconnects: held, then sent once after the attach.
     for (const piece of ['printf k', 'ey', 's >> "$HOME/ty', 'ped"\r']) {
@@ -129,15 +99,15 @@ describe(`round trips per operation (tmux ${tmuxMode} mode)`, function () {
       await sleep(20);
     }
     await tab.waitForState('attached', 30_000);
-    await eventually(() => host.run('cat "$HOME/typed" 2>/dev/null || true') === 'keys', 20_000, 'the typed command ran');
+    await eventually(() => suite.host.run('cat "$HOME/typed" 2>/dev/null || true') === 'keys', 20_000, 'the typed command ran');
     await sleep(1500);
-    assert.equal(host.run('cat "$HOME/typed"'), 'keys', 'typed exactly once');
+    assert.equal(suite.host.run('cat "$HOME/typed"'), 'keys', 'typed exactly once');
   });
 
   it('at 200 ms RTT, input is not held behind a flood of output', async function () {
     this.timeout(90_000);
-    proxy.setLink({ oneWayDelayMs: 100 });
-    const tab = open();
+    suite.proxy.setLink({ oneWayDelayMs: 100 });
+    const tab = suite.open();
     await tab.waitForState('attached', 30_000);
     tab.type('while :; do echo floodfloodfloodfloodfloodfloodfloodfloodflood; done\r');
     const floodSeen = (): number => tab.text.split('floodfloodflood').length;

@@ -10,7 +10,7 @@ import { newSessionId } from '../../src/common/sessionId';
 import { ConnectionPool } from '../../src/ssh/sshConnection';
 import { decodeSnapshot, encodeSnapshot, parseTitles, TabRecord } from '../../src/session/tabSnapshot';
 import { describeHostSession } from '../../src/editor/hostSessionText';
-import { SshHost } from './fixtures/sshHost';
+import { SshHost } from '../support/sshHost';
 import { TabRecorder, sleep, testPool } from './fixtures/sessionHarness';
 
 describe('session metadata on the host, across devices', function () {

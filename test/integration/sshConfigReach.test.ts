@@ -13,7 +13,8 @@ import { newSessionId } from '../../src/common/sessionId';
 import { ConnectError } from '../../src/ssh/sshConnection';
 import { TrustStore } from '../../src/ssh/trustStore';
 import { SshAgent } from './fixtures/sshAgent';
-import { SshHost, freePort, testKeys } from './fixtures/sshHost';
+import { freePort } from '../support/ports';
+import { SshHost, testKeys } from '../support/sshHost';
 import { TabRecorder, testLog, testPool } from './fixtures/sessionHarness';
 
 const hasNc = spawnSync('sh', ['-c', 'command -v nc']).status === 0;

@@ -15,11 +15,10 @@ import { resolveListedHost } from '../../src/ssh/listedHost';
 import { PersistentSession, hostCapabilities } from '../../src/session/persistentSession';
 import { cleanMetaText } from '../../src/multiplexer/sessionMetadata';
 import { shellQuote } from '../../src/common/quoting';
-import { newSessionId } from '../../src/common/sessionId';
 import { ConnectionPool } from '../../src/ssh/sshConnection';
 import { TrustStore } from '../../src/ssh/trustStore';
-import { SshHost, testKeys } from '../integration/fixtures/sshHost';
-import { TabRecorder, noPrompts } from '../integration/fixtures/sessionHarness';
+import { testKeys } from '../support/sshHost';
+import { HostSuite, TabRecorder, noPrompts } from '../integration/fixtures/sessionHarness';
 import { CapturingLog, report, tempDir } from './common';
 
 const CANARY = `/tmp/tetherrel-canary-client-${process.pid}`;
@@ -27,39 +26,15 @@ const TOUCH = `touch ${CANARY}`;
 
 describe('reliability: client side of the host (issue 14, defect 5)', function () {
   this.timeout(300_000);
-  let host: SshHost;
-  let pool: ConnectionPool;
   const log = new CapturingLog();
-  const tabs: TabRecorder[] = [];
+  // reconnect: PersistentSession's own timing, not TabRecorder.open's.
+  const suite = new HostSuite(
+    { user: 'tetherrelc' },
+    { poolPer: 'suite', pool: { log, keepaliveCountMax: 3 }, tabs: { log, preference: 'tmux', probeTimeoutMs: 15_000, reconnect: undefined } },
+  );
 
-  before(async () => {
-    rmSync(CANARY, { force: true });
-    host = await SshHost.start({ user: 'tetherrelc' });
-    pool = new ConnectionPool({
-      prompter: noPrompts,
-      trustStore: new TrustStore(join(tempDir('tetherrel-trust-'), 'known_hosts')),
-      confirmUnknownHostKey: async () => false,
-      log,
-      keepaliveIntervalMs: 1000,
-      keepaliveCountMax: 3,
-      readyTimeoutMs: 10_000,
-    });
-  });
-
-  after(async () => {
-    for (const tab of tabs) tab.session.dispose();
-    pool?.dispose();
-    host?.reboot();
-    await host?.dispose();
-    rmSync(CANARY, { force: true });
-  });
-
-  const open = (options: Partial<ConstructorParameters<typeof PersistentSession>[0]>): TabRecorder => {
-    const tab = new TabRecorder(new PersistentSession({ id: newSessionId(), host: host.resolved(), pool, log, mode: 'create', preference: 'tmux', probeTimeoutMs: 15_000, ...options }));
-    void tab.session.start({ cols: 100, rows: 30 });
-    tabs.push(tab);
-    return tab;
-  };
+  before(() => rmSync(CANARY, { force: true }));
+  after(() => rmSync(CANARY, { force: true }));
 
   it('#(…) and #{…} in a start directory, a device name or a title stay data', async () => {
     const names = [`#(${TOUCH})`, `a#(${TOUCH})b`, `#{session_name}#{pane_id}`, `##(${TOUCH})`, `#[fg=red]x`, `#(${TOUCH})'$(${TOUCH})'`];
@@ -67,14 +42,14 @@ describe('reliability: client side of the host (issue 14, defect 5)', function (
     let metadataAsData = 0;
     for (const name of names) {
       const dir = `/tmp/tetherrel-cwd-${process.pid}-${names.indexOf(name)}/${name}`;
-      host.run(`mkdir -p -- ${shellQuote(dir)}`);
-      const tab = open({ cwd: dir, deviceName: `dev ${name}`, title: `title ${name}\n${TOUCH}` });
+      suite.host.run(`mkdir -p -- ${shellQuote(dir)}`);
+      const tab = suite.open({ cwd: dir, deviceName: `dev ${name}`, title: `title ${name}\n${TOUCH}` });
       await tab.waitForState('attached', 30_000);
       tab.type('pwd\r');
       const shown = dir.replace(/[$()[\]{}.*+?^|\\]/g, '\\$&');
       await tab.waitFor(new RegExp(`\\r?\\n${shown}\\r?\\n`), 15_000, `pwd shows ${dir}`);
       exactDirectory++;
-      const connection = await pool.acquire(host.resolved());
+      const connection = await suite.pool.acquire(suite.host.resolved());
       const inventory = parseInventory((await connection.runScript(inventoryScript(await hostCapabilities(connection)), 15_000)).output);
       const row = inventory.find((session) => session.id === tab.session.id);
       if (row?.meta?.device === cleanMetaText(`dev ${name}`, 64) && row?.meta?.title === cleanMetaText(`title ${name}\n${TOUCH}`, 100)) metadataAsData++;
@@ -92,7 +67,7 @@ describe('reliability: client side of the host (issue 14, defect 5)', function (
 
   it("a foreign host label never lends this device's alias settings to the listed target", async () => {
     const home = tempDir('tetherrel-home-');
-    const knownHosts = host.writeKnownHosts();
+    const knownHosts = suite.host.writeKnownHosts();
     const badKey = join(home, 'alias_only_key');
     writeFileSync(badKey, 'not a key\n');
     // This device's config: defaults for every host, and aliases that share labels with the listing.
@@ -100,13 +75,13 @@ describe('reliability: client side of the host (issue 14, defect 5)', function (
       'Host build-1',
       '  HostName 127.0.0.1',
       '  User somebody-else',
-      `  Port ${host.resolved().port}`,
+      `  Port ${suite.host.resolved().port}`,
       `  IdentityFile ${badKey}`,
       '  ProxyJump evil-hop.invalid',
       'Host build-2',
       '  HostName 127.0.0.1',
-      `  User ${host.user}`,
-      `  Port ${host.resolved().port}`,
+      `  User ${suite.host.user}`,
+      `  Port ${suite.host.resolved().port}`,
       `  IdentityFile ${testKeys().clientKey}`,
       'Host build-3',
       '  HostName 10.255.255.1',
@@ -117,8 +92,8 @@ describe('reliability: client side of the host (issue 14, defect 5)', function (
       `  UserKnownHostsFile ${knownHosts}`,
     ].join('\n');
     const options = { configText, homeDir: home, localUser: 'nobody' };
-    const listing = { user: host.user, hostName: '127.0.0.1', port: host.resolved().port };
-    const session = open({});
+    const listing = { user: suite.host.user, hostName: '127.0.0.1', port: suite.host.resolved().port };
+    const session = suite.open({});
     await session.waitForState('attached', 30_000);
     session.session.detach();
 
@@ -148,7 +123,7 @@ describe('reliability: client side of the host (issue 14, defect 5)', function (
         listedTarget++;
       }
       const join_ = new TabRecorder(new PersistentSession({ id: session.session.id, host: resolved, pool: new ConnectionPool({ prompter: noPrompts, trustStore: new TrustStore(join(tempDir('tetherrel-trust-'), 'known_hosts')), confirmUnknownHostKey: async () => false, log, readyTimeoutMs: 10_000 }), log, mode: 'attach', multiplexer: 'tmux', notice: note, probeTimeoutMs: 15_000 }));
-      tabs.push(join_);
+      suite.tabs.push(join_);
       void join_.session.start({ cols: 100, rows: 30 });
       await join_.waitForState('attached', 30_000);
       joined++;

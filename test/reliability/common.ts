@@ -6,14 +6,11 @@
  *
  * Everything is loopback-only and every loop is bounded.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { appendFileSync, chmodSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as readline from 'node:readline';
 import type { Logger } from '../../src/common/logger';
-import { buildServer } from '../integration/sync/harness';
+import { SyncServerProcess } from '../support/syncServer';
 
 /** A Logger that records every line at every level, debug included. */
 export class CapturingLog implements Logger {
@@ -118,98 +115,25 @@ export const UNSAFE_DISPLAY = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u2
 
 // ---- the sync server as a child process --------------------------------------------------------
 
-let serverJsPromise: Promise<string> | undefined;
-
-/** Every server child this process started: none may outlive the run (mocha --exit ends us abruptly). */
-const children = new Set<ChildProcess>();
-process.on('exit', () => {
-  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-});
-
-/** The real server bundle (src/server/main.ts), built once per run into a world-readable folder. */
-export function serverJs(): Promise<string> {
-  if (!serverJsPromise) {
-    const dir = mkdtempSync(join(tmpdir(), 'tetherrel-server-build-'));
-    chmodSync(dir, 0o755);
-    serverJsPromise = buildServer(dir).then((file) => {
-      chmodSync(file, 0o644);
-      return file;
-    });
-  }
-  return serverJsPromise;
-}
-
 export interface SyncServerOptions {
   dataDir: string;
   port?: number;
   /** Run as this uid/gid (the data dir's modes then apply). */
   uid?: number;
   gid?: number;
-  /** Extra flags, after the defaults above (a later flag wins). */
+  /** Extra flags, after the defaults (a later flag wins). */
   args?: string[];
 }
 
-export class SyncServer {
-  private constructor(
-    readonly lines: string[],
-    readonly child: ChildProcess,
-    readonly url: string,
-    readonly port: number,
-  ) {}
-
-  /** Starts the real server; rejects (with its output) if it exits before listening. */
-  static async start(options: SyncServerOptions): Promise<SyncServer> {
-    const js = await serverJs();
-    const args = [js, '--port', String(options.port ?? 0), '--data-dir', options.dataDir, '--heartbeat-ms', '500', '--rate', '100000', '--burst', '100000', '--max-new-accounts-per-ip', '100000', ...(options.args ?? [])];
-    const child = spawn(process.execPath, args, {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      ...(options.uid !== undefined ? { uid: options.uid, gid: options.gid ?? options.uid } : {}),
+/** The real server (test/support/syncServer.ts) with a 500 ms heartbeat and the rate limits raised. */
+export class SyncServer extends SyncServerProcess {
+  static start(options: SyncServerOptions): Promise<SyncServer> {
+    return SyncServer.launch({
+      args: ['--port', String(options.port ?? 0), '--data-dir', options.dataDir, '--heartbeat-ms', '500', '--rate', '100000', '--burst', '100000', '--max-new-accounts-per-ip', '100000', ...(options.args ?? [])],
+      uid: options.uid,
+      gid: options.gid,
       cwd: '/',
     });
-    children.add(child);
-    child.once('exit', () => children.delete(child));
-    const lines: string[] = [];
-    let resolveUrl: (url: string) => void = () => undefined;
-    const listening = new Promise<string>((resolve) => (resolveUrl = resolve));
-    for (const stream of [child.stdout!, child.stderr!]) {
-      readline.createInterface({ input: stream }).on('line', (text) => {
-        lines.push(text);
-        if (process.env.TETHER_TEST_VERBOSE) console.log(`    [server] ${text}`);
-        try {
-          const parsed = JSON.parse(text) as { msg?: string; url?: string };
-          if (parsed.msg === 'listening' && parsed.url) resolveUrl(parsed.url);
-        } catch {
-          /* not JSON */
-        }
-      });
-    }
-    const exited = once(child, 'exit').then(([code, signal]) => {
-      throw new Error(`sync server exited (${String(code ?? signal)}) before listening: ${lines.join(' | ').slice(0, 1000)}`);
-    });
-    exited.catch(() => undefined);
-    const url = await Promise.race([listening, exited]);
-    return new SyncServer(lines, child, url, Number(new URL(url).port));
-  }
-
-  get running(): boolean {
-    return this.child.exitCode === null && this.child.signalCode === null;
-  }
-
-  /** kill -9: no handler runs, nothing is flushed. */
-  async kill9(): Promise<void> {
-    if (!this.running) return;
-    const exited = once(this.child, 'exit');
-    this.child.kill('SIGKILL');
-    await exited;
-  }
-
-  async stop(): Promise<void> {
-    if (!this.running) return;
-    const exited = once(this.child, 'exit');
-    this.child.kill('SIGTERM');
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(timer);
   }
 }
 

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { generateSyncKey } from '../../src/sync/syncKey';
-import { SshHost } from '../integration/fixtures/sshHost';
+import { SshHost } from '../support/sshHost';
 import { TabRecorder, testPool } from '../integration/fixtures/sessionHarness';
 import { newSessionId } from '../../src/common/sessionId';
 import { TestDevice } from '../integration/fixtures/testDevice';

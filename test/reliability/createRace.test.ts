@@ -13,7 +13,7 @@
  */
 import assert from 'node:assert/strict';
 import { newSessionId } from '../../src/common/sessionId';
-import { SshHost } from '../integration/fixtures/sshHost';
+import { SshHost } from '../support/sshHost';
 import { TabRecorder, testPool } from '../integration/fixtures/sessionHarness';
 import { report, sleep } from './common';
 

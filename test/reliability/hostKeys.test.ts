@@ -11,9 +11,8 @@ import { PersistentSession } from '../../src/session/persistentSession';
 import { newSessionId } from '../../src/common/sessionId';
 import { ConnectError, ConnectionPool } from '../../src/ssh/sshConnection';
 import type { ResolvedHost } from '../../src/ssh/sshConfig';
-import { TrustStore } from '../../src/ssh/trustStore';
-import { SshHost } from '../integration/fixtures/sshHost';
-import { TabRecorder, noPrompts } from '../integration/fixtures/sessionHarness';
+import { SshHost } from '../support/sshHost';
+import { TabRecorder, testPool } from '../integration/fixtures/sessionHarness';
 import { CapturingLog, report, sleep, tempDir } from './common';
 
 const REPEATS = Number(process.env.TETHER_REL_HOSTKEY_REPEATS ?? 3);
@@ -43,17 +42,12 @@ describe('reliability: host keys', function () {
   });
 
   const pool = (): ConnectionPool =>
-    new ConnectionPool({
-      prompter: noPrompts,
-      trustStore: new TrustStore(join(tempDir('tetherrel-trust-'), 'known_hosts')),
-      confirmUnknownHostKey: async () => {
+    testPool({
+      confirmUnknown: async () => {
         prompts++;
         return false;
       },
       log,
-      keepaliveIntervalMs: 1000,
-      keepaliveCountMax: 2,
-      readyTimeoutMs: 10_000,
     });
 
   const impostorKey = (): string => readFileSync(`${impostor.hostKey}.pub`, 'utf8').trim().split(/\s+/).slice(0, 2).join(' ');

@@ -9,9 +9,9 @@ import { newSessionId } from '../../src/common/sessionId';
 import type { ConnectionPool } from '../../src/ssh/sshConnection';
 import { TabRecord, decodeSnapshot, encodeSnapshot } from '../../src/session/tabSnapshot';
 import type { ResolvedHost } from '../../src/ssh/sshConfig';
-import { SshHost } from '../integration/fixtures/sshHost';
+import { SshHost } from '../support/sshHost';
 import { TabRecorder, testPool } from '../integration/fixtures/sessionHarness';
-import { TcpProxy } from '../integration/fixtures/tcpProxy';
+import { TcpProxy } from '../support/tcpProxy';
 import { report, sleep, waitUntil } from './common';
 
 const ROUNDS = Number(process.env.TETHER_REL_REBOOT_ROUNDS ?? 10);

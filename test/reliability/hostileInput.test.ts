@@ -17,14 +17,10 @@ import { SyncClient } from '../../src/sync/syncClient';
 import { SyncServerApi } from '../../src/sync/syncHttp';
 import { deriveSyncKeys, generateSyncKey } from '../../src/sync/syncKey';
 import { InvalidSessionIdError, assertSessionId, newSessionId } from '../../src/common/sessionId';
-import { ConnectionPool } from '../../src/ssh/sshConnection';
 import { PersistentSession } from '../../src/session/persistentSession';
 import { SshConfigError, parseHostTarget, resolveHost, type ResolvedHost } from '../../src/ssh/sshConfig';
-import { TrustStore } from '../../src/ssh/trustStore';
-import { SshHost } from '../integration/fixtures/sshHost';
-import { TabRecorder, noPrompts } from '../integration/fixtures/sessionHarness';
+import { HostSuite } from '../integration/fixtures/sessionHarness';
 import { CapturingLog, SyncServer, UNSAFE_DISPLAY, report, tempDir, waitUntil } from './common';
-import { join } from 'node:path';
 
 const CANARY = `/tmp/tetherrel-canary-${process.pid}`;
 const TOUCH = `touch ${CANARY}`;
@@ -67,10 +63,7 @@ function strayControls(text: string): string[] {
 
 describe('reliability: hostile input corpus', function () {
   this.timeout(600_000);
-  let host: SshHost;
-  let pool: ConnectionPool;
   const log = new CapturingLog();
-  const tabs: TabRecorder[] = [];
   let canaryChecks = 0;
   const servers: SyncServer[] = [];
 
@@ -79,35 +72,16 @@ describe('reliability: hostile input corpus', function () {
     assert.equal(existsSync(CANARY), false, `canary ${CANARY} was created: a command was injected`);
   };
 
-  before(async () => {
-    rmSync(CANARY, { force: true });
-    host = await SshHost.start({ user: 'tetherrelh' });
-    pool = new ConnectionPool({
-      prompter: noPrompts,
-      trustStore: new TrustStore(join(tempDir('tetherrel-trust-'), 'known_hosts')),
-      confirmUnknownHostKey: async () => false,
-      log,
-      keepaliveIntervalMs: 1000,
-      keepaliveCountMax: 3,
-      readyTimeoutMs: 10_000,
-    });
-  });
+  const suite = new HostSuite(
+    { user: 'tetherrelh' },
+    { poolPer: 'suite', pool: { log, keepaliveCountMax: 3 }, tabs: { log, preference: 'tmux', reconnect: { baseDelayMs: 100, maxDelayMs: 500, jitter: 0.2 }, probeTimeoutMs: 10_000 } },
+  );
 
+  before(() => rmSync(CANARY, { force: true }));
   after(async () => {
     for (const server of servers) await server.stop();
-    for (const tab of tabs) tab.session.dispose();
-    pool?.dispose();
-    host?.reboot();
-    await host?.dispose();
     rmSync(CANARY, { force: true });
   });
-
-  const open = (options: Partial<ConstructorParameters<typeof PersistentSession>[0]>): TabRecorder => {
-    const tab = new TabRecorder(new PersistentSession({ id: newSessionId(), host: host.resolved(), pool, log, mode: 'create', preference: 'tmux', reconnect: { baseDelayMs: 100, maxDelayMs: 500, jitter: 0.2 }, probeTimeoutMs: 10_000, ...options }));
-    void tab.session.start({ cols: 100, rows: 30 });
-    tabs.push(tab);
-    return tab;
-  };
 
   it('user input: parseHostTarget, assertSessionId and a hostile cwd give clear errors and run nothing', async () => {
     let targetsRefused = 0;
@@ -133,14 +107,14 @@ describe('reliability: hostile input corpus', function () {
         if (!InvalidSessionIdError.is(error) || !/expected 26 characters/.test(error.message)) unclearErrors++;
         if (UNSAFE_DISPLAY.test((error as Error).message)) unsafeMessages++;
       }
-      assert.throws(() => new PersistentSession({ id: input, host: host.resolved(), pool, log, mode: 'attach', multiplexer: 'tmux' }), InvalidSessionIdError);
+      assert.throws(() => new PersistentSession({ id: input, host: suite.host.resolved(), pool: suite.pool, log, mode: 'attach', multiplexer: 'tmux' }), InvalidSessionIdError);
     }
     // Every corpus string as a working directory for a new tab, a few at a time.
     let cwdRan = 0;
     let cwdRefusedWithMessage = 0;
     let cwdOther = 0;
     for (let i = 0; i < HOSTILE.length; i += 6) {
-      const batch = HOSTILE.slice(i, i + 6).map((cwd) => ({ cwd, tab: open({ cwd }) }));
+      const batch = HOSTILE.slice(i, i + 6).map((cwd) => ({ cwd, tab: suite.open({ cwd }) }));
       for (const { cwd, tab } of batch) {
         await tab.waitFor(() => tab.session.state === 'attached' || tab.session.state === 'ended', 20_000, 'attached or ended');
         if (tab.session.state === 'attached') {
@@ -158,7 +132,7 @@ describe('reliability: hostile input corpus', function () {
       }
       canaryAbsent();
     }
-    host.reboot();
+    suite.host.reboot();
     report({
       scenario: 'Hostile input: user input (host target, session ID, cwd)',
       iterations: HOSTILE.length,
@@ -182,19 +156,19 @@ describe('reliability: hostile input corpus', function () {
   });
 
   it('ssh config: hostile config text never runs a command and ends a tab with a clean message', async () => {
-    const base = { homeDir: tempDir('tetherrel-home-'), localUser: host.user };
+    const base = { homeDir: tempDir('tetherrel-home-'), localUser: suite.host.user };
     const configs: Array<{ name: string; text: string }> = [
-      { name: 'HostName $(…)', text: `Host evil\n  HostName $(${TOUCH})\n  Port ${host.port}\n` },
+      { name: 'HostName $(…)', text: `Host evil\n  HostName $(${TOUCH})\n  Port ${suite.host.port}\n` },
       { name: 'HostName backticks', text: `Host evil\n  HostName \`${TOUCH}\`\n` },
-      { name: 'HostName ; and quotes', text: `Host evil\n  HostName "127.0.0.1; ${TOUCH}"\n  Port ${host.port}\n` },
+      { name: 'HostName ; and quotes', text: `Host evil\n  HostName "127.0.0.1; ${TOUCH}"\n  Port ${suite.host.port}\n` },
       { name: 'HostName ANSI escape', text: `Host evil\n  HostName \x1b]0;pwned\x07\x1b[31mred\n` },
-      { name: 'ProxyCommand', text: `Host evil\n  HostName 127.0.0.1\n  Port ${host.port}\n  ProxyCommand ${TOUCH}\n` },
+      { name: 'ProxyCommand', text: `Host evil\n  HostName 127.0.0.1\n  Port ${suite.host.port}\n  ProxyCommand ${TOUCH}\n` },
       { name: 'ProxyJump hostile', text: `Host evil\n  HostName 127.0.0.1\n  ProxyJump $(${TOUCH})\n` },
-      { name: 'Match exec', text: `Match exec "${TOUCH}"\n  HostName 127.0.0.2\nHost evil\n  HostName 127.0.0.1\n  Port ${host.port}\n` },
-      { name: 'LocalCommand', text: `Host evil\n  HostName 127.0.0.1\n  Port ${host.port}\n  PermitLocalCommand yes\n  LocalCommand ${TOUCH}\n` },
-      { name: 'User $(…)', text: `Host evil\n  HostName 127.0.0.1\n  Port ${host.port}\n  User $(${TOUCH})\n` },
+      { name: 'Match exec', text: `Match exec "${TOUCH}"\n  HostName 127.0.0.2\nHost evil\n  HostName 127.0.0.1\n  Port ${suite.host.port}\n` },
+      { name: 'LocalCommand', text: `Host evil\n  HostName 127.0.0.1\n  Port ${suite.host.port}\n  PermitLocalCommand yes\n  LocalCommand ${TOUCH}\n` },
+      { name: 'User $(…)', text: `Host evil\n  HostName 127.0.0.1\n  Port ${suite.host.port}\n  User $(${TOUCH})\n` },
       { name: 'Include $(…)', text: `Include $(${TOUCH})\nHost evil\n  HostName 127.0.0.1\n` },
-      { name: 'IdentityFile backticks', text: `Host evil\n  HostName 127.0.0.1\n  Port ${host.port}\n  IdentityFile \`${TOUCH}\`\n` },
+      { name: 'IdentityFile backticks', text: `Host evil\n  HostName 127.0.0.1\n  Port ${suite.host.port}\n  IdentityFile \`${TOUCH}\`\n` },
       { name: 'Port with ;', text: `Host evil\n  HostName 127.0.0.1\n  Port 22;${TOUCH}\n` },
       { name: 'very long HostName', text: `Host evil\n  HostName ${'h'.repeat(70_000)}\n` },
       { name: 'invalid UTF-8', text: `Host evil\n  HostName ${Buffer.from([0xff, 0xfe, 0x41]).toString('utf8')}\n` },
@@ -215,8 +189,8 @@ describe('reliability: hostile input corpus', function () {
         }
         continue;
       }
-      const withKeys: ResolvedHost = { ...resolved, identityFiles: [...resolved.identityFiles, ...host.resolved().identityFiles], identitiesOnly: true, knownHostsFiles: host.resolved().knownHostsFiles };
-      const tab = open({ host: withKeys });
+      const withKeys: ResolvedHost = { ...resolved, identityFiles: [...resolved.identityFiles, ...suite.host.resolved().identityFiles], identitiesOnly: true, knownHostsFiles: suite.host.resolved().knownHostsFiles };
+      const tab = suite.open({ host: withKeys });
       await tab.waitFor(() => tab.session.state === 'ended' || tab.session.state === 'attached', 30_000, `config ${name}`);
       if (tab.session.state === 'attached') {
         connected++; // a config that resolves to the real host is fine; nothing ran locally
@@ -229,7 +203,7 @@ describe('reliability: hostile input corpus', function () {
       }
       canaryAbsent();
     }
-    host.reboot();
+    suite.host.reboot();
     report({
       scenario: 'Hostile input: ssh config text',
       iterations: configs.length,
@@ -247,7 +221,7 @@ describe('reliability: hostile input corpus', function () {
     const keys = deriveSyncKeys(key);
     const api = new SyncServerApi({ serverUrl: server.url, token: keys.token });
     const valid = (overrides: Record<string, unknown>): Record<string, unknown> => ({
-      id: newSessionId(), hostLabel: 'hostile-host', user: host.user, hostName: '127.0.0.1', port: host.port, multiplexer: 'tmux', cwd: '/tmp', startedAt: Date.now(), title: 'ok', ...overrides,
+      id: newSessionId(), hostLabel: 'hostile-host', user: suite.host.user, hostName: '127.0.0.1', port: suite.host.port, multiplexer: 'tmux', cwd: '/tmp', startedAt: Date.now(), title: 'ok', ...overrides,
     });
     const fields = ['id', 'hostLabel', 'user', 'hostName', 'cwd', 'title'] as const;
     const sessions = HOSTILE.flatMap((value) => fields.map((field) => valid({ [field]: value })));
@@ -325,8 +299,8 @@ describe('reliability: hostile input corpus', function () {
       const joinable = listed.slice(0, 30);
       for (let i = 0; i < joinable.length; i += 6) {
         const batch = joinable.slice(i, i + 6).map((session) => {
-          const target: ResolvedHost = { ...host.resolved(), label: session.hostLabel, hostName: session.hostName, user: session.user, port: session.port };
-          return open({ id: session.id, host: target, mode: 'attach', multiplexer: session.multiplexer, replayLines: 100 });
+          const target: ResolvedHost = { ...suite.host.resolved(), label: session.hostLabel, hostName: session.hostName, user: session.user, port: session.port };
+          return suite.open({ id: session.id, host: target, mode: 'attach', multiplexer: session.multiplexer, replayLines: 100 });
         });
         for (const tab of batch) {
           await tab.waitFor(() => tab.session.state === 'ended', 30_000, 'join of a missing session ends');
@@ -339,7 +313,7 @@ describe('reliability: hostile input corpus', function () {
       let cwdTabs = 0;
       let cwdRefused = 0;
       for (let i = 0; i < cwds.length; i += 6) {
-        const batch = cwds.slice(i, i + 6).map((cwd) => open({ cwd }));
+        const batch = cwds.slice(i, i + 6).map((cwd) => suite.open({ cwd }));
         for (const tab of batch) {
           await tab.waitFor(() => tab.session.state === 'attached' || tab.session.state === 'ended', 20_000, 'cwd tab');
           if (tab.session.state === 'attached') {
@@ -353,7 +327,7 @@ describe('reliability: hostile input corpus', function () {
         }
         canaryAbsent();
       }
-      host.reboot();
+      suite.host.reboot();
       report({
         scenario: 'Hostile input: another device’s manifest (real envelope, real server)',
         iterations: sessions.length + HOSTILE.length + 1,
@@ -406,8 +380,8 @@ describe('reliability: hostile input corpus', function () {
         }
       }
     }
-    const resolved = resolveHost('evil', { homeDir: tempDir('tetherrel-home-'), localUser: host.user, configText: 'Host evil\n  HostName \u009b2J\u009b31mevil.invalid\n' });
-    const tab = open({ host: { ...resolved, identityFiles: host.resolved().identityFiles, knownHostsFiles: host.resolved().knownHostsFiles } });
+    const resolved = resolveHost('evil', { homeDir: tempDir('tetherrel-home-'), localUser: suite.host.user, configText: 'Host evil\n  HostName \u009b2J\u009b31mevil.invalid\n' });
+    const tab = suite.open({ host: { ...resolved, identityFiles: suite.host.resolved().identityFiles, knownHostsFiles: suite.host.resolved().knownHostsFiles } });
     await tab.waitFor(() => tab.session.state === 'ended', 30_000, 'tab ends');
     const stray = strayControls(tab.text.split('\r\n').filter((line) => line.includes('[tether]')).join('\r\n'));
     if (stray.length > 0) offenders.push(`status line: ${stray.join(' ')}`);

@@ -6,9 +6,9 @@
 import assert from 'node:assert/strict';
 import { newSessionId } from '../../src/common/sessionId';
 import type { ConnectionPool } from '../../src/ssh/sshConnection';
-import { SshHost } from '../integration/fixtures/sshHost';
+import { SshHost } from '../support/sshHost';
 import { TabRecorder, testPool } from '../integration/fixtures/sessionHarness';
-import { TcpProxy } from '../integration/fixtures/tcpProxy';
+import { TcpProxy } from '../support/tcpProxy';
 import { median, report, rng, sleep } from './common';
 
 const CUTS = Number(process.env.TETHER_REL_CUTS ?? 100);

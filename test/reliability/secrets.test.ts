@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { appendFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CrossDeviceSessions } from '../../src/sync/crossDevice';
 import { SyncClient } from '../../src/sync/syncClient';
@@ -19,20 +19,11 @@ import { ConnectionPool } from '../../src/ssh/sshConnection';
 import type { ResolvedHost } from '../../src/ssh/sshConfig';
 import { encodeSnapshot } from '../../src/session/tabSnapshot';
 import { TrustStore } from '../../src/ssh/trustStore';
-import { SshHost } from '../integration/fixtures/sshHost';
-import { TabRecorder } from '../integration/fixtures/sessionHarness';
-import { TcpProxy } from '../integration/fixtures/tcpProxy';
+import { SshHost } from '../support/sshHost';
+import { TabRecorder, testPool } from '../integration/fixtures/sessionHarness';
+import { TcpProxy } from '../support/tcpProxy';
+import { filesUnder } from '../integration/server/harness';
 import { CapturingLog, SyncServer, report, tempDir, waitUntil } from './common';
-
-function filesUnder(dir: string): string[] {
-  const out: string[] = [];
-  for (const name of readdirSync(dir)) {
-    const path = join(dir, name);
-    if (statSync(path).isDirectory()) out.push(...filesUnder(path));
-    else out.push(path);
-  }
-  return out;
-}
 
 describe('reliability: secrets stay out of logs, snapshots and server storage', function () {
   this.timeout(300_000);
@@ -73,15 +64,7 @@ describe('reliability: secrets stay out of logs, snapshots and server storage', 
       password: async () => undefined,
       keyboardInteractive: async () => undefined,
     };
-    const pool = new ConnectionPool({
-      prompter,
-      trustStore: new TrustStore(join(tempDir('tetherrel-trust-'), 'known_hosts')),
-      confirmUnknownHostKey: async () => false,
-      log,
-      keepaliveIntervalMs: 1000,
-      keepaliveCountMax: 2,
-      readyTimeoutMs: 10_000,
-    });
+    const pool = testPool({ prompter, log });
     const resolved: ResolvedHost = { ...host.resolved({ port: proxy.port, label: 'secret-host' }), identityFiles: [keyPath], identitiesOnly: true };
     const tab = new TabRecorder(new PersistentSession({ id: newSessionId(), host: resolved, pool, log, mode: 'create', preference: 'tmux', reconnect: { baseDelayMs: 100, maxDelayMs: 500, jitter: 0.2 } }));
     void tab.session.start({ cols: 100, rows: 30 });

@@ -14,7 +14,7 @@ import { SyncServerApi } from '../../src/sync/syncHttp';
 import { deriveSyncKeys, generateSyncKey } from '../../src/sync/syncKey';
 import { newSessionId } from '../../src/common/sessionId';
 import type { ConnectionPool } from '../../src/ssh/sshConnection';
-import { SshHost, ensureUser, testUserName } from '../integration/fixtures/sshHost';
+import { SshHost, ensureUser, testUserName } from '../support/sshHost';
 import { TabRecorder, testPool } from '../integration/fixtures/sessionHarness';
 import { CapturingLog, SyncServer, report, rng, sleep, tempDir, waitUntil } from './common';
 

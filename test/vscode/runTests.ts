@@ -14,8 +14,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import type { BuildOptions } from 'esbuild';
+import { bundle } from '../support/bundle';
 import { chooseVscodeBuild, VscodeBuildError, type BuildProbe } from './vscodeBuild';
 
 const REPO = resolve(__dirname, '..', '..');
@@ -60,16 +59,13 @@ const probe: BuildProbe = {
 /** The extension (dist/, what extensionDevelopmentPath loads) and the suite, with esbuild.mjs's options. */
 async function build(): Promise<string> {
   execFileSync(process.execPath, [join(REPO, 'esbuild.mjs')], { cwd: REPO, stdio: 'inherit' });
-  const esbuild = await import('esbuild');
-  const { common } = (await import(pathToFileURL(join(REPO, 'esbuild.mjs')).href)) as { common: BuildOptions };
   const suite = join(REPO, 'test', 'vscode', 'suite');
   rmSync(SUITE_OUT, { recursive: true, force: true });
-  await esbuild.build({
-    ...common,
+  await bundle({
     entryPoints: readdirSync(suite).filter((name) => name.endsWith('.ts')).map((name) => join(suite, name)),
     outdir: SUITE_OUT,
     // vscode comes from the extension host; mocha from node_modules (it loads the test files itself).
-    external: [...(common.external ?? []), 'vscode', 'mocha'],
+    external: ['vscode', 'mocha'],
   });
   return join(SUITE_OUT, 'index.js');
 }

@@ -9,7 +9,7 @@ import { copyFileSync, createWriteStream, existsSync, mkdirSync, readdirSync, st
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { BrowserContext, Page, chromium } from 'playwright-core';
-import { freePort } from '../../integration/fixtures/sshHost';
+import { freePort } from '../../support/ports';
 import { ARTIFACTS, CHROMIUM, CODE_SERVER_ENTRY, NODE24, RUN_ROOT, VSIX, slug } from './env';
 import { alive } from './processes';
 import { Workbench } from './workbench';

@@ -5,8 +5,8 @@
  */
 import { copyFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { SshHost, testKeys, testUserName } from '../../integration/fixtures/sshHost';
-import { TcpProxy } from '../../integration/fixtures/tcpProxy';
+import { SshHost, testKeys, testUserName } from '../../support/sshHost';
+import { TcpProxy } from '../../support/tcpProxy';
 import { ARTIFACTS } from './env';
 
 export const E2E_USER = testUserName('tethere2e');
@@ -22,6 +22,22 @@ export class E2eHost {
     const host = await SshHost.start({ user });
     const proxy = await TcpProxy.start(host.port);
     return new E2eHost(host, proxy, alias);
+  }
+
+  /**
+   * One host for the enclosing describe(): started before its scenarios (and handed to `started`),
+   * disposed after them. Returns what a Scenario asks for: the host, once it runs.
+   */
+  static forSuite(started: (host: E2eHost) => void, alias?: string): () => E2eHost[] {
+    let host: E2eHost | undefined;
+    before(async () => {
+      host = await E2eHost.start(alias);
+      started(host);
+    });
+    after(async () => {
+      await host?.dispose();
+    });
+    return () => (host ? [host] : []);
   }
 
   /** ~/.ssh/config for a device: the alias goes through the proxy, with the host key pinned. */

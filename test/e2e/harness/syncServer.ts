@@ -1,17 +1,15 @@
 /**
  * The Tether sync server as built into dist/server.js (run.ts copies it next to the run), started
- * on a free port with its own data folder. It prints JSON log lines; one of them carries "url".
+ * on a free port with its own data folder (test/support/syncServer.ts); its log goes to a file.
  */
-import { ChildProcess, spawn } from 'node:child_process';
 import { copyFileSync, createWriteStream, existsSync, mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
+import { SyncServerProcess } from '../../support/syncServer';
 import { ARTIFACTS, REPO, RUN_ROOT } from './env';
 
 export class SyncServer {
   private constructor(
-    private readonly child: ChildProcess,
-    readonly url: string,
+    private readonly server: SyncServerProcess,
     readonly logPath: string,
   ) {}
 
@@ -21,30 +19,19 @@ export class SyncServer {
     const dataDir = mkdtempSync(join(RUN_ROOT, 'sync-server-'));
     const logPath = join(dataDir, 'server.log');
     const log = createWriteStream(logPath);
-    const child = spawn(process.execPath, [script, '--port', '0', '--data-dir', dataDir, '--max-new-accounts-per-ip', '100000'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const url = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        reject(new Error(`the sync server printed no URL within 15 s; see ${logPath}`));
-      }, 15_000);
-      child.once('exit', (code) => reject(new Error(`the sync server exited with ${code}; see ${logPath}`)));
-      // Its JSON log lines may come on either stream.
-      const onLine = (line: string): void => {
-        log.write(`${line}\n`);
-        try {
-          const parsed = JSON.parse(line) as { url?: unknown };
-          if (typeof parsed.url === 'string') {
-            clearTimeout(timer);
-            resolve(parsed.url);
-          }
-        } catch {
-          /* not JSON */
-        }
-      };
-      createInterface({ input: child.stdout! }).on('line', onLine);
-      createInterface({ input: child.stderr! }).on('line', onLine);
+    const server = await SyncServerProcess.launch({
+      serverJs: script,
+      args: ['--port', '0', '--data-dir', dataDir, '--max-new-accounts-per-ip', '100000'],
+      onLine: (line) => log.write(`${line}\n`),
+      timeoutMs: 15_000,
+    }).catch((error: Error) => {
+      throw new Error(`${error.message}\n(see ${logPath})`);
     });
-    return new SyncServer(child, url, logPath);
+    return new SyncServer(server, logPath);
+  }
+
+  get url(): string {
+    return this.server.url;
   }
 
   saveLog(prefix: string): void {
@@ -52,10 +39,6 @@ export class SyncServer {
   }
 
   async stop(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
-    this.child.kill('SIGTERM');
-    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5_000))]);
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+    await this.server.stop('SIGTERM', 5_000);
   }
 }

@@ -2,7 +2,8 @@ import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { Api, makeTempDir, newSlotId, newToken, serverBundle, ServerProcess } from './harness';
+import { serverBundle } from '../../support/syncServer';
+import { Api, makeTempDir, newSlotId, newToken, ServerProcess } from './harness';
 
 describe('sync server command line', () => {
   let dir: string;

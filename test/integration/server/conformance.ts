@@ -400,7 +400,7 @@ export function conformanceSuite(storeArgs: () => string[], otherStoreArgs: () =
   });
 
   it('never logs a token or blob content, and logs one JSON object per line', () => {
-    const lines = [server, ...extraServers].flatMap((process) => process.stderr);
+    const lines = [server, ...extraServers].flatMap((process) => process.lines);
     assert.ok(lines.length > 20, 'the servers logged their requests');
     for (const line of lines) assert.doesNotThrow(() => JSON.parse(line), line);
     const all = lines.join('\n');

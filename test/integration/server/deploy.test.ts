@@ -7,14 +7,15 @@
  * nginx (Debian's nginx-light) in front of two instances on one PostgreSQL database.
  */
 import * as assert from 'node:assert/strict';
-import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import * as readline from 'node:readline';
-import { newSlotId, newToken, serverBundle } from './harness';
-import { type PostgresCluster, startPostgres } from './postgresFixture';
+import { newSlotId, newToken } from './harness';
+import { type PostgresCluster, startPostgres } from '../../support/postgres';
+import { freePort } from '../../support/ports';
+import { serverBundle, SyncServerProcess } from '../../support/syncServer';
 
 const REPO = resolve(__dirname, '../../..');
 
@@ -54,51 +55,16 @@ function unitService(text: string, instance: string): Array<[string, string]> {
   return out;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((done) => {
-    const probe = createServer();
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as AddressInfo;
-      probe.close(() => done(port));
-    });
-  });
+/** Runs a recipe's command line the way it runs there (its environment only, its user, cwd /) until it listens. */
+function run(command: string[], env: Record<string, string>, uid: number, gid: number): Promise<SyncServerProcess> {
+  return SyncServerProcess.launch({ command, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }, uid, gid, cwd: '/' });
 }
 
-interface Running {
-  child: ChildProcess;
-  lines: string[];
-  listening: Promise<string>;
+async function stop(server: SyncServerProcess, signal: NodeJS.Signals): Promise<number | null> {
+  return (await server.stop(signal, 60_000)).code;
 }
 
-function run(command: string[], env: Record<string, string>, uid: number, gid: number): Running {
-  const child = spawn(command[0], command.slice(1), { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }, uid, gid, cwd: '/', stdio: ['ignore', 'pipe', 'pipe'] });
-  const lines: string[] = [];
-  const listening = new Promise<string>((done, fail) => {
-    for (const stream of [child.stdout!, child.stderr!]) {
-      readline.createInterface({ input: stream }).on('line', (line) => {
-        lines.push(line);
-        try {
-          const parsed = JSON.parse(line) as { msg?: string; url?: string };
-          if (parsed.msg === 'listening' && parsed.url) done(parsed.url);
-        } catch {
-          /* not JSON */
-        }
-      });
-    }
-    child.once('exit', (code) => fail(new Error(`exited ${code} before listening: ${lines.join('\n')}`)));
-  });
-  listening.catch(() => undefined);
-  return { child, lines, listening };
-}
-
-async function stop(running: Running, signal: NodeJS.Signals): Promise<number | null> {
-  if (running.child.exitCode !== null) return running.child.exitCode;
-  const exited = new Promise<number | null>((done) => running.child.once('exit', (code) => done(code)));
-  running.child.kill(signal);
-  return exited;
-}
-
-async function waitForLine(running: Running, msg: string): Promise<Record<string, unknown>> {
+async function waitForLine(running: SyncServerProcess, msg: string): Promise<Record<string, unknown>> {
   for (let i = 0; i < 200; i++) {
     for (const line of running.lines) {
       try {
@@ -200,8 +166,7 @@ describe('deployment recipe (docs/deploy.md)', function () {
     };
 
     // 1. `docker run -v tether-data:/data image`: the file store in the volume.
-    const fileStore = run([...entrypoint, ...cmd].map(inImage), containerEnv, uid, gid);
-    await fileStore.listening;
+    const fileStore = await run([...entrypoint, ...cmd].map(inImage), containerEnv, uid, gid);
     assert.equal(healthcheck(), 0);
     const token = newToken();
     const slot = newSlotId();
@@ -214,8 +179,7 @@ describe('deployment recipe (docs/deploy.md)', function () {
 
     // 2. `docker run image --database-url postgres://…`: arguments after the image name replace CMD.
     const databaseUrl = await cluster!.createDatabase();
-    const pg = run([...entrypoint, '--database-url', databaseUrl].map(inImage), containerEnv, uid, gid);
-    await pg.listening;
+    const pg = await run([...entrypoint, '--database-url', databaseUrl].map(inImage), containerEnv, uid, gid);
     assert.equal(((await waitForLine(pg, 'store_open')) as { store?: string }).store, 'postgres');
     assert.equal(healthcheck(), 0);
     const put2 = await fetch(`${base}/v1/blobs/${slot}`, { method: 'PUT', headers: { Authorization: `Bearer ${token}`, 'If-None-Match': '*', 'Content-Type': 'application/json' }, body: JSON.stringify({ data: 'QUJD' }) });
@@ -249,8 +213,8 @@ describe('deployment recipe (docs/deploy.md)', function () {
     chmodSync(join(opt, 'server.js'), 0o644);
     const [execStart] = values('ExecStart');
     const command = execStart.split(/\s+/).map((arg) => (arg === '/usr/bin/node' ? process.execPath : arg === '/opt/tether-server/server.js' ? join(opt, 'server.js') : arg));
-    const unit = run(command, env, uid, uid);
-    const url = await unit.listening;
+    const unit = await run(command, env, uid, uid);
+    const url = unit.url;
     assert.equal(url, `http://127.0.0.1:${port}`);
     assert.equal((await fetch(`${url}/healthz`)).status, 200);
     const [execReload] = values('ExecReload');
@@ -272,7 +236,7 @@ describe('deployment recipe (docs/deploy.md)', function () {
     }
     const databaseUrl = await cluster!.createDatabase();
     const ports = [await freePort(), await freePort()];
-    const instances = ports.map((port) => run([process.execPath, bundle, '--port', String(port), '--database-url', databaseUrl, '--trust-proxy', '127.0.0.1'], {}, 0, 0));
+    const instances = await Promise.all(ports.map((port) => run([process.execPath, bundle, '--port', String(port), '--database-url', databaseUrl, '--trust-proxy', '127.0.0.1'], {}, 0, 0)));
     const proxyPort = await freePort();
     const prefix = join(root, 'nginx');
     mkdirSync(prefix, { recursive: true });
@@ -292,7 +256,6 @@ describe('deployment recipe (docs/deploy.md)', function () {
     const proxy = spawn(nginx!, ['-p', prefix, '-c', join(prefix, 'nginx.conf')], { stdio: 'ignore' });
     const sockets: Socket[] = [];
     try {
-      await Promise.all(instances.map((instance) => instance.listening));
       const base = `http://127.0.0.1:${proxyPort}`;
       for (let i = 0; i < 50 && !(await fetch(`${base}/healthz`).then((r) => r.ok, () => false)); i++) await new Promise((done) => setTimeout(done, 100));
       assert.equal((await fetch(`${base}/healthz`)).status, 200);

@@ -44,7 +44,7 @@ describe('sync server with the file store', function () {
         assertNoPlaintext(readAll(files), run, 'the data dir');
         // Accounts are directories named by the token's hash; the token itself appears nowhere.
         assert.deepEqual(readdirSync(join(dir, 'accounts')), [hashToken(run.token)]);
-        assertNoPlaintext(Buffer.from(server.stderr.join('\n')), run, 'the server log');
+        assertNoPlaintext(Buffer.from(server.lines.join('\n')), run, 'the server log');
       } finally {
         await server.stop('SIGKILL');
       }

@@ -1,109 +1,19 @@
 /** Helpers for the sync server's integration tests: build and run the real bundle, talk HTTP and SSE. */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import * as esbuild from 'esbuild';
+import { join } from 'node:path';
 import nacl from 'tweetnacl';
 import { base32Encode } from '../../../src/common/sessionId';
+import { SyncServerProcess } from '../../support/syncServer';
 
-const REPO = resolve(__dirname, '../../..');
-
-let bundlePromise: Promise<string> | undefined;
-
-/** Builds src/server/main.ts with the same options as esbuild.mjs, once per test run, into a temp dir. */
-export function serverBundle(): Promise<string> {
-  bundlePromise ??= (async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'tether-server-bundle-'));
-    const outfile = join(dir, 'server.js');
-    await esbuild.build({
-      entryPoints: [join(REPO, 'src/server/main.ts')],
-      outfile,
-      bundle: true,
-      platform: 'node',
-      target: 'node20',
-      format: 'cjs',
-      sourcemap: 'linked',
-      external: ['*.node', 'cpu-features', 'pg-native'],
-      logLevel: 'warning',
-    });
-    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
-    return outfile;
-  })();
-  return bundlePromise;
-}
-
-export interface LogRecord {
-  msg?: string;
-  level?: string;
-  [key: string]: unknown;
-}
-
-export class ServerProcess {
-  readonly stderr: string[] = [];
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-
-  private constructor(
-    readonly child: ChildProcess,
-    readonly url: string,
-    exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>,
-    lines: string[],
-  ) {
-    this.exited = exited;
-    this.stderr = lines;
-  }
-
-  /** Starts `node server.js --host 127.0.0.1 --port 0 ...args` and waits for its "listening" line. */
-  static async start(args: string[], env: Record<string, string> = {}): Promise<ServerProcess> {
-    const bundle = await serverBundle();
+/** The server bundle, started as `node server.js --host 127.0.0.1 --port 0 ...args`. */
+export class ServerProcess extends SyncServerProcess {
+  /** Starts it with none of this process's TETHER_* variables but `env`, and waits for its "listening" line. */
+  static start(args: string[], env: Record<string, string> = {}): Promise<ServerProcess> {
     const cleanEnv: Record<string, string> = {};
     for (const [key, value] of Object.entries(process.env)) if (!key.startsWith('TETHER_') && value !== undefined) cleanEnv[key] = value;
-    const child = spawn(process.execPath, [bundle, '--host', '127.0.0.1', '--port', '0', '--max-new-accounts-per-ip', '100000', ...args], {
-      env: { ...cleanEnv, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const lines: string[] = [];
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) =>
-      child.once('exit', (code, signal) => done({ code, signal })),
-    );
-    const url = await new Promise<string>((resolveUrl, reject) => {
-      let buffer = '';
-      child.stderr?.setEncoding('utf8');
-      child.stderr?.on('data', (chunk: string) => {
-        buffer += chunk;
-        let newline: number;
-        while ((newline = buffer.indexOf('\n')) >= 0) {
-          const line = buffer.slice(0, newline);
-          buffer = buffer.slice(newline + 1);
-          lines.push(line);
-          try {
-            const record = JSON.parse(line) as LogRecord;
-            if (record.msg === 'listening' && typeof record.url === 'string') resolveUrl(record.url);
-          } catch {
-            // Not JSON (e.g. a usage error): kept in `lines` for the failure message.
-          }
-        }
-      });
-      child.stdout?.resume();
-      void exited.then(({ code, signal }) => reject(new Error(`server exited (${code ?? signal}) before listening:\n${lines.join('\n')}`)));
-    });
-    return new ServerProcess(child, url, exited, lines);
-  }
-
-  logs(): LogRecord[] {
-    return this.stderr.flatMap((line) => {
-      try {
-        return [JSON.parse(line) as LogRecord];
-      } catch {
-        return [];
-      }
-    });
-  }
-
-  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
-    return this.exited;
+    return ServerProcess.launch({ args: ['--host', '127.0.0.1', '--port', '0', '--max-new-accounts-per-ip', '100000', ...args], env: { ...cleanEnv, ...env } });
   }
 }
 

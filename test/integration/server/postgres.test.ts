@@ -3,7 +3,7 @@ import { Client } from 'pg';
 import { conformanceSuite } from './conformance';
 import { LISTENER_APPLICATION_NAME } from '../../../src/server/postgresBlobStore';
 import { Api, newSlotId, newToken, ServerProcess, SseReader } from './harness';
-import { type PostgresCluster, startPostgres } from './postgresFixture';
+import { type PostgresCluster, startPostgres } from '../../support/postgres';
 import { assertNoPlaintext, writeSecretManifests } from './privacy';
 
 describe('sync server with PostgreSQL', function () {
@@ -291,7 +291,7 @@ describe('sync server with PostgreSQL', function () {
         } finally {
           await client.end();
         }
-        assertNoPlaintext(Buffer.from(server.stderr.join('\n')), run, 'the server log');
+        assertNoPlaintext(Buffer.from(server.lines.join('\n')), run, 'the server log');
       } finally {
         await server.stop('SIGKILL');
       }

@@ -95,7 +95,7 @@ describe('sync server over TLS', function () {
 async function waitForLog(server: ServerProcess, msg: string): Promise<void> {
   const deadline = Date.now() + 10_000;
   while (!server.logs().some((line) => line.msg === msg)) {
-    if (Date.now() > deadline) throw new Error(`no ${msg} log line: ${server.stderr.join('\n')}`);
+    if (Date.now() > deadline) throw new Error(`no ${msg} log line: ${server.lines.join('\n')}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }

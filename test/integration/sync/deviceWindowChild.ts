@@ -15,24 +15,14 @@ import { FolderDeviceFiles } from '../../../src/sync/deviceFiles';
 import { DeviceSync } from '../../../src/sync/deviceSync';
 import { SyncClient } from '../../../src/sync/syncClient';
 import { parseSyncKey } from '../../../src/sync/syncKey';
-
-interface WindowOptions {
-  serverUrl: string;
-  syncKey: string;
-  deviceName: string;
-  globalStorage: string;
-  kind: 'workspace' | 'window';
-  key: string;
-  label: string;
-  legacyIds?: string[];
-}
+import type { WindowProcessOptions } from './harness';
 
 function send(message: object): void {
   process.stdout.write(`${JSON.stringify(message)}\n`);
 }
 
 async function main(): Promise<void> {
-  const options = JSON.parse(process.argv[2] ?? '{}') as WindowOptions;
+  const options = JSON.parse(process.argv[2] ?? '{}') as WindowProcessOptions;
   const emit = (level: string) => (message: string | Error) => send({ type: 'log', level, message: String(message) });
   const log = { trace: emit('trace'), debug: emit('debug'), info: emit('info'), warn: emit('warn'), error: emit('error') };
   const syncKey = parseSyncKey(options.syncKey);

@@ -3,27 +3,11 @@ import { once } from 'node:events';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
-import * as esbuild from 'esbuild';
 import type { SessionEntry } from '../../../src/sync/blob';
 import { newSessionId } from '../../../src/common/sessionId';
+import { SyncServerProcess } from '../../support/syncServer';
 
 const repoRoot = path.resolve(__dirname, '../../..');
-
-/** Bundles the real server from src/server/main.ts, as esbuild.mjs does, into a private folder. */
-export async function buildServer(outDir: string): Promise<string> {
-  const outfile = path.join(outDir, 'server.js');
-  await esbuild.build({
-    entryPoints: [path.join(repoRoot, 'src/server/main.ts')],
-    outfile,
-    bundle: true,
-    platform: 'node',
-    target: 'node20',
-    format: 'cjs',
-    external: ['*.node', 'cpu-features', 'pg-native'],
-    logLevel: 'error',
-  });
-  return outfile;
-}
 
 /** Lines from a child's stdout, parsed as JSON where they are JSON. */
 class LineWatcher {
@@ -59,33 +43,12 @@ class LineWatcher {
   }
 }
 
-export class ServerProcess {
-  private constructor(readonly process: ChildProcess, readonly url: string, readonly output: LineWatcher) {}
-
-  get port(): number {
-    return Number(new URL(this.url).port);
-  }
-
-  static async start(serverJs: string, dataDir: string, port = 0): Promise<ServerProcess> {
-    const child = spawn(process.execPath, [serverJs, '--port', String(port), '--data-dir', dataDir, '--heartbeat-ms', '500', '--rate', '1000', '--burst', '1000', '--max-new-accounts-per-ip', '100000'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
+/** The server bundle with a 500 ms heartbeat and limits raised for the tests' request rates. */
+export class ServerProcess extends SyncServerProcess {
+  static start(dataDir: string, port = 0): Promise<ServerProcess> {
+    return ServerProcess.launch({
+      args: ['--port', String(port), '--data-dir', dataDir, '--heartbeat-ms', '500', '--rate', '1000', '--burst', '1000', '--max-new-accounts-per-ip', '100000'],
     });
-    // The server logs JSON lines (to stderr today); read both so either choice works.
-    const output = new LineWatcher([child.stdout!, child.stderr!], 'server');
-    const listening = output.waitFor<{ url: string }>((line) => line.msg === 'listening');
-    const exited = once(child, 'exit').then(([code]) => {
-      throw new Error(`server exited with ${String(code)} before listening`);
-    });
-    const { url } = await Promise.race([listening, exited]);
-    exited.catch(() => undefined);
-    return new ServerProcess(child, url, output);
-  }
-
-  async stop(): Promise<void> {
-    if (this.process.exitCode !== null || this.process.signalCode !== null) return;
-    const exited = once(this.process, 'exit');
-    this.process.kill('SIGTERM');
-    await exited;
   }
 }
 

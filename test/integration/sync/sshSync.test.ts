@@ -10,8 +10,8 @@ import { parseSshSyncUrl } from '../../../src/sync/sshSyncUrl';
 import { poolConnector, SshSyncTransport, sshAccountId } from '../../../src/sync/sshTransport';
 import { newSessionId } from '../../../src/common/sessionId';
 import type { ConnectionPool } from '../../../src/ssh/sshConnection';
-import { SshHost } from '../fixtures/sshHost';
-import { TcpProxy } from '../fixtures/tcpProxy';
+import { SshHost } from '../../support/sshHost';
+import { TcpProxy } from '../../support/tcpProxy';
 import { eventually, testPool } from '../fixtures/sessionHarness';
 import { sampleSession, tempRoot } from './harness';
 

@@ -9,8 +9,8 @@ import { sealEnvelope } from '../../../src/sync/envelope';
 import { deriveSyncKeys, formatSyncKey, generateSyncKey } from '../../../src/sync/syncKey';
 import { SyncServerApi } from '../../../src/sync/syncHttp';
 import { newSessionId } from '../../../src/common/sessionId';
-import { TcpProxy } from '../fixtures/tcpProxy';
-import { buildServer, DeviceProcess, sampleSession, ServerProcess, tempRoot } from './harness';
+import { TcpProxy } from '../../support/tcpProxy';
+import { DeviceProcess, sampleSession, ServerProcess, tempRoot } from './harness';
 
 /** Resolves once `predicate` holds, re-checking whenever the client reports anything. */
 /** Waits for `predicate` on the client's events; after 40 s fails saying what the client's state was. */
@@ -48,7 +48,6 @@ describe('sync client against the real server (two processes)', function () {
   const slotB = newSessionId();
   const stateA = path.join(root, 'device-a');
   const stateB = path.join(root, 'device-b');
-  let serverJs: string;
   let server: ServerProcess;
   let deviceA: DeviceProcess;
   let deviceB: DeviceProcess;
@@ -68,8 +67,7 @@ describe('sync client against the real server (two processes)', function () {
 
   before(async function () {
     await fs.mkdir(root, { recursive: true });
-    serverJs = await buildServer(root);
-    server = await ServerProcess.start(serverJs, dataDir);
+    server = await ServerProcess.start(dataDir);
   });
 
   after(async function () {
@@ -119,7 +117,7 @@ describe('sync client against the real server (two processes)', function () {
     const markA = deviceA.output.lines.length;
     deviceA.publish([first, second]);
     await deviceA.waitForState('offline');
-    server = await ServerProcess.start(serverJs, dataDir, server.port);
+    server = await ServerProcess.start(dataDir, server.port);
     const seen = await deviceB.waitForSession(second.id, mark);
     assert.deepEqual(seen.slots.find((s) => s.deviceName === 'device-a')?.blob.sessions, [first, second]);
     // Both "live" after the restart (from the marks): a "live" from before it says nothing about
@@ -369,7 +367,7 @@ describe('sync client state across restarts (real server, in-process clients)', 
 
   before(async function () {
     await fs.mkdir(root, { recursive: true });
-    server = await ServerProcess.start(await buildServer(root), path.join(root, 'data'));
+    server = await ServerProcess.start(path.join(root, 'data'));
     reader = client(readerSlot, path.join(root, 'reader'));
     await reader.start();
   });
@@ -433,7 +431,7 @@ describe('sync client state across restarts (real server, in-process clients)', 
       const seconds = (Date.now() - cutAt) / 1000;
       // Lease 2 s, checked every second; the last renewal may be up to 2/3 s old at the cut.
       assert.ok(seconds <= 4, `offline after ${seconds.toFixed(1)} s (lease 2 s)`);
-      assert.ok(server.output.lines.some((line) => typeof line === 'object' && (line as { msg?: string }).msg === 'stream_lease_expired'), 'the server says why it ended the stream');
+      assert.ok(server.logs().some((record) => record.msg === 'stream_lease_expired'), 'the server says why it ended the stream');
     } finally {
       await laptop.stop();
       await proxy.close();

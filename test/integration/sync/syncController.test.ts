@@ -7,10 +7,10 @@ import { type RemoteState, SyncClient } from '../../../src/sync/syncClient';
 import { deriveSyncKeys, parseSyncKey } from '../../../src/sync/syncKey';
 import { newSessionId } from '../../../src/common/sessionId';
 import { FakeEditor, installFakeVscode, useEditor, workspace } from './fakeVscode';
-import { buildServer, sampleSession, ServerProcess, tempRoot } from './harness';
+import { sampleSession, ServerProcess, tempRoot } from './harness';
 import { parseSshSyncUrl } from '../../../src/sync/sshSyncUrl';
 import { poolConnector, SshSyncTransport } from '../../../src/sync/sshTransport';
-import { SshHost } from '../fixtures/sshHost';
+import { SshHost } from '../../support/sshHost';
 import { testPool } from '../fixtures/sessionHarness';
 
 /** A fake vscode.LogOutputChannel that keeps every line, so the test can check what was logged. */
@@ -47,7 +47,7 @@ describe('sync controller (thin VS Code layer, fake vscode, real server)', funct
     // require, not import(): the fake hooks CommonJS resolution only.
     ({ registerSync } = require('../../../src/editor/syncController') as { registerSync: typeof RegisterSync });
     await fs.mkdir(root, { recursive: true });
-    server = await ServerProcess.start(await buildServer(root), path.join(root, 'data'));
+    server = await ServerProcess.start(path.join(root, 'data'));
   });
 
   after(async function () {

@@ -3,9 +3,9 @@
  * the extension loaded from the repository (dist/extension.js), a throwaway profile and home.
  */
 import * as assert from 'node:assert/strict';
-import { createServer, type AddressInfo } from 'node:net';
 import * as vscode from 'vscode';
 import { name, publisher } from '../../../package.json';
+import { freePort } from '../../support/ports';
 
 const EXTENSION_ID = `${publisher}.${name}`;
 
@@ -17,18 +17,6 @@ interface Manifest {
     views: Record<string, { id: string }[]>;
     terminal: { profiles: { id: string }[] };
   };
-}
-
-/** A port on 127.0.0.1 that nothing listens on: connecting is refused at once. */
-function refusedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
@@ -118,7 +106,8 @@ describe('Tether in desktop VS Code', () => {
   });
 
   it('opens a Tether tab on a host that refuses the connection: the tab stays with the error until a key, then closes with code 1', async () => {
-    const host = `tether-smoke@127.0.0.1:${await refusedPort()}`;
+    // A port nothing listens on: connecting is refused at once.
+    const host = `tether-smoke@127.0.0.1:${await freePort()}`;
     const existing = new Set(vscode.window.terminals);
     const opened = nextTerminalEvent(vscode.window.onDidOpenTerminal, (terminal) => !existing.has(terminal));
     await vscode.commands.executeCommand('tether.newTerminal', { host });
