@@ -7,13 +7,15 @@ import { hostCapabilities, PersistentSession } from '../session/persistentSessio
 import { inventoryScript, parseInventory, provenGone } from '../multiplexer/hostInventory';
 import type { ConnectionPool } from '../ssh/sshConnection';
 import type { TabRecord } from '../session/tabSnapshot';
-import { type KillResult, TabManager, setting } from './tabManager';
+import { type KillResult, TabManager } from './tabManager';
+import { type CommandArgs, Commands, ContextKeys, Views } from './contributions';
+import { affectsSetting, readSetting, registerCommand, setContext } from './contributionApi';
 import { HostSessionRow, HostsView } from './hostsView';
 import { type LocalWindowGroup, LiveSessionsView } from './liveSessionsView';
 
 /** tether.sync.staleDeviceDays as milliseconds; 0 or less turns staleness off. */
 export function staleAfterMs(): number | undefined {
-  const days = setting<number>('sync.staleDeviceDays', 30);
+  const days = readSetting('tether.sync.staleDeviceDays');
   return typeof days === 'number' && days > 0 ? days * 24 * 60 * 60 * 1000 : undefined;
 }
 
@@ -66,8 +68,8 @@ export function registerCrossDevice(context: vscode.ExtensionContext, tabs: TabM
     },
   });
 
-  const liveTree = vscode.window.createTreeView('tether.liveSessions', { treeDataProvider: liveView });
-  const hostsTree = vscode.window.createTreeView('tether.hosts', { treeDataProvider: hostsView });
+  const liveTree = vscode.window.createTreeView(Views.LiveSessions, { treeDataProvider: liveView });
+  const hostsTree = vscode.window.createTreeView(Views.Hosts, { treeDataProvider: hostsView });
   // Relative times ("started 5 min ago", "last seen") stay true while a view is visible.
   const labelTimer = setInterval(() => {
     if (liveTree.visible) refreshLive();
@@ -76,8 +78,8 @@ export function registerCrossDevice(context: vscode.ExtensionContext, tabs: TabM
   context.subscriptions.push({ dispose: () => clearInterval(labelTimer) });
 
   /** Any session: a tab here, another window's, another device's, or a Hosts row; else a quick pick. */
-  const pickSessionToKill = async (arg: unknown): Promise<{ entry: SessionEntry; label: string } | undefined> => {
-    const row = arg && typeof arg === 'object' && 'row' in arg ? (arg as { host?: string; row?: HostSessionRow }) : undefined;
+  const pickSessionToKill = async (arg: CommandArgs[typeof Commands.KillSession][0]): Promise<{ entry: SessionEntry; label: string } | undefined> => {
+    const row = arg && typeof arg === 'object' && 'row' in arg ? arg : undefined;
     if (row?.host && row.row) {
       const host = tabs.resolve(row.host);
       return {
@@ -85,7 +87,7 @@ export function registerCrossDevice(context: vscode.ExtensionContext, tabs: TabM
         label: `session tether_${row.row.id.slice(0, 6)} on ${row.host}`,
       };
     }
-    const candidate = arg && typeof arg === 'object' && 'session' in arg ? (arg as { session: unknown }).session : arg;
+    const candidate = arg && typeof arg === 'object' && 'session' in arg ? arg.session : arg;
     if (isLiveSession(candidate)) return { entry: candidate, label: `"${candidate.title ?? candidate.hostLabel}" (tether_${candidate.id.slice(0, 6)})` };
     type Item = vscode.QuickPickItem & { entry?: SessionEntry };
     const items: Item[] = [];
@@ -123,10 +125,10 @@ export function registerCrossDevice(context: vscode.ExtensionContext, tabs: TabM
     }));
     liveView.update(groups, windows);
     const state = sync.state;
-    const optedOut = !setting<boolean>('crossDeviceSessions', true);
+    const optedOut = !readSetting('tether.crossDeviceSessions');
     const configured = state.state !== 'off' || /crossDeviceSessions is off/.test(state.detail ?? '');
-    void vscode.commands.executeCommand('setContext', 'tether.syncConfigured', configured);
-    void vscode.commands.executeCommand('setContext', 'tether.crossDeviceOptedOut', optedOut);
+    void setContext(ContextKeys.SyncConfigured, configured);
+    void setContext(ContextKeys.CrossDeviceOptedOut, optedOut);
   };
 
   const killResult = (result: CloseResult): KillResult =>
@@ -180,12 +182,12 @@ export function registerCrossDevice(context: vscode.ExtensionContext, tabs: TabM
     kill: async (session, _record, options) => killResult(await cross.kill(session, options)),
     gone: (record) => cross.ended(record.id),
   });
-  cross.setEnabled(setting<boolean>('crossDeviceSessions', true));
+  cross.setEnabled(readSetting('tether.crossDeviceSessions'));
   cross.useClient(sync.client);
   publish();
 
   const joinRecord = (session: SessionEntry & { title?: string }): void => {
-    tabs.attach({ ...session, cwd: session.cwd === '~' ? undefined : session.cwd }, setting<number>('scrollback.replayLines', 2000));
+    tabs.attach({ ...session, cwd: session.cwd === '~' ? undefined : session.cwd }, readSetting('tether.scrollback.replayLines'));
   };
 
   context.subscriptions.push(
@@ -195,12 +197,12 @@ export function registerCrossDevice(context: vscode.ExtensionContext, tabs: TabM
     liveTree,
     hostsTree,
     sync.device.onDidChangeParts(refreshLive),
-    vscode.commands.registerCommand('tether.killSession', async (arg?: unknown) => {
+    registerCommand(Commands.KillSession, async (arg) => {
       const target = await pickSessionToKill(arg);
       if (target) await killSession(target.entry, target.label);
     }),
-    vscode.commands.registerCommand('tether.forgetDevice', async (arg?: unknown) => {
-      const node = arg && typeof arg === 'object' && 'group' in arg ? (arg as { group: { slotId?: unknown } }).group : undefined;
+    registerCommand(Commands.ForgetDevice, async (arg) => {
+      const node = arg && typeof arg === 'object' && 'group' in arg ? arg.group : undefined;
       const slots = sync.client?.getRemoteState().slots ?? [];
       if (!sync.client) return void vscode.window.showInformationMessage('Tether: sync is not running on this device, so there are no devices to forget.');
       let slot = slots.find((candidate) => candidate.slotId === node?.slotId);
@@ -245,13 +247,13 @@ export function registerCrossDevice(context: vscode.ExtensionContext, tabs: TabM
       refreshLive();
     }),
     vscode.workspace.onDidChangeConfiguration((event) => {
-      if (!event.affectsConfiguration('tether.crossDeviceSessions')) return;
-      cross.setEnabled(setting<boolean>('crossDeviceSessions', true));
+      if (!affectsSetting(event, 'tether.crossDeviceSessions')) return;
+      cross.setEnabled(readSetting('tether.crossDeviceSessions'));
       refreshLive();
     }),
-    vscode.commands.registerCommand('tether.joinSession', async (arg?: unknown) => {
+    registerCommand(Commands.JoinSession, async (arg) => {
       // A row's inline action passes the tree node; the row's own click passes the session.
-      const candidate = arg && typeof arg === 'object' && 'session' in arg ? (arg as { session: unknown }).session : arg;
+      const candidate = arg && typeof arg === 'object' && 'session' in arg ? arg.session : arg;
       let session = isLiveSession(candidate) ? candidate : undefined;
       if (!session) {
         const choices = liveView.sessions();
@@ -264,16 +266,16 @@ export function registerCrossDevice(context: vscode.ExtensionContext, tabs: TabM
       }
       if (session) joinRecord(session);
     }),
-    vscode.commands.registerCommand('tether.refreshHosts', () => hostsView.refresh()),
-    vscode.commands.registerCommand('tether.newTerminalOnHost', (node?: { host?: string }) => {
+    registerCommand(Commands.RefreshHosts, () => hostsView.refresh()),
+    registerCommand(Commands.NewTerminalOnHost, (node) => {
       if (node?.host) tabs.open(node.host);
     }),
-    vscode.commands.registerCommand('tether.joinHostSession', (node?: { host?: string; row?: HostSessionRow }) => {
+    registerCommand(Commands.JoinHostSession, (node) => {
       if (!node?.host || !node.row) return;
       const host = tabs.resolve(node.host);
       joinRecord({ id: node.row.id, hostLabel: node.host, user: host.user, hostName: host.hostName, port: host.port, multiplexer: node.row.multiplexer, cwd: '~', startedAt: node.row.createdAt ?? Date.now(), title: node.row.meta?.title });
     }),
-    vscode.commands.registerCommand('tether.killHostSession', async (node?: { host?: string; row?: HostSessionRow }) => {
+    registerCommand(Commands.KillHostSession, async (node) => {
       if (!node?.host || !node.row) return;
       const confirm = await vscode.window.showWarningMessage(`Kill orphaned session tether_${node.row.id} on ${node.host}?`, { modal: true }, 'Kill Session');
       if (confirm !== 'Kill Session') return;

@@ -5,7 +5,9 @@ import { openSshConfig, pickHost } from './hostPicker';
 import { registerReportProblem } from './reportProblemCommand';
 import { registerSync } from './syncController';
 import { ConnectionPool } from '../ssh/sshConnection';
-import { TabManager, setting } from './tabManager';
+import { TabManager } from './tabManager';
+import { Commands, TerminalProfiles } from './contributions';
+import { readSetting, registerCommand } from './contributionApi';
 import { TrustStore } from '../ssh/trustStore';
 import { VscodePrompter, confirmUnknownHostKey } from './vscodePrompter';
 
@@ -20,28 +22,30 @@ export function activate(context: vscode.ExtensionContext): void {
     trustStore: new TrustStore(path.join(context.globalStorageUri.fsPath, 'known_hosts')),
     confirmUnknownHostKey,
     log,
-    keepaliveIntervalMs: setting<number>('keepaliveInterval', 5000),
+    keepaliveIntervalMs: readSetting('tether.keepaliveInterval'),
     keepaliveCountMax: 3,
-    forwardAgent: setting<boolean>('forwardAgent', false),
+    forwardAgent: readSetting('tether.forwardAgent'),
   });
   tabs = new TabManager(context, pool, log);
   context.subscriptions.push(log, tabs, { dispose: () => pool.dispose() });
 
-  const register = (id: string, run: (...args: unknown[]) => unknown): void => {
-    context.subscriptions.push(vscode.commands.registerCommand(id, run));
+  const register: typeof registerCommand = (id, run) => {
+    const registration = registerCommand(id, run);
+    context.subscriptions.push(registration);
+    return registration;
   };
-  register('tether.newTerminal', async (args?: unknown) => {
-    const given = args && typeof args === 'object' ? (args as { host?: unknown; cwd?: unknown }) : {};
+  register(Commands.NewTerminal, async (args) => {
+    const given = args && typeof args === 'object' ? args : {};
     const host = typeof given.host === 'string' ? given.host : await pickHost(context, tabs!.configuredHosts());
     if (host) tabs!.open(host, typeof given.cwd === 'string' ? given.cwd : undefined);
   });
-  register('tether.detachTerminal', () => {
+  register(Commands.DetachTerminal, () => {
     const terminal = vscode.window.activeTerminal;
     if (!terminal || !tabs!.detach(terminal)) void vscode.window.showInformationMessage(NOT_TETHER);
   });
-  register('tether.renameSession', async (arg?: unknown) => {
+  register(Commands.RenameSession, async (arg) => {
     // From the tab's context menu VS Code may pass the terminal; from the palette, the active one.
-    const terminal = arg && tabs!.tabFor(arg as vscode.Terminal) ? (arg as vscode.Terminal) : vscode.window.activeTerminal;
+    const terminal = arg && tabs!.tabFor(arg) ? arg : vscode.window.activeTerminal;
     const record = tabs!.tabFor(terminal);
     if (!terminal || !record) return void vscode.window.showInformationMessage(NOT_TETHER);
     const title = await vscode.window.showInputBox({
@@ -55,11 +59,11 @@ export function activate(context: vscode.ExtensionContext): void {
       void vscode.window.showWarningMessage(`Tether: renamed here, but ${record.hostLabel} could not store the name, so other devices will not see it. Rename again once the host is reachable; "Tether: Show Log" has the reason.`);
     }
   });
-  register('tether.showLog', () => log.show());
-  register('tether.openSshConfig', () => openSshConfig());
+  register(Commands.ShowLog, () => log.show());
+  register(Commands.OpenSshConfig, () => openSshConfig());
 
   context.subscriptions.push(
-    vscode.window.registerTerminalProfileProvider('tether.sshProfile', {
+    vscode.window.registerTerminalProfileProvider(TerminalProfiles.Ssh, {
       provideTerminalProfile: async () => {
         const host = await pickHost(context, tabs!.configuredHosts());
         return host ? tabs!.profile(host) : undefined;
@@ -76,7 +80,7 @@ export function activate(context: vscode.ExtensionContext): void {
   registerCrossDevice(context, tabs, pool, sync, log);
   registerReportProblem(context, tabs, pool, sync, log);
 
-  if (setting<boolean>('restoreOnStartup', true)) tabs.restore(setting<number>('scrollback.replayLines', 2000));
+  if (readSetting('tether.restoreOnStartup')) tabs.restore(readSetting('tether.scrollback.replayLines'));
   // Only now: a part written before the restore would drop this workspace's sessions for a moment.
   sync.restored();
 }

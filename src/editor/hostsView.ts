@@ -1,6 +1,8 @@
 import * as vscode from 'vscode';
 import { HostSessionRow, describeHostFailure, describeHostSession } from './hostSessionText';
 
+import { ViewItems } from './contributions';
+
 export type { HostSessionRow } from './hostSessionText';
 
 export interface HostsViewSource {
@@ -105,7 +107,7 @@ export class HostsView implements vscode.TreeDataProvider<Node>, vscode.Disposab
       const item = new vscode.TreeItem(node.host, vscode.TreeItemCollapsibleState.Collapsed);
       item.id = `host:${node.host}`;
       item.iconPath = new vscode.ThemeIcon('server');
-      item.contextValue = 'tether.host';
+      item.contextValue = ViewItems.Host;
       const failure = this.failures.get(node.host);
       if (failure !== undefined) {
         const text = describeHostFailure(failure);
@@ -128,7 +130,7 @@ export class HostsView implements vscode.TreeDataProvider<Node>, vscode.Disposab
     item.description = text.description;
     item.tooltip = text.tooltip;
     item.iconPath = new vscode.ThemeIcon(text.orphan ? 'warning' : 'terminal');
-    item.contextValue = row.usedBy ? 'tether.hostSession' : 'tether.orphanSession';
+    item.contextValue = row.usedBy ? ViewItems.HostSession : ViewItems.OrphanSession;
     return item;
   }
 

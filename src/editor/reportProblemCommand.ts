@@ -7,7 +7,9 @@ import * as vscode from 'vscode';
 import { hostCapabilities } from '../session/persistentSession';
 import { formatVersion } from '../multiplexer/multiplexer';
 import type { ConnectionPool } from '../ssh/sshConnection';
-import { type TabManager, setting } from './tabManager';
+import type { TabManager } from './tabManager';
+import { Commands } from './contributions';
+import { readSetting, registerCommand } from './contributionApi';
 import type { TetherSync } from './syncController';
 import { ProblemReportInput, REPORT_LOG_LINES, ReportHost, buildProblemReport } from './problemReport';
 
@@ -16,7 +18,7 @@ const CAPABILITY_WAIT_MS = 5_000;
 
 export function registerReportProblem(context: vscode.ExtensionContext, tabs: TabManager, pool: ConnectionPool, sync: TetherSync, log: vscode.LogOutputChannel): void {
   context.subscriptions.push(
-    vscode.commands.registerCommand('tether.reportProblem', async () => {
+    registerCommand(Commands.ReportProblem, async () => {
       const report = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: 'Tether: gathering a problem report' }, () =>
         problemReport(context, tabs, pool, sync, log),
       );
@@ -56,7 +58,7 @@ async function problemReport(context: vscode.ExtensionContext, tabs: TabManager,
     userNames.add(record.user);
     hosts.push(await describeHost(record.hostLabel, tabs, pool));
   }
-  const serverUrl = setting<string>('sync.serverUrl', '').trim();
+  const serverUrl = readSetting('tether.sync.serverUrl').trim();
   const input: ProblemReportInput = {
     tetherVersion: String(context.extension.packageJSON.version ?? 'unknown'),
     vscodeVersion: vscode.version,
@@ -66,8 +68,8 @@ async function problemReport(context: vscode.ExtensionContext, tabs: TabManager,
     extensionSide: context.extension.extensionKind === vscode.ExtensionKind.UI ? 'local (ui)' : 'remote (workspace)',
     nodeVersion: process.version,
     platform: `${os.platform()} ${os.release()} ${os.arch()}`,
-    tmuxMode: setting<string>('tmux.mode', 'control'),
-    multiplexer: setting<string>('multiplexer', 'auto'),
+    tmuxMode: readSetting('tether.tmux.mode'),
+    multiplexer: readSetting('tether.multiplexer'),
     syncMode: `${!serverUrl ? 'no server set' : serverUrl.startsWith('ssh://') ? 'through an SSH host' : 'through a sync server'}, ${sync.state.state}`,
     hosts,
     logLines: await lastLogLines(context, log),

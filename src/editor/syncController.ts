@@ -4,6 +4,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { SyncStatusBar } from './syncStatusBar';
+import { Commands, type SettingKey } from './contributions';
+import { affectsSetting, executeCommand, readSetting, registerCommand, writeSetting } from './contributionApi';
 import { AccountSlots } from '../sync/accountSlots';
 import { confirmPlainHttp } from './plainHttpConfirm';
 import type { SessionEntry } from '../sync/blob';
@@ -22,17 +24,11 @@ import { deriveSyncKeys, formatSyncKey, generateSyncKey, parseSyncKey, SyncKeyEr
  * windows merged through global storage) lives in deviceSync.ts, vscode-free.
  */
 
-export const SYNC_COMMANDS = {
-  setUp: 'tether.setUpSync',
-  showKey: 'tether.showSyncKey',
-  signOut: 'tether.signOutSync',
-} as const;
-
 /** SecretStorage only: never settings, never the log. */
 const SECRET_SYNC_KEY = 'tether.sync.key';
 /** Per-window slot IDs of versions before the device slot (slotLease.ts); merged once, then deleted. */
 const LEGACY_SLOT_IDS_STATE = 'tether.sync.slotIds';
-const WATCHED_SETTINGS = ['tether.sync.serverUrl', 'tether.deviceName', 'tether.crossDeviceSessions'];
+const WATCHED_SETTINGS = ['tether.sync.serverUrl', 'tether.deviceName', 'tether.crossDeviceSessions'] as const satisfies readonly SettingKey[];
 
 export interface TetherSync {
   /** Stops the client and releases the slot; resolves when done. */
@@ -130,11 +126,10 @@ export function registerSync(context: vscode.ExtensionContext, log: vscode.LogOu
     remoteEmitter.fire(remote);
   };
   const settings = (): { serverUrl: string; deviceName: string; crossDevice: boolean } => {
-    const config = vscode.workspace.getConfiguration('tether');
     return {
-      serverUrl: config.get<string>('sync.serverUrl', '').trim(),
-      deviceName: config.get<string>('deviceName', '').trim() || os.hostname(),
-      crossDevice: config.get<boolean>('crossDeviceSessions', true),
+      serverUrl: readSetting('tether.sync.serverUrl').trim(),
+      deviceName: readSetting('tether.deviceName').trim() || os.hostname(),
+      crossDevice: readSetting('tether.crossDeviceSessions'),
     };
   };
 
@@ -295,7 +290,7 @@ export function registerSync(context: vscode.ExtensionContext, log: vscode.LogOu
         await context.secrets.store(SECRET_SYNC_KEY, keyText);
       });
     }
-    await vscode.workspace.getConfiguration('tether').update('sync.serverUrl', serverUrl.trim(), vscode.ConfigurationTarget.Global);
+    await writeSetting('tether.sync.serverUrl', serverUrl.trim());
     const where = isSshSyncUrl(serverUrl) ? parseSshSyncUrl(serverUrl).display : `server ${new URL(serverUrl.trim()).origin}`;
     log.info(`sync: set up with ${where}${picked.action === 'create' ? ' and a new sync key' : ''}`);
     await restart();
@@ -343,7 +338,7 @@ export function registerSync(context: vscode.ExtensionContext, log: vscode.LogOu
     const keyText = await context.secrets.get(SECRET_SYNC_KEY);
     if (!keyText) {
       const choice = await vscode.window.showInformationMessage('Sync is not set up on this device.', 'Set Up Sync…');
-      if (choice) await vscode.commands.executeCommand(SYNC_COMMANDS.setUp);
+      if (choice) await executeCommand(Commands.SetUpSync);
       return;
     }
     await showKey(keyText, 'Your Tether sync key. Paste it on another device with "Tether: Set Up Sync…". Keep it private.');
@@ -379,11 +374,11 @@ export function registerSync(context: vscode.ExtensionContext, log: vscode.LogOu
     stateEmitter,
     remoteEmitter,
     clientEmitter,
-    vscode.commands.registerCommand(SYNC_COMMANDS.setUp, setUpSync),
-    vscode.commands.registerCommand(SYNC_COMMANDS.showKey, showSyncKey),
-    vscode.commands.registerCommand(SYNC_COMMANDS.signOut, signOutSync),
+    registerCommand(Commands.SetUpSync, setUpSync),
+    registerCommand(Commands.ShowSyncKey, showSyncKey),
+    registerCommand(Commands.SignOutSync, signOutSync),
     vscode.workspace.onDidChangeConfiguration((event) => {
-      if (!WATCHED_SETTINGS.some((setting) => event.affectsConfiguration(setting))) return;
+      if (!affectsSetting(event, ...WATCHED_SETTINGS)) return;
       const nowCrossDevice = settings().crossDevice;
       // Turning sharing off removes this device's listing from the others.
       const deleteSlot = crossDevice && !nowCrossDevice;

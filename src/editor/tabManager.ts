@@ -3,7 +3,7 @@ import { stripControls } from '../common/displayText';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { Logger } from '../common/logger';
-import type { MultiplexerKind, MultiplexerPreference } from '../multiplexer/multiplexer';
+import type { MultiplexerKind } from '../multiplexer/multiplexer';
 import { PersistentSession, hostCapabilities, scriptsFor } from '../session/persistentSession';
 import { newSessionId } from '../common/sessionId';
 import { ConnectionPool } from '../ssh/sshConnection';
@@ -12,6 +12,8 @@ import { ResolvedHost, SshConfigError, listConfiguredHosts, resolveHost } from '
 import { SNAPSHOT_KEY, TabRecord, decodeSnapshot, encodeSnapshot, parseDirectories, parseTitles, tabName } from '../session/tabSnapshot';
 import { META_LIMITS, cleanMetaText } from '../multiplexer/sessionMetadata';
 import { TetherPty } from './tetherPty';
+import { Commands, ContextKeys } from './contributions';
+import { executeCommand, readSetting, setContext } from './contributionApi';
 
 /** What closing a tab by hand does; cross-device sessions replace the default (kill if the host allows). */
 export interface ClosePolicy {
@@ -72,7 +74,7 @@ export class TabManager implements vscode.Disposable {
       vscode.window.onDidCloseTerminal((terminal) => this.onTerminalClosed(terminal)),
       vscode.window.onDidChangeActiveTerminal((terminal) => {
         // The tab's context menu offers Rename Session only on Tether tabs.
-        void vscode.commands.executeCommand('setContext', 'tether.activeTerminalIsTether', !!terminal && this.tabs.has(terminal));
+        void setContext(ContextKeys.ActiveTerminalIsTether, !!terminal && this.tabs.has(terminal));
         void this.refreshDirectories();
       }),
       this.changeEmitter,
@@ -299,7 +301,7 @@ export class TabManager implements vscode.Disposable {
       const message = SshConfigError.is(error) ? error.message : `cannot use host ${hostLabel}: ${(error as Error).message}`;
       this.log.error(message);
       void vscode.window.showErrorMessage(`Tether: ${message}. Fix the host's entry in ~/.ssh/config, or type user@host[:port] instead.`, 'Open SSH Config').then((choice) => {
-        if (choice) void vscode.commands.executeCommand('tether.openSshConfig');
+        if (choice) void executeCommand(Commands.OpenSshConfig);
       });
       return undefined;
     }
@@ -318,7 +320,7 @@ export class TabManager implements vscode.Disposable {
 
   private createTab(host: ResolvedHost, spec: SessionSpec, show = true): vscode.Terminal {
     const { pty, name, adopt } = this.prepare(host, spec);
-    const location = spec.location === 'editor' || (!spec.location && setting<string>('terminalLocation', 'panel') === 'editor')
+    const location = spec.location === 'editor' || (!spec.location && readSetting('tether.terminalLocation') === 'editor')
       ? vscode.TerminalLocation.Editor
       : vscode.TerminalLocation.Panel;
     const terminal = vscode.window.createTerminal({ name, pty, isTransient: true, iconPath: new vscode.ThemeIcon('remote'), location });
@@ -335,13 +337,13 @@ export class TabManager implements vscode.Disposable {
       pool: this.pool,
       log: this.log,
       mode: spec.mode,
-      preference: setting<MultiplexerPreference>('multiplexer', 'auto'),
+      preference: readSetting('tether.multiplexer'),
       multiplexer: spec.multiplexer,
       cwd: spec.cwd,
-      historyLimit: setting<number>('historyLimit', 50_000),
+      historyLimit: readSetting('tether.historyLimit'),
       replayLines: spec.replayLines ?? 0,
-      tmuxMode: setting<'control' | 'attach'>('tmux.mode', 'control'),
-      controlHistoryLines: setting<number>('scrollback.replayLines', 2000),
+      tmuxMode: readSetting('tether.tmux.mode'),
+      controlHistoryLines: readSetting('tether.scrollback.replayLines'),
       deviceName: deviceName(),
       notice: spec.notice,
     });
@@ -353,7 +355,7 @@ export class TabManager implements vscode.Disposable {
       port: host.port,
       multiplexer: spec.multiplexer ?? 'tmux',
       name,
-      location: spec.location ?? (setting<string>('terminalLocation', 'panel') === 'editor' ? 'editor' : 'panel'),
+      location: spec.location ?? (readSetting('tether.terminalLocation') === 'editor' ? 'editor' : 'panel'),
       cwd: spec.cwd,
       startedAt: spec.startedAt ?? Date.now(),
       ...(spec.title === undefined ? {} : { title: spec.title }),
@@ -374,7 +376,7 @@ export class TabManager implements vscode.Disposable {
     const adopt = (terminal: vscode.Terminal): void => {
       tab = { record, session, pty, terminal };
       this.tabs.set(terminal, tab);
-      if (vscode.window.activeTerminal === terminal) void vscode.commands.executeCommand('setContext', 'tether.activeTerminalIsTether', true);
+      if (vscode.window.activeTerminal === terminal) void setContext(ContextKeys.ActiveTerminalIsTether, true);
       this.changed();
     };
     return { pty, name, adopt };
@@ -471,13 +473,9 @@ interface SessionSpec {
   title?: string;
 }
 
-export function setting<T>(key: string, fallback: T): T {
-  return vscode.workspace.getConfiguration('tether').get<T>(key, fallback);
-}
-
 /** This device's name as other devices see it (the same setting the sync listing uses). */
 export function deviceName(): string {
-  return setting<string>('deviceName', '').trim() || os.hostname();
+  return readSetting('tether.deviceName').trim() || os.hostname();
 }
 
 export function sshConfigOptions(): { configPath: string; homeDir: string; localUser: string } {
