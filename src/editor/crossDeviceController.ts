@@ -9,7 +9,7 @@ import type { ConnectionPool } from '../ssh/sshConnection';
 import type { TabRecord } from '../session/tabSnapshot';
 import { type KillResult, TabManager } from './tabManager';
 import { type CommandArgs, Commands, ContextKeys, Views } from './contributions';
-import { affectsSetting, readSetting, registerCommand, setContext } from './contributionApi';
+import { readSetting, registerCommand, setContext } from './contributionApi';
 import { HostSessionRow, HostsView } from './hostsView';
 import { type LocalWindowGroup, LiveSessionsView } from './liveSessionsView';
 
@@ -39,7 +39,12 @@ export function entryOf(record: TabRecord): SessionEntry {
  * last-device rule, tombstones close tabs, and the two views stay current. Logic lives in
  * CrossDeviceSessions; this file only connects parts.
  */
-export function registerCrossDevice(context: vscode.ExtensionContext, tabs: TabManager, pool: ConnectionPool, sync: TetherSync, log: vscode.LogOutputChannel): CrossDeviceSessions {
+export interface CrossDeviceEditor {
+  /** The snapshot's tabs are back: from now on this window's part of the device listing follows its tabs. */
+  restored(): void;
+}
+
+export function registerCrossDevice(context: vscode.ExtensionContext, tabs: TabManager, pool: ConnectionPool, sync: TetherSync, log: vscode.LogOutputChannel): CrossDeviceEditor {
   /** A handle on a session no tab here holds: its kill runs with no client of ours attached. */
   const detached = (entry: SessionEntry): PersistentSession =>
     new PersistentSession({ id: entry.id, host: tabs.hostFor(entry), pool, log, mode: 'attach', multiplexer: entry.multiplexer });
@@ -110,9 +115,16 @@ export function registerCrossDevice(context: vscode.ExtensionContext, tabs: TabM
     return { entry: picked.entry, label: `"${picked.label}" (tether_${picked.entry.id.slice(0, 6)})` };
   };
 
+  /**
+   * The one place this window's manifest is published: its tabs, minus the sessions this device
+   * ended (CrossDeviceSessions.publish is the one filter), go to the sync client and, once the
+   * snapshot's tabs are back, to this window's part of the device listing (kept with sharing on or
+   * off: the part is local). Before the restore a part would drop this workspace's sessions for a moment.
+   */
+  let restored = false;
   const publish = (): void => {
-    cross.publish(tabs.records().map(entryOf));
-    sync.publishLocalSessions();
+    const sessions = cross.publish(tabs.records().map(entryOf));
+    if (restored) sync.device.setWindowSessions(sessions);
   };
   const refreshLive = (): void => {
     const openHere = new Set(tabs.records().map((record) => record.id));
@@ -125,7 +137,7 @@ export function registerCrossDevice(context: vscode.ExtensionContext, tabs: TabM
     }));
     liveView.update(groups, windows);
     const state = sync.state;
-    const optedOut = !readSetting('tether.crossDeviceSessions');
+    const optedOut = !sync.crossDevice;
     const configured = state.state !== 'off' || /crossDeviceSessions is off/.test(state.detail ?? '');
     void setContext(ContextKeys.SyncConfigured, configured);
     void setContext(ContextKeys.CrossDeviceOptedOut, optedOut);
@@ -182,7 +194,7 @@ export function registerCrossDevice(context: vscode.ExtensionContext, tabs: TabM
     kill: async (session, _record, options) => killResult(await cross.kill(session, options)),
     gone: (record) => cross.ended(record.id),
   });
-  cross.setEnabled(readSetting('tether.crossDeviceSessions'));
+  cross.setEnabled(sync.crossDevice);
   cross.useClient(sync.client);
   publish();
 
@@ -246,9 +258,8 @@ export function registerCrossDevice(context: vscode.ExtensionContext, tabs: TabM
       publish();
       refreshLive();
     }),
-    vscode.workspace.onDidChangeConfiguration((event) => {
-      if (!affectsSetting(event, 'tether.crossDeviceSessions')) return;
-      cross.setEnabled(readSetting('tether.crossDeviceSessions'));
+    sync.onDidChangeCrossDevice((enabled) => {
+      cross.setEnabled(enabled);
       refreshLive();
     }),
     registerCommand(Commands.JoinSession, async (arg) => {
@@ -318,7 +329,12 @@ export function registerCrossDevice(context: vscode.ExtensionContext, tabs: TabM
   cross.onDidChange(refreshLive);
   cross.onRemoteTombstone(({ id, deviceName }) => tabs.endRemotelyKilled(id, deviceName));
   refreshLive();
-  return cross;
+  return {
+    restored: () => {
+      restored = true;
+      publish();
+    },
+  };
 }
 
 /** The Forget Device confirmation: what the listing names, and what forgetting does not do. */

@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { entryOf, registerCrossDevice } from './crossDeviceController';
+import { registerCrossDevice } from './crossDeviceController';
 import { openSshConfig, pickHost } from './hostPicker';
 import { registerReportProblem } from './reportProblemCommand';
 import { registerSync } from './syncController';
@@ -71,18 +71,17 @@ export function activate(context: vscode.ExtensionContext): void {
     }),
   );
 
-  // This window's part of the device listing follows its tabs, with sharing on or off (the part is local).
-  const sync = registerSync(context, log, () => tabs!.records().map(entryOf), {
+  const sync = registerSync(context, log, {
     pool,
     resolve: (label) => tabs!.resolve(label),
     configuredHosts: () => tabs!.configuredHosts(),
   });
-  registerCrossDevice(context, tabs, pool, sync, log);
+  const crossDevice = registerCrossDevice(context, tabs, pool, sync, log);
   registerReportProblem(context, tabs, pool, sync, log);
 
   if (readSetting('tether.restoreOnStartup')) tabs.restore(readSetting('tether.scrollback.replayLines'));
   // Only now: a part written before the restore would drop this workspace's sessions for a moment.
-  sync.restored();
+  crossDevice.restored();
 }
 
 export function deactivate(): void {

@@ -8,7 +8,6 @@ import { Commands, type SettingKey } from './contributions';
 import { affectsSetting, executeCommand, readSetting, registerCommand, writeSetting } from './contributionApi';
 import { AccountSlots } from '../sync/accountSlots';
 import { confirmPlainHttp } from './plainHttpConfirm';
-import type { SessionEntry } from '../sync/blob';
 import { FolderDeviceFiles } from '../sync/deviceFiles';
 import { DeviceSync, type SyncPort, type WindowIdentity } from '../sync/deviceSync';
 import { type RemoteState, SyncClient, type SyncStateChange } from '../sync/syncClient';
@@ -39,10 +38,13 @@ export interface TetherSync {
   /** Every other slot's validated blob, with presence. Empty while sync is off. */
   readonly remote: RemoteState;
   readonly onDidChangeRemote: vscode.Event<RemoteState>;
-  /** Re-reads `getLocalSessions()` into this window's part of the device listing. Ignored until `restored()`. */
-  publishLocalSessions(): void;
-  /** The snapshot's tabs are back: from now on this window's part follows its tabs. */
-  restored(): void;
+  /**
+   * `tether.crossDeviceSessions` (read here only): share this device's sessions and list the others'.
+   * Off stops the sync client; this window's part of the device listing is kept either way.
+   */
+  readonly crossDevice: boolean;
+  /** Fires when `crossDevice` changes, before the client restarts. */
+  readonly onDidChangeCrossDevice: vscode.Event<boolean>;
   /** This device's windows and workspaces, merged into its one slot. */
   readonly device: DeviceSync;
   /** Deletes another device's slot from the server (Forget Device). */
@@ -96,16 +98,19 @@ function validateServerUrl(text: string): string | undefined {
  * set up (a key in SecretStorage, `tether.sync.serverUrl` set, `tether.crossDeviceSessions` on).
  * The returned object is disposed with the extension through `context.subscriptions`.
  */
-export function registerSync(context: vscode.ExtensionContext, log: vscode.LogOutputChannel, getLocalSessions: () => SessionEntry[], sshHosts?: SyncSshHosts): TetherSync {
+export function registerSync(context: vscode.ExtensionContext, log: vscode.LogOutputChannel, sshHosts?: SyncSshHosts): TetherSync {
   const legacyDir = path.join(context.globalStorageUri.fsPath, 'sync');
   const clientDir = (role: 'writer' | 'reader'): string => path.join(legacyDir, role === 'writer' ? 'device' : 'device-reader');
   const device = new DeviceSync({ files: new FolderDeviceFiles(path.join(context.globalStorageUri.fsPath, 'device')), window: windowIdentity(), log });
   void device.open().catch((error: unknown) => log.warn(`device: ${String(error)}`));
-  let restored = false;
   const statusBar = new SyncStatusBar();
   const stateEmitter = new vscode.EventEmitter<SyncStateChange>();
   const remoteEmitter = new vscode.EventEmitter<RemoteState>();
   const clientEmitter = new vscode.EventEmitter<SyncPort | undefined>();
+  const crossDeviceEmitter = new vscode.EventEmitter<boolean>();
+  /** The one read of tether.crossDeviceSessions; everything else asks `sync.crossDevice`. */
+  const readCrossDevice = (): boolean => readSetting('tether.crossDeviceSessions');
+  let crossDevice = readCrossDevice();
   let client: SyncPort | undefined;
   let clientSubscriptions: Array<{ dispose(): void }> = [];
   let account: AccountSlots | undefined;
@@ -125,13 +130,10 @@ export function registerSync(context: vscode.ExtensionContext, log: vscode.LogOu
     statusBar.update(state, remote.slots.length);
     remoteEmitter.fire(remote);
   };
-  const settings = (): { serverUrl: string; deviceName: string; crossDevice: boolean } => {
-    return {
-      serverUrl: readSetting('tether.sync.serverUrl').trim(),
-      deviceName: readSetting('tether.deviceName').trim() || os.hostname(),
-      crossDevice: readSetting('tether.crossDeviceSessions'),
-    };
-  };
+  const settings = (): { serverUrl: string; deviceName: string } => ({
+    serverUrl: readSetting('tether.sync.serverUrl').trim(),
+    deviceName: readSetting('tether.deviceName').trim() || os.hostname(),
+  });
 
   /** `deleteSlot` removes the device slot from the server; `forget` also drops the local caches (the key is going away). */
   async function stopClient(deleteSlot: boolean, forget = false): Promise<void> {
@@ -162,7 +164,7 @@ export function registerSync(context: vscode.ExtensionContext, log: vscode.LogOu
   }
 
   async function start(): Promise<void> {
-    const { serverUrl, deviceName, crossDevice } = settings();
+    const { serverUrl, deviceName } = settings();
     const key = await readKey();
     const why = !key ? 'no sync key on this device' : !serverUrl ? 'tether.sync.serverUrl is empty' : !crossDevice ? 'tether.crossDeviceSessions is off' : undefined;
     if (why || !key || disposed) {
@@ -294,7 +296,7 @@ export function registerSync(context: vscode.ExtensionContext, log: vscode.LogOu
     const where = isSshSyncUrl(serverUrl) ? parseSshSyncUrl(serverUrl).display : `server ${new URL(serverUrl.trim()).origin}`;
     log.info(`sync: set up with ${where}${picked.action === 'create' ? ' and a new sync key' : ''}`);
     await restart();
-    if (!settings().crossDevice) {
+    if (!crossDevice) {
       void vscode.window.showWarningMessage('Sync is set up, but "Tether: Cross-Device Sessions" is off, so nothing is shared yet.');
     }
     if (picked.action === 'create' && keyText) {
@@ -368,21 +370,23 @@ export function registerSync(context: vscode.ExtensionContext, log: vscode.LogOu
     return restart();
   }
 
-  let crossDevice = settings().crossDevice;
   context.subscriptions.push(
     statusBar,
     stateEmitter,
     remoteEmitter,
     clientEmitter,
+    crossDeviceEmitter,
     registerCommand(Commands.SetUpSync, setUpSync),
     registerCommand(Commands.ShowSyncKey, showSyncKey),
     registerCommand(Commands.SignOutSync, signOutSync),
     vscode.workspace.onDidChangeConfiguration((event) => {
       if (!affectsSetting(event, ...WATCHED_SETTINGS)) return;
-      const nowCrossDevice = settings().crossDevice;
+      const nowCrossDevice = readCrossDevice();
       // Turning sharing off removes this device's listing from the others.
       const deleteSlot = crossDevice && !nowCrossDevice;
+      const changed = crossDevice !== nowCrossDevice;
       crossDevice = nowCrossDevice;
+      if (changed) crossDeviceEmitter.fire(crossDevice);
       void restart({ deleteSlot });
     }),
     // Another window of this machine set up or signed out.
@@ -400,13 +404,10 @@ export function registerSync(context: vscode.ExtensionContext, log: vscode.LogOu
     },
     onDidChangeState: stateEmitter.event,
     onDidChangeRemote: remoteEmitter.event,
-    publishLocalSessions: () => {
-      if (restored) device.setWindowSessions(getLocalSessions());
+    get crossDevice() {
+      return crossDevice;
     },
-    restored: () => {
-      restored = true;
-      device.setWindowSessions(getLocalSessions());
-    },
+    onDidChangeCrossDevice: crossDeviceEmitter.event,
     device,
     forgetDevice: async (slotId) => {
       if (!account) throw new Error('sync is not running on this device');

@@ -63,8 +63,9 @@ describe('sync controller (thin VS Code layer, fake vscode, real server)', funct
     const first = new FakeEditor(path.join(root, 'editor-1'));
     useEditor(first);
     const log1 = fakeLog();
-    const sync1: TetherSync = registerSync(first.context() as never, log1.channel as never, () => local);
-    sync1.restored(); // as activate() does once the snapshot's tabs are back
+    const sync1: TetherSync = registerSync(first.context() as never, log1.channel as never);
+    // The window's tabs, as crossDeviceController.ts publishes them once the snapshot's tabs are back.
+    sync1.device.setWindowSessions(local);
     await eventually(sync1.onDidChangeState, () => sync1.state, (s) => s.state === 'off');
     assert.match(first.statusBarItems[0]!.text, /Sync off/);
     assert.equal(first.statusBarItems[0]!.command, 'tether.showLog');
@@ -90,7 +91,7 @@ describe('sync controller (thin VS Code layer, fake vscode, real server)', funct
     const otherClient = other;
     await eventually(otherClient.onDidChangeRemote, () => otherClient.getRemoteState(), (r) => listed(r, local[0]!.id));
     local.push(sampleSession({ title: 'second tab' }));
-    sync1.publishLocalSessions();
+    sync1.device.setWindowSessions(local);
     await eventually(otherClient.onDidChangeRemote, () => otherClient.getRemoteState(), (r) => listed(r, local[1]!.id));
     const fromOther = sampleSession({ hostLabel: 'other-host' });
     otherClient.publish([fromOther]);
@@ -125,8 +126,8 @@ describe('sync controller (thin VS Code layer, fake vscode, real server)', funct
     // Device 2 pastes the key (with spaces and capitals, as people do) and sees the other device.
     const second = new FakeEditor(path.join(root, 'editor-2'));
     useEditor(second);
-    const sync2 = registerSync(second.context() as never, fakeLog().channel as never, () => []);
-    sync2.restored();
+    const sync2 = registerSync(second.context() as never, fakeLog().channel as never);
+    sync2.device.setWindowSessions([]);
     second.answers.quickPick.push((items: Array<{ action: string }>) => items.find((i) => i.action === 'paste'));
     second.answers.inputBox.push(` ${keyText.toUpperCase().replace(/-/g, ' ')} `, server.url);
     await second.commands.get('tether.setUpSync')!();
@@ -135,7 +136,12 @@ describe('sync controller (thin VS Code layer, fake vscode, real server)', funct
     await eventually(sync2.onDidChangeState, () => sync2.state, (s) => s.state === 'live');
 
     // Turning cross-device sessions off stops sync on this device.
+    assert.equal(sync2.crossDevice, true);
+    const flips: boolean[] = [];
+    sync2.onDidChangeCrossDevice((enabled) => flips.push(enabled));
     await workspace.getConfiguration('tether').update('crossDeviceSessions', false);
+    assert.equal(sync2.crossDevice, false);
+    assert.deepEqual(flips, [false], 'the change is told once, at once');
     await eventually(sync2.onDidChangeState, () => sync2.state, (s) => s.state === 'off');
     assert.deepEqual(sync2.remote.slots, []);
     await sync2.dispose();
@@ -145,7 +151,7 @@ describe('sync controller (thin VS Code layer, fake vscode, real server)', funct
   it('refuses a mistyped key in the paste box', async function () {
     const editor = new FakeEditor(path.join(root, 'editor-3'));
     useEditor(editor);
-    const sync = registerSync(editor.context() as never, fakeLog().channel as never, () => []);
+    const sync = registerSync(editor.context() as never, fakeLog().channel as never);
     let validation: string | undefined;
     editor.answers.quickPick.push((items: Array<{ action: string }>) => items.find((i) => i.action === 'paste'));
     editor.answers.inputBox.push((options: { validateInput(text: string): string | undefined }) => {
@@ -161,7 +167,7 @@ describe('sync controller (thin VS Code layer, fake vscode, real server)', funct
   it('asks before plain http:// to a host that is not loopback, and the status bar says it is not encrypted in transit', async function () {
     const editor = new FakeEditor(path.join(root, 'editor-4'));
     useEditor(editor);
-    const sync = registerSync(editor.context() as never, fakeLog().channel as never, () => []);
+    const sync = registerSync(editor.context() as never, fakeLog().channel as never);
     const remote = 'http://192.0.2.10:8787'; // TEST-NET-1: never answers, which is fine here
     let asked: unknown[] = [];
 
@@ -232,7 +238,7 @@ describe('sync controller: Set Up Sync through an SSH host (fake vscode, real ss
     useEditor(editor);
     const typed = `${host.user}@127.0.0.1:${host.port}`;
     const resolved = host.resolved();
-    const sync = registerSync(editor.context() as never, fakeLog().channel as never, () => local, {
+    const sync = registerSync(editor.context() as never, fakeLog().channel as never, {
       pool: pools[0],
       resolve: (label) => {
         assert.equal(label, typed);
@@ -240,7 +246,7 @@ describe('sync controller: Set Up Sync through an SSH host (fake vscode, real ss
       },
       configuredHosts: () => ['not-this-one'],
     });
-    sync.restored();
+    sync.device.setWindowSessions(local);
     let hostItems: Array<{ label: string; host?: string }> = [];
     editor.answers.quickPick.push(
       (items: Array<{ action: string; label: string }>) => items.find((i) => i.action === 'ssh'),
