@@ -136,10 +136,8 @@ export function registerCrossDevice(context: vscode.ExtensionContext, tabs: TabM
       sessions: window.sessions.filter((session) => !openHere.has(session.id)).map((session) => ({ ...session, slotId: ownSlot, deviceName: `this device (${window.label})` })),
     }));
     liveView.update(groups, windows);
-    const state = sync.state;
     const optedOut = !sync.crossDevice;
-    const configured = state.state !== 'off' || /crossDeviceSessions is off/.test(state.detail ?? '');
-    void setContext(ContextKeys.SyncConfigured, configured);
+    void setContext(ContextKeys.SyncConfigured, sync.configured);
     void setContext(ContextKeys.CrossDeviceOptedOut, optedOut);
   };
 

@@ -27,6 +27,13 @@ import { deriveSyncKeys, formatSyncKey, generateSyncKey, parseSyncKey, SyncKeyEr
 const SECRET_SYNC_KEY = 'tether.sync.key';
 /** Per-window slot IDs of versions before the device slot (slotLease.ts); merged once, then deleted. */
 const LEGACY_SLOT_IDS_STATE = 'tether.sync.slotIds';
+/** Why sync is off, when it is off on purpose; the status bar shows the text. */
+type OffReason = 'no-key' | 'no-server' | 'cross-device-off';
+const OFF_TEXT: Record<OffReason, string> = {
+  'no-key': 'no sync key on this device',
+  'no-server': 'tether.sync.serverUrl is empty',
+  'cross-device-off': 'tether.crossDeviceSessions is off',
+};
 const WATCHED_SETTINGS = ['tether.sync.serverUrl', 'tether.deviceName', 'tether.crossDeviceSessions'] as const satisfies readonly SettingKey[];
 
 export interface TetherSync {
@@ -34,6 +41,11 @@ export interface TetherSync {
   dispose(): Promise<void>;
   /** The current sync state, as shown in the status bar. */
   readonly state: SyncStateChange;
+  /**
+   * Sync is set up on this device (a key and a server URL), whether or not it runs: it runs, or it is
+   * off only because tether.crossDeviceSessions is. Up to date when `onDidChangeState` fires.
+   */
+  readonly configured: boolean;
   readonly onDidChangeState: vscode.Event<SyncStateChange>;
   /** Every other slot's validated blob, with presence. Empty while sync is off. */
   readonly remote: RemoteState;
@@ -115,6 +127,7 @@ export function registerSync(context: vscode.ExtensionContext, log: vscode.LogOu
   let clientSubscriptions: Array<{ dispose(): void }> = [];
   let account: AccountSlots | undefined;
   let state: SyncStateChange = { state: 'off' };
+  let offReason: OffReason | undefined;
   let remote: RemoteState = { slots: [] };
   let disposed = false;
   let chain: Promise<void> = Promise.resolve();
@@ -166,10 +179,11 @@ export function registerSync(context: vscode.ExtensionContext, log: vscode.LogOu
   async function start(): Promise<void> {
     const { serverUrl, deviceName } = settings();
     const key = await readKey();
-    const why = !key ? 'no sync key on this device' : !serverUrl ? 'tether.sync.serverUrl is empty' : !crossDevice ? 'tether.crossDeviceSessions is off' : undefined;
-    if (why || !key || disposed) {
+    const off: OffReason | undefined = !key ? 'no-key' : !serverUrl ? 'no-server' : !crossDevice ? 'cross-device-off' : undefined;
+    offReason = off;
+    if (off || !key || disposed) {
       setRemote({ slots: [] });
-      setState({ state: 'off', ...(why ? { detail: why } : {}) });
+      setState({ state: 'off', ...(off ? { detail: OFF_TEXT[off] } : {}) });
       return;
     }
     const syncKey = key;
@@ -401,6 +415,9 @@ export function registerSync(context: vscode.ExtensionContext, log: vscode.LogOu
     },
     get remote() {
       return remote;
+    },
+    get configured() {
+      return state.state !== 'off' || offReason === 'cross-device-off';
     },
     onDidChangeState: stateEmitter.event,
     onDidChangeRemote: remoteEmitter.event,

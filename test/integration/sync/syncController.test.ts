@@ -67,6 +67,7 @@ describe('sync controller (thin VS Code layer, fake vscode, real server)', funct
     // The window's tabs, as crossDeviceController.ts publishes them once the snapshot's tabs are back.
     sync1.device.setWindowSessions(local);
     await eventually(sync1.onDidChangeState, () => sync1.state, (s) => s.state === 'off');
+    assert.equal(sync1.configured, false, 'no key: not set up');
     assert.match(first.statusBarItems[0]!.text, /Sync off/);
     assert.equal(first.statusBarItems[0]!.command, 'tether.showLog');
 
@@ -80,6 +81,7 @@ describe('sync controller (thin VS Code layer, fake vscode, real server)', funct
     assert.equal(first.secrets.get('tether.sync.key'), keyText, 'the key is kept in SecretStorage');
     assert.equal(first.settings.get('tether.sync.serverUrl'), server.url);
     await eventually(sync1.onDidChangeState, () => sync1.state, (s) => s.state === 'live');
+    assert.equal(sync1.configured, true);
     assert.ok(sync1.client, 'the running client is exposed');
     assert.equal(sync1.client.state.state, 'live');
     assert.match(first.statusBarItems[0]!.text, /Sync/);
@@ -109,6 +111,7 @@ describe('sync controller (thin VS Code layer, fake vscode, real server)', funct
     assert.equal(first.secrets.has('tether.sync.key'), false);
     await eventually(sync1.onDidChangeState, () => sync1.state, (s) => s.state === 'off');
     assert.equal(sync1.client, undefined);
+    assert.equal(sync1.configured, false, 'signed out: not set up');
     await eventually(otherClient.onDidChangeRemote, () => otherClient.getRemoteState(), (r) => !listed(r, local[0]!.id));
 
     // The key never reached settings, globalState or the log.
@@ -144,6 +147,7 @@ describe('sync controller (thin VS Code layer, fake vscode, real server)', funct
     assert.deepEqual(flips, [false], 'the change is told once, at once');
     await eventually(sync2.onDidChangeState, () => sync2.state, (s) => s.state === 'off');
     assert.deepEqual(sync2.remote.slots, []);
+    assert.equal(sync2.configured, true, 'still set up: off only because sharing is');
     await sync2.dispose();
     await second.dispose();
   });
