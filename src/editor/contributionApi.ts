@@ -3,6 +3,7 @@
  * with their one default, context keys. Nothing in src/editor names a command, setting or context
  * key by a plain string.
  */
+import * as os from 'node:os';
 import * as vscode from 'vscode';
 import { type CommandArgs, type CommandId, type ContextKey, type ContextKeyTypes, SETTINGS_SECTION, type SettingKey, Settings, type SettingValue } from './contributions';
 
@@ -31,6 +32,11 @@ export function readSetting<K extends SettingKey>(key: K): SettingValue<K> {
 /** Writes a setting (user settings unless told otherwise). */
 export function writeSetting<K extends SettingKey>(key: K, value: SettingValue<K>, target: vscode.ConfigurationTarget = vscode.ConfigurationTarget.Global): Thenable<void> {
   return vscode.workspace.getConfiguration(SETTINGS_SECTION).update(localKey(key), value, target);
+}
+
+/** This device's name as other devices see it: tether.deviceName, else the machine's host name. */
+export function deviceName(): string {
+  return readSetting('tether.deviceName').trim() || os.hostname();
 }
 
 /** Whether a configuration change touches any of these settings. */

@@ -7,7 +7,9 @@ import { hostCapabilities, PersistentSession } from '../session/persistentSessio
 import { inventoryScript, parseInventory, provenGone } from '../multiplexer/hostInventory';
 import type { ConnectionPool } from '../ssh/sshConnection';
 import type { TabRecord } from '../session/tabSnapshot';
-import { type KillResult, TabManager } from './tabManager';
+import type { ClosePolicy, KillResult, TabManager } from './tabManager';
+import type { SshHosts } from './sshHosts';
+import type { Logger } from '../common/logger';
 import { type CommandArgs, Commands, ContextKeys, Views } from './contributions';
 import { readSetting, registerCommand, setContext } from './contributionApi';
 import { HostSessionRow, HostsView } from './hostsView';
@@ -34,32 +36,61 @@ export function entryOf(record: TabRecord): SessionEntry {
   };
 }
 
-/**
- * Wires cross-device sessions into the editor: the manifest follows the tabs, closing follows the
- * last-device rule, tombstones close tabs, and the two views stay current. Logic lives in
- * CrossDeviceSessions; this file only connects parts.
- */
+/** A handle on a session no tab here holds: its kill runs with no client of ours attached. */
+function detachedSession(entry: SessionEntry, hosts: SshHosts, pool: ConnectionPool, log: Logger): PersistentSession {
+  return new PersistentSession({ id: entry.id, host: hosts.hostFor(entry), pool, log, mode: 'attach', multiplexer: entry.multiplexer });
+}
+
+/** This window's CrossDeviceSessions: the close rule reads this device's other windows and the last known listings from `sync`. */
+export function createCrossDeviceSessions({ hosts, pool, sync, log }: { hosts: SshHosts; pool: ConnectionPool; sync: TetherSync; log: Logger }): CrossDeviceSessions {
+  return new CrossDeviceSessions({
+    log,
+    detachedSession: (entry) => detachedSession(entry, hosts, pool, log),
+    localHolders: (id) => sync.device.holders(id),
+    staleAfterMs: () => staleAfterMs(),
+    lastKnown: () => sync.device.lastKnownSlots(),
+  });
+}
+
+const killResult = (result: CloseResult): KillResult =>
+  result.action === 'killed' ? { killed: true } : { killed: false, why: result.why, refused: result.refused, devices: result.devices };
+
+/** How tabs close: by the last-device rule of CrossDeviceSessions. Given to the TabManager when it is built. */
+export function closePolicyOf(cross: CrossDeviceSessions): ClosePolicy {
+  return {
+    close: (session, record) => cross.close(session, entryOf(record)),
+    kill: async (session, _record, options) => killResult(await cross.kill(session, options)),
+    gone: (record) => cross.ended(record.id),
+  };
+}
+
+/** What the cross-device controller works with; activate() builds each and passes them in. */
+export interface CrossDeviceServices {
+  readonly tabs: TabManager;
+  readonly hosts: SshHosts;
+  readonly pool: ConnectionPool;
+  readonly sync: TetherSync;
+  readonly cross: CrossDeviceSessions;
+  readonly log: vscode.LogOutputChannel;
+}
+
 export interface CrossDeviceEditor {
   /** The snapshot's tabs are back: from now on this window's part of the device listing follows its tabs. */
   restored(): void;
 }
 
-export function registerCrossDevice(context: vscode.ExtensionContext, tabs: TabManager, pool: ConnectionPool, sync: TetherSync, log: vscode.LogOutputChannel): CrossDeviceEditor {
-  /** A handle on a session no tab here holds: its kill runs with no client of ours attached. */
-  const detached = (entry: SessionEntry): PersistentSession =>
-    new PersistentSession({ id: entry.id, host: tabs.hostFor(entry), pool, log, mode: 'attach', multiplexer: entry.multiplexer });
-  const cross = new CrossDeviceSessions({
-    log,
-    detachedSession: detached,
-    localHolders: (id) => sync.device.holders(id),
-    staleAfterMs: () => staleAfterMs(),
-    lastKnown: () => sync.device.lastKnownSlots(),
-  });
+/**
+ * Wires cross-device sessions into the editor: the manifest follows the tabs, a ✕ that only
+ * detached says why, tombstones close tabs, and the two views stay current. Logic lives in
+ * CrossDeviceSessions; this file only connects parts.
+ */
+export function registerCrossDevice(context: vscode.ExtensionContext, { tabs, hosts, pool, sync, cross, log }: CrossDeviceServices): CrossDeviceEditor {
+  const detached = (entry: SessionEntry): PersistentSession => detachedSession(entry, hosts, pool, log);
   const liveView = new LiveSessionsView();
   const hostsView = new HostsView({
-    hosts: () => tabs.knownHosts(),
+    hosts: () => hosts.knownHosts(),
     sessionsOn: async (label) => {
-      const connection = await pool.acquire(tabs.resolve(label));
+      const connection = await pool.acquire(hosts.resolve(label));
       const capabilities = await hostCapabilities(connection);
       const result = await connection.runScript(inventoryScript(capabilities), 15_000);
       const slots = sync.client?.getRemoteState().slots ?? [];
@@ -86,7 +117,7 @@ export function registerCrossDevice(context: vscode.ExtensionContext, tabs: TabM
   const pickSessionToKill = async (arg: CommandArgs[typeof Commands.KillSession][0]): Promise<{ entry: SessionEntry; label: string } | undefined> => {
     const row = arg && typeof arg === 'object' && 'row' in arg ? arg : undefined;
     if (row?.host && row.row) {
-      const host = tabs.resolve(row.host);
+      const host = hosts.resolve(row.host);
       return {
         entry: { id: row.row.id, hostLabel: row.host, user: host.user, hostName: host.hostName, port: host.port, multiplexer: row.row.multiplexer, cwd: '~', startedAt: row.row.createdAt ?? Date.now() },
         label: `session tether_${row.row.id.slice(0, 6)} on ${row.host}`,
@@ -141,9 +172,6 @@ export function registerCrossDevice(context: vscode.ExtensionContext, tabs: TabM
     void setContext(ContextKeys.CrossDeviceOptedOut, optedOut);
   };
 
-  const killResult = (result: CloseResult): KillResult =>
-    result.action === 'killed' ? { killed: true } : { killed: false, why: result.why, refused: result.refused, devices: result.devices };
-
   /** "Kill anyway": the user confirmed in a modal; still needs the sentinel, still publishes a tombstone. */
   const killAnyway = async (entry: SessionEntry, label: string, why: string): Promise<void> => {
     const confirm = await vscode.window.showWarningMessage(
@@ -178,20 +206,14 @@ export function registerCrossDevice(context: vscode.ExtensionContext, tabs: TabM
     void vscode.window.showWarningMessage(`Tether: ${label} was not killed: ${result.why ?? 'the host did not confirm the kill'}. It may still be running: check the Hosts view, and try again when the host is reachable.`);
   };
 
-  tabs.setClosePolicy({
-    close: async (session, record) => {
-      const result = await cross.close(session, entryOf(record));
-      if (result.action === 'detached') {
-        // ✕ that only detaches says why, and offers the kill the user may have meant.
-        void vscode.window.showInformationMessage(`Tether: "${record.name}" was detached, not killed: ${result.why}.`, 'Kill anyway…').then((choice) => {
-          if (choice) void killAnyway(entryOf(record), `"${record.name}"`, result.why);
-        });
-      }
-      return result;
-    },
-    kill: async (session, _record, options) => killResult(await cross.kill(session, options)),
-    gone: (record) => cross.ended(record.id),
-  });
+  context.subscriptions.push(
+    tabs.onDidDetachOnClose(({ record, why }) => {
+      // ✕ that only detaches says why, and offers the kill the user may have meant.
+      void vscode.window.showInformationMessage(`Tether: "${record.name}" was detached, not killed: ${why}.`, 'Kill anyway…').then((choice) => {
+        if (choice) void killAnyway(entryOf(record), `"${record.name}"`, why);
+      });
+    }),
+  );
   cross.setEnabled(sync.crossDevice);
   cross.useClient(sync.client);
   publish();
@@ -203,7 +225,6 @@ export function registerCrossDevice(context: vscode.ExtensionContext, tabs: TabM
   context.subscriptions.push(
     liveView,
     hostsView,
-    { dispose: () => cross.dispose() },
     liveTree,
     hostsTree,
     sync.device.onDidChangeParts(refreshLive),
@@ -281,14 +302,14 @@ export function registerCrossDevice(context: vscode.ExtensionContext, tabs: TabM
     }),
     registerCommand(Commands.JoinHostSession, (node) => {
       if (!node?.host || !node.row) return;
-      const host = tabs.resolve(node.host);
+      const host = hosts.resolve(node.host);
       joinRecord({ id: node.row.id, hostLabel: node.host, user: host.user, hostName: host.hostName, port: host.port, multiplexer: node.row.multiplexer, cwd: '~', startedAt: node.row.createdAt ?? Date.now(), title: node.row.meta?.title });
     }),
     registerCommand(Commands.KillHostSession, async (node) => {
       if (!node?.host || !node.row) return;
       const confirm = await vscode.window.showWarningMessage(`Kill orphaned session tether_${node.row.id} on ${node.host}?`, { modal: true }, 'Kill Session');
       if (confirm !== 'Kill Session') return;
-      const host = tabs.resolve(node.host);
+      const host = hosts.resolve(node.host);
       const session = new PersistentSession({ id: node.row.id, host, pool, log, mode: 'attach', multiplexer: node.row.multiplexer });
       const result = await cross.kill(session);
       if (result.action !== 'killed') void vscode.window.showWarningMessage(`Tether: tether_${node.row.id.slice(0, 6)} on ${node.host} was not killed: ${result.why}. Refresh the Hosts view to see whether it still runs, and try again when the host is reachable.`);
@@ -308,7 +329,7 @@ export function registerCrossDevice(context: vscode.ExtensionContext, tabs: TabM
         byHost.set(key, [...(byHost.get(key) ?? []), session]);
       }
       for (const sessions of byHost.values()) {
-        const connection = pool.peek(tabs.hostFor(sessions[0]));
+        const connection = pool.peek(hosts.hostFor(sessions[0]));
         if (!connection) continue;
         const output = (await connection.runScript(inventoryScript(await hostCapabilities(connection)), 15_000)).output;
         for (const id of provenGone(sessions, output)) {

@@ -1,11 +1,10 @@
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { SyncStatusBar } from './syncStatusBar';
 import { Commands, type SettingKey } from './contributions';
-import { affectsSetting, executeCommand, readSetting, registerCommand, writeSetting } from './contributionApi';
+import { affectsSetting, deviceName, executeCommand, readSetting, registerCommand, writeSetting } from './contributionApi';
 import { AccountSlots } from '../sync/accountSlots';
 import { confirmPlainHttp } from './plainHttpConfirm';
 import { FolderDeviceFiles } from '../sync/deviceFiles';
@@ -145,7 +144,7 @@ export function registerSync(context: vscode.ExtensionContext, log: vscode.LogOu
   };
   const settings = (): { serverUrl: string; deviceName: string } => ({
     serverUrl: readSetting('tether.sync.serverUrl').trim(),
-    deviceName: readSetting('tether.deviceName').trim() || os.hostname(),
+    deviceName: deviceName(),
   });
 
   /** `deleteSlot` removes the device slot from the server; `forget` also drops the local caches (the key is going away). */
