@@ -1,5 +1,6 @@
 import * as vscode from 'vscode';
 import type { SessionEntry } from '../sync/blob';
+import { sessionName, shortSessionName } from '../common/sessionId';
 import { type CloseResult, CrossDeviceSessions } from '../sync/crossDevice';
 import { ago, LiveSession, slotLastSeen, usedBy, withStaleness } from '../sync/liveSessions';
 import type { TetherSync } from './syncController';
@@ -120,11 +121,11 @@ export function registerCrossDevice(context: vscode.ExtensionContext, { tabs, ho
       const host = hosts.resolve(row.host);
       return {
         entry: { id: row.row.id, hostLabel: row.host, user: host.user, hostName: host.hostName, port: host.port, multiplexer: row.row.multiplexer, cwd: '~', startedAt: row.row.createdAt ?? Date.now() },
-        label: `session tether_${row.row.id.slice(0, 6)} on ${row.host}`,
+        label: `session ${shortSessionName(row.row.id)} on ${row.host}`,
       };
     }
     const candidate = arg && typeof arg === 'object' && 'session' in arg ? arg.session : arg;
-    if (isLiveSession(candidate)) return { entry: candidate, label: `"${candidate.title ?? candidate.hostLabel}" (tether_${candidate.id.slice(0, 6)})` };
+    if (isLiveSession(candidate)) return { entry: candidate, label: `"${candidate.title ?? candidate.hostLabel}" (${shortSessionName(candidate.id)})` };
     type Item = vscode.QuickPickItem & { entry?: SessionEntry };
     const items: Item[] = [];
     const records = tabs.records();
@@ -143,7 +144,7 @@ export function registerCrossDevice(context: vscode.ExtensionContext, { tabs, ho
     if (!items.some((item) => item.entry)) return void vscode.window.showInformationMessage('Tether: there are no Tether sessions to kill.');
     const picked = await vscode.window.showQuickPick(items, { title: 'Tether: Kill Session', placeHolder: 'The session to end on every device' });
     if (!picked?.entry) return undefined;
-    return { entry: picked.entry, label: `"${picked.label}" (tether_${picked.entry.id.slice(0, 6)})` };
+    return { entry: picked.entry, label: `"${picked.label}" (${shortSessionName(picked.entry.id)})` };
   };
 
   /**
@@ -251,7 +252,7 @@ export function registerCrossDevice(context: vscode.ExtensionContext, { tabs, ho
         slot = picked?.candidate;
       }
       if (!slot) return;
-      const names = slot.blob.sessions.map((session) => `• ${session.title ?? session.hostLabel} (tether_${session.id.slice(0, 6)}, ${session.cwd})`);
+      const names = slot.blob.sessions.map((session) => `• ${session.title ?? session.hostLabel} (${shortSessionName(session.id)}, ${session.cwd})`);
       const confirm = await vscode.window.showWarningMessage(
         `Forget device "${slot.deviceName}"?`,
         {
@@ -307,12 +308,12 @@ export function registerCrossDevice(context: vscode.ExtensionContext, { tabs, ho
     }),
     registerCommand(Commands.KillHostSession, async (node) => {
       if (!node?.host || !node.row) return;
-      const confirm = await vscode.window.showWarningMessage(`Kill orphaned session tether_${node.row.id} on ${node.host}?`, { modal: true }, 'Kill Session');
+      const confirm = await vscode.window.showWarningMessage(`Kill orphaned session ${sessionName(node.row.id)} on ${node.host}?`, { modal: true }, 'Kill Session');
       if (confirm !== 'Kill Session') return;
       const host = hosts.resolve(node.host);
       const session = new PersistentSession({ id: node.row.id, host, pool, log, mode: 'attach', multiplexer: node.row.multiplexer });
       const result = await cross.kill(session);
-      if (result.action !== 'killed') void vscode.window.showWarningMessage(`Tether: tether_${node.row.id.slice(0, 6)} on ${node.host} was not killed: ${result.why}. Refresh the Hosts view to see whether it still runs, and try again when the host is reachable.`);
+      if (result.action !== 'killed') void vscode.window.showWarningMessage(`Tether: ${shortSessionName(node.row.id)} on ${node.host} was not killed: ${result.why}. Refresh the Hosts view to see whether it still runs, and try again when the host is reachable.`);
       hostsView.refresh();
     }),
   );

@@ -6,7 +6,7 @@
 import { ago } from '../sync/liveSessions';
 import type { HostSession } from '../multiplexer/hostInventory';
 import { hasMetadata } from '../multiplexer/sessionMetadata';
-import { shortId } from '../common/sessionId';
+import { sessionName, shortSessionName } from '../common/sessionId';
 import { ConnectError } from '../ssh/sshConnection';
 import { HostKeyError } from '../ssh/hostKeyVerifier';
 import { SshConfigError } from '../ssh/sshConfig';
@@ -46,14 +46,14 @@ export function describeHostSession(row: HostSessionRow, host: string, now: numb
   if (orphan) parts.unshift('orphan: listed by no device');
   const created = row.createdAt ?? meta.createdAt;
   if (created) parts.push(`started ${ago(created, now)}`);
-  const name = `tether_${row.id}`;
+  const name = sessionName(row.id);
   const tooltip = [
     `${row.multiplexer} session ${name} on ${host}`,
     meta.title ? `Title: ${meta.title}` : undefined,
     meta.device ? `Last attached from: ${meta.device}` : undefined,
     meta.detachedBy ? `Detached by: ${meta.detachedBy}${meta.detachedAt ? ` (${new Date(meta.detachedAt).toISOString()})` : ''}` : undefined,
   ].filter(Boolean).join('\n');
-  return { label: meta.title ?? `tether_${shortId(row.id)}…`, description: parts.join(' · '), tooltip, orphan };
+  return { label: meta.title ?? `${shortSessionName(row.id)}…`, description: parts.join(' · '), tooltip, orphan };
 }
 
 export interface HostFailureText {

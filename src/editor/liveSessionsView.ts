@@ -1,4 +1,5 @@
 import * as vscode from 'vscode';
+import { sessionName } from '../common/sessionId';
 import { DeviceGroup, LiveSession, ago, duration } from '../sync/liveSessions';
 import { Commands, ViewItems } from './contributions';
 import { asCommand } from './contributionApi';
@@ -97,7 +98,7 @@ export class LiveSessionsView implements vscode.TreeDataProvider<Node>, vscode.D
     const tooltip = new vscode.MarkdownString(undefined, false);
     tooltip.appendText(`${session.hostLabel} (${session.user}@${session.hostName}:${session.port})\n`);
     tooltip.appendText(`Directory: ${session.cwd}\nMultiplexer: ${session.multiplexer}\n${local ? `Window: ${local.label}` : `Device: ${session.deviceName}`}\n`);
-    tooltip.appendText(`Started: ${new Date(session.startedAt).toLocaleString()}\nSession: tether_${session.id}`);
+    tooltip.appendText(`Started: ${new Date(session.startedAt).toLocaleString()}\nSession: ${sessionName(session.id)}`);
     item.tooltip = tooltip;
     item.iconPath = new vscode.ThemeIcon('terminal');
     item.contextValue = local ? ViewItems.LocalSession : ViewItems.LiveSession;
