@@ -46,12 +46,19 @@ export function assertSessionId(value: unknown): string {
   return value;
 }
 
+const SESSION_PREFIX = 'tether_';
+
 /** The multiplexer session name for an ID: `tether_<id>`. */
 export function sessionName(id: string): string {
-  return `tether_${assertSessionId(id)}`;
+  return `${SESSION_PREFIX}${assertSessionId(id)}`;
 }
 
 /** A short, human-friendly form of an ID for terminal names. */
 export function shortId(id: string): string {
   return id.slice(0, 6);
+}
+
+/** The session name shortened for messages: `tether_<first 6 of the id>`. */
+export function shortSessionName(id: string): string {
+  return `${SESSION_PREFIX}${shortId(id)}`;
 }

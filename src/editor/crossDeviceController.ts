@@ -1,5 +1,6 @@
 import * as vscode from 'vscode';
 import type { SessionEntry } from '../sync/blob';
+import { sessionName, shortSessionName } from '../common/sessionId';
 import { type CloseResult, CrossDeviceSessions } from '../sync/crossDevice';
 import { ago, LiveSession, slotLastSeen, usedBy, withStaleness } from '../sync/liveSessions';
 import type { TetherSync } from './syncController';
@@ -7,13 +8,17 @@ import { hostCapabilities, PersistentSession } from '../session/persistentSessio
 import { inventoryScript, parseInventory, provenGone } from '../multiplexer/hostInventory';
 import type { ConnectionPool } from '../ssh/sshConnection';
 import type { TabRecord } from '../session/tabSnapshot';
-import { type KillResult, TabManager, setting } from './tabManager';
+import type { ClosePolicy, KillResult, TabManager } from './tabManager';
+import type { SshHosts } from './sshHosts';
+import type { Logger } from '../common/logger';
+import { type CommandArgs, Commands, ContextKeys, Views } from './contributions';
+import { readSetting, registerCommand, setContext } from './contributionApi';
 import { HostSessionRow, HostsView } from './hostsView';
 import { type LocalWindowGroup, LiveSessionsView } from './liveSessionsView';
 
 /** tether.sync.staleDeviceDays as milliseconds; 0 or less turns staleness off. */
 export function staleAfterMs(): number | undefined {
-  const days = setting<number>('sync.staleDeviceDays', 30);
+  const days = readSetting('tether.sync.staleDeviceDays');
   return typeof days === 'number' && days > 0 ? days * 24 * 60 * 60 * 1000 : undefined;
 }
 
@@ -32,27 +37,61 @@ export function entryOf(record: TabRecord): SessionEntry {
   };
 }
 
-/**
- * Wires cross-device sessions into the editor: the manifest follows the tabs, closing follows the
- * last-device rule, tombstones close tabs, and the two views stay current. Logic lives in
- * CrossDeviceSessions; this file only connects parts.
- */
-export function registerCrossDevice(context: vscode.ExtensionContext, tabs: TabManager, pool: ConnectionPool, sync: TetherSync, log: vscode.LogOutputChannel): CrossDeviceSessions {
-  /** A handle on a session no tab here holds: its kill runs with no client of ours attached. */
-  const detached = (entry: SessionEntry): PersistentSession =>
-    new PersistentSession({ id: entry.id, host: tabs.hostFor(entry), pool, log, mode: 'attach', multiplexer: entry.multiplexer });
-  const cross = new CrossDeviceSessions({
+/** A handle on a session no tab here holds: its kill runs with no client of ours attached. */
+function detachedSession(entry: SessionEntry, hosts: SshHosts, pool: ConnectionPool, log: Logger): PersistentSession {
+  return new PersistentSession({ id: entry.id, host: hosts.hostFor(entry), pool, log, mode: 'attach', multiplexer: entry.multiplexer });
+}
+
+/** This window's CrossDeviceSessions: the close rule reads this device's other windows and the last known listings from `sync`. */
+export function createCrossDeviceSessions({ hosts, pool, sync, log }: { hosts: SshHosts; pool: ConnectionPool; sync: TetherSync; log: Logger }): CrossDeviceSessions {
+  return new CrossDeviceSessions({
     log,
-    detachedSession: detached,
+    detachedSession: (entry) => detachedSession(entry, hosts, pool, log),
     localHolders: (id) => sync.device.holders(id),
     staleAfterMs: () => staleAfterMs(),
     lastKnown: () => sync.device.lastKnownSlots(),
   });
+}
+
+const killResult = (result: CloseResult): KillResult =>
+  result.action === 'killed' ? { killed: true } : { killed: false, why: result.why, refused: result.refused, devices: result.devices };
+
+/** How tabs close: by the last-device rule of CrossDeviceSessions. Given to the TabManager when it is built. */
+export function closePolicyOf(cross: CrossDeviceSessions): ClosePolicy {
+  return {
+    close: (session, record) => cross.close(session, entryOf(record)),
+    kill: async (session, _record, options) => killResult(await cross.kill(session, options)),
+    gone: (record) => cross.ended(record.id),
+  };
+}
+
+/** What the cross-device controller works with; activate() builds each and passes them in. */
+export interface CrossDeviceServices {
+  readonly tabs: TabManager;
+  readonly hosts: SshHosts;
+  readonly pool: ConnectionPool;
+  readonly sync: TetherSync;
+  readonly cross: CrossDeviceSessions;
+  readonly log: vscode.LogOutputChannel;
+}
+
+export interface CrossDeviceEditor {
+  /** The snapshot's tabs are back: from now on this window's part of the device listing follows its tabs. */
+  restored(): void;
+}
+
+/**
+ * Wires cross-device sessions into the editor: the manifest follows the tabs, a ✕ that only
+ * detached says why, tombstones close tabs, and the two views stay current. Logic lives in
+ * CrossDeviceSessions; this file only connects parts.
+ */
+export function registerCrossDevice(context: vscode.ExtensionContext, { tabs, hosts, pool, sync, cross, log }: CrossDeviceServices): CrossDeviceEditor {
+  const detached = (entry: SessionEntry): PersistentSession => detachedSession(entry, hosts, pool, log);
   const liveView = new LiveSessionsView();
   const hostsView = new HostsView({
-    hosts: () => tabs.knownHosts(),
+    hosts: () => hosts.knownHosts(),
     sessionsOn: async (label) => {
-      const connection = await pool.acquire(tabs.resolve(label));
+      const connection = await pool.acquire(hosts.resolve(label));
       const capabilities = await hostCapabilities(connection);
       const result = await connection.runScript(inventoryScript(capabilities), 15_000);
       const slots = sync.client?.getRemoteState().slots ?? [];
@@ -66,8 +105,8 @@ export function registerCrossDevice(context: vscode.ExtensionContext, tabs: TabM
     },
   });
 
-  const liveTree = vscode.window.createTreeView('tether.liveSessions', { treeDataProvider: liveView });
-  const hostsTree = vscode.window.createTreeView('tether.hosts', { treeDataProvider: hostsView });
+  const liveTree = vscode.window.createTreeView(Views.LiveSessions, { treeDataProvider: liveView });
+  const hostsTree = vscode.window.createTreeView(Views.Hosts, { treeDataProvider: hostsView });
   // Relative times ("started 5 min ago", "last seen") stay true while a view is visible.
   const labelTimer = setInterval(() => {
     if (liveTree.visible) refreshLive();
@@ -76,17 +115,17 @@ export function registerCrossDevice(context: vscode.ExtensionContext, tabs: TabM
   context.subscriptions.push({ dispose: () => clearInterval(labelTimer) });
 
   /** Any session: a tab here, another window's, another device's, or a Hosts row; else a quick pick. */
-  const pickSessionToKill = async (arg: unknown): Promise<{ entry: SessionEntry; label: string } | undefined> => {
-    const row = arg && typeof arg === 'object' && 'row' in arg ? (arg as { host?: string; row?: HostSessionRow }) : undefined;
+  const pickSessionToKill = async (arg: CommandArgs[typeof Commands.KillSession][0]): Promise<{ entry: SessionEntry; label: string } | undefined> => {
+    const row = arg && typeof arg === 'object' && 'row' in arg ? arg : undefined;
     if (row?.host && row.row) {
-      const host = tabs.resolve(row.host);
+      const host = hosts.resolve(row.host);
       return {
         entry: { id: row.row.id, hostLabel: row.host, user: host.user, hostName: host.hostName, port: host.port, multiplexer: row.row.multiplexer, cwd: '~', startedAt: row.row.createdAt ?? Date.now() },
-        label: `session tether_${row.row.id.slice(0, 6)} on ${row.host}`,
+        label: `session ${shortSessionName(row.row.id)} on ${row.host}`,
       };
     }
-    const candidate = arg && typeof arg === 'object' && 'session' in arg ? (arg as { session: unknown }).session : arg;
-    if (isLiveSession(candidate)) return { entry: candidate, label: `"${candidate.title ?? candidate.hostLabel}" (tether_${candidate.id.slice(0, 6)})` };
+    const candidate = arg && typeof arg === 'object' && 'session' in arg ? arg.session : arg;
+    if (isLiveSession(candidate)) return { entry: candidate, label: `"${candidate.title ?? candidate.hostLabel}" (${shortSessionName(candidate.id)})` };
     type Item = vscode.QuickPickItem & { entry?: SessionEntry };
     const items: Item[] = [];
     const records = tabs.records();
@@ -105,12 +144,19 @@ export function registerCrossDevice(context: vscode.ExtensionContext, tabs: TabM
     if (!items.some((item) => item.entry)) return void vscode.window.showInformationMessage('Tether: there are no Tether sessions to kill.');
     const picked = await vscode.window.showQuickPick(items, { title: 'Tether: Kill Session', placeHolder: 'The session to end on every device' });
     if (!picked?.entry) return undefined;
-    return { entry: picked.entry, label: `"${picked.label}" (tether_${picked.entry.id.slice(0, 6)})` };
+    return { entry: picked.entry, label: `"${picked.label}" (${shortSessionName(picked.entry.id)})` };
   };
 
+  /**
+   * The one place this window's manifest is published: its tabs, minus the sessions this device
+   * ended (CrossDeviceSessions.publish is the one filter), go to the sync client and, once the
+   * snapshot's tabs are back, to this window's part of the device listing (kept with sharing on or
+   * off: the part is local). Before the restore a part would drop this workspace's sessions for a moment.
+   */
+  let restored = false;
   const publish = (): void => {
-    cross.publish(tabs.records().map(entryOf));
-    sync.publishLocalSessions();
+    const sessions = cross.publish(tabs.records().map(entryOf));
+    if (restored) sync.device.setWindowSessions(sessions);
   };
   const refreshLive = (): void => {
     const openHere = new Set(tabs.records().map((record) => record.id));
@@ -122,15 +168,10 @@ export function registerCrossDevice(context: vscode.ExtensionContext, tabs: TabM
       sessions: window.sessions.filter((session) => !openHere.has(session.id)).map((session) => ({ ...session, slotId: ownSlot, deviceName: `this device (${window.label})` })),
     }));
     liveView.update(groups, windows);
-    const state = sync.state;
-    const optedOut = !setting<boolean>('crossDeviceSessions', true);
-    const configured = state.state !== 'off' || /crossDeviceSessions is off/.test(state.detail ?? '');
-    void vscode.commands.executeCommand('setContext', 'tether.syncConfigured', configured);
-    void vscode.commands.executeCommand('setContext', 'tether.crossDeviceOptedOut', optedOut);
+    const optedOut = !sync.crossDevice;
+    void setContext(ContextKeys.SyncConfigured, sync.configured);
+    void setContext(ContextKeys.CrossDeviceOptedOut, optedOut);
   };
-
-  const killResult = (result: CloseResult): KillResult =>
-    result.action === 'killed' ? { killed: true } : { killed: false, why: result.why, refused: result.refused, devices: result.devices };
 
   /** "Kill anyway": the user confirmed in a modal; still needs the sentinel, still publishes a tombstone. */
   const killAnyway = async (entry: SessionEntry, label: string, why: string): Promise<void> => {
@@ -166,41 +207,34 @@ export function registerCrossDevice(context: vscode.ExtensionContext, tabs: TabM
     void vscode.window.showWarningMessage(`Tether: ${label} was not killed: ${result.why ?? 'the host did not confirm the kill'}. It may still be running: check the Hosts view, and try again when the host is reachable.`);
   };
 
-  tabs.setClosePolicy({
-    close: async (session, record) => {
-      const result = await cross.close(session, entryOf(record));
-      if (result.action === 'detached') {
-        // ✕ that only detaches says why, and offers the kill the user may have meant.
-        void vscode.window.showInformationMessage(`Tether: "${record.name}" was detached, not killed: ${result.why}.`, 'Kill anyway…').then((choice) => {
-          if (choice) void killAnyway(entryOf(record), `"${record.name}"`, result.why);
-        });
-      }
-      return result;
-    },
-    kill: async (session, _record, options) => killResult(await cross.kill(session, options)),
-    gone: (record) => cross.ended(record.id),
-  });
-  cross.setEnabled(setting<boolean>('crossDeviceSessions', true));
+  context.subscriptions.push(
+    tabs.onDidDetachOnClose(({ record, why }) => {
+      // ✕ that only detaches says why, and offers the kill the user may have meant.
+      void vscode.window.showInformationMessage(`Tether: "${record.name}" was detached, not killed: ${why}.`, 'Kill anyway…').then((choice) => {
+        if (choice) void killAnyway(entryOf(record), `"${record.name}"`, why);
+      });
+    }),
+  );
+  cross.setEnabled(sync.crossDevice);
   cross.useClient(sync.client);
   publish();
 
   const joinRecord = (session: SessionEntry & { title?: string }): void => {
-    tabs.attach({ ...session, cwd: session.cwd === '~' ? undefined : session.cwd }, setting<number>('scrollback.replayLines', 2000));
+    tabs.attach({ ...session, cwd: session.cwd === '~' ? undefined : session.cwd }, readSetting('tether.scrollback.replayLines'));
   };
 
   context.subscriptions.push(
     liveView,
     hostsView,
-    { dispose: () => cross.dispose() },
     liveTree,
     hostsTree,
     sync.device.onDidChangeParts(refreshLive),
-    vscode.commands.registerCommand('tether.killSession', async (arg?: unknown) => {
+    registerCommand(Commands.KillSession, async (arg) => {
       const target = await pickSessionToKill(arg);
       if (target) await killSession(target.entry, target.label);
     }),
-    vscode.commands.registerCommand('tether.forgetDevice', async (arg?: unknown) => {
-      const node = arg && typeof arg === 'object' && 'group' in arg ? (arg as { group: { slotId?: unknown } }).group : undefined;
+    registerCommand(Commands.ForgetDevice, async (arg) => {
+      const node = arg && typeof arg === 'object' && 'group' in arg ? arg.group : undefined;
       const slots = sync.client?.getRemoteState().slots ?? [];
       if (!sync.client) return void vscode.window.showInformationMessage('Tether: sync is not running on this device, so there are no devices to forget.');
       let slot = slots.find((candidate) => candidate.slotId === node?.slotId);
@@ -218,7 +252,7 @@ export function registerCrossDevice(context: vscode.ExtensionContext, tabs: TabM
         slot = picked?.candidate;
       }
       if (!slot) return;
-      const names = slot.blob.sessions.map((session) => `• ${session.title ?? session.hostLabel} (tether_${session.id.slice(0, 6)}, ${session.cwd})`);
+      const names = slot.blob.sessions.map((session) => `• ${session.title ?? session.hostLabel} (${shortSessionName(session.id)}, ${session.cwd})`);
       const confirm = await vscode.window.showWarningMessage(
         `Forget device "${slot.deviceName}"?`,
         {
@@ -244,14 +278,13 @@ export function registerCrossDevice(context: vscode.ExtensionContext, tabs: TabM
       publish();
       refreshLive();
     }),
-    vscode.workspace.onDidChangeConfiguration((event) => {
-      if (!event.affectsConfiguration('tether.crossDeviceSessions')) return;
-      cross.setEnabled(setting<boolean>('crossDeviceSessions', true));
+    sync.onDidChangeCrossDevice((enabled) => {
+      cross.setEnabled(enabled);
       refreshLive();
     }),
-    vscode.commands.registerCommand('tether.joinSession', async (arg?: unknown) => {
+    registerCommand(Commands.JoinSession, async (arg) => {
       // A row's inline action passes the tree node; the row's own click passes the session.
-      const candidate = arg && typeof arg === 'object' && 'session' in arg ? (arg as { session: unknown }).session : arg;
+      const candidate = arg && typeof arg === 'object' && 'session' in arg ? arg.session : arg;
       let session = isLiveSession(candidate) ? candidate : undefined;
       if (!session) {
         const choices = liveView.sessions();
@@ -264,23 +297,23 @@ export function registerCrossDevice(context: vscode.ExtensionContext, tabs: TabM
       }
       if (session) joinRecord(session);
     }),
-    vscode.commands.registerCommand('tether.refreshHosts', () => hostsView.refresh()),
-    vscode.commands.registerCommand('tether.newTerminalOnHost', (node?: { host?: string }) => {
+    registerCommand(Commands.RefreshHosts, () => hostsView.refresh()),
+    registerCommand(Commands.NewTerminalOnHost, (node) => {
       if (node?.host) tabs.open(node.host);
     }),
-    vscode.commands.registerCommand('tether.joinHostSession', (node?: { host?: string; row?: HostSessionRow }) => {
+    registerCommand(Commands.JoinHostSession, (node) => {
       if (!node?.host || !node.row) return;
-      const host = tabs.resolve(node.host);
+      const host = hosts.resolve(node.host);
       joinRecord({ id: node.row.id, hostLabel: node.host, user: host.user, hostName: host.hostName, port: host.port, multiplexer: node.row.multiplexer, cwd: '~', startedAt: node.row.createdAt ?? Date.now(), title: node.row.meta?.title });
     }),
-    vscode.commands.registerCommand('tether.killHostSession', async (node?: { host?: string; row?: HostSessionRow }) => {
+    registerCommand(Commands.KillHostSession, async (node) => {
       if (!node?.host || !node.row) return;
-      const confirm = await vscode.window.showWarningMessage(`Kill orphaned session tether_${node.row.id} on ${node.host}?`, { modal: true }, 'Kill Session');
+      const confirm = await vscode.window.showWarningMessage(`Kill orphaned session ${sessionName(node.row.id)} on ${node.host}?`, { modal: true }, 'Kill Session');
       if (confirm !== 'Kill Session') return;
-      const host = tabs.resolve(node.host);
+      const host = hosts.resolve(node.host);
       const session = new PersistentSession({ id: node.row.id, host, pool, log, mode: 'attach', multiplexer: node.row.multiplexer });
       const result = await cross.kill(session);
-      if (result.action !== 'killed') void vscode.window.showWarningMessage(`Tether: tether_${node.row.id.slice(0, 6)} on ${node.host} was not killed: ${result.why}. Refresh the Hosts view to see whether it still runs, and try again when the host is reachable.`);
+      if (result.action !== 'killed') void vscode.window.showWarningMessage(`Tether: ${shortSessionName(node.row.id)} on ${node.host} was not killed: ${result.why}. Refresh the Hosts view to see whether it still runs, and try again when the host is reachable.`);
       hostsView.refresh();
     }),
   );
@@ -297,7 +330,7 @@ export function registerCrossDevice(context: vscode.ExtensionContext, tabs: TabM
         byHost.set(key, [...(byHost.get(key) ?? []), session]);
       }
       for (const sessions of byHost.values()) {
-        const connection = pool.peek(tabs.hostFor(sessions[0]));
+        const connection = pool.peek(hosts.hostFor(sessions[0]));
         if (!connection) continue;
         const output = (await connection.runScript(inventoryScript(await hostCapabilities(connection)), 15_000)).output;
         for (const id of provenGone(sessions, output)) {
@@ -316,7 +349,12 @@ export function registerCrossDevice(context: vscode.ExtensionContext, tabs: TabM
   cross.onDidChange(refreshLive);
   cross.onRemoteTombstone(({ id, deviceName }) => tabs.endRemotelyKilled(id, deviceName));
   refreshLive();
-  return cross;
+  return {
+    restored: () => {
+      restored = true;
+      publish();
+    },
+  };
 }
 
 /** The Forget Device confirmation: what the listing names, and what forgetting does not do. */

@@ -1,87 +1,60 @@
+/**
+ * The composition root: activate() builds the services in order, each from the ones before it, and
+ * hands them to the thin editor adapters (commands, views, status bar). Nothing is wired after
+ * construction and no service lives at module level.
+ */
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { entryOf, registerCrossDevice } from './crossDeviceController';
-import { openSshConfig, pickHost } from './hostPicker';
+import { closePolicyOf, createCrossDeviceSessions, registerCrossDevice } from './crossDeviceController';
 import { registerReportProblem } from './reportProblemCommand';
 import { registerSync } from './syncController';
 import { ConnectionPool } from '../ssh/sshConnection';
-import { TabManager, setting } from './tabManager';
+import { SshHosts } from './sshHosts';
+import { TabManager } from './tabManager';
+import { registerTerminalCommands } from './terminalCommands';
 import { TrustStore } from '../ssh/trustStore';
 import { VscodePrompter, confirmUnknownHostKey } from './vscodePrompter';
+import { readSetting } from './contributionApi';
 
-let tabs: TabManager | undefined;
-
-const NOT_TETHER = 'Tether: the active terminal is not a Tether terminal. Click a Tether tab (its icon is the remote icon) first, or open one with "Tether: New Persistent Terminal…".';
+/**
+ * What deactivate() does for the running window. VS Code calls deactivate() with no arguments, so
+ * this hook is the one thing activate() leaves at module level.
+ */
+let onDeactivate: (() => void) | undefined;
 
 export function activate(context: vscode.ExtensionContext): void {
   const log = vscode.window.createOutputChannel('Tether', { log: true });
+  context.subscriptions.push(log);
+  const hosts = new SshHosts(context.globalState, log);
   const pool = new ConnectionPool({
     prompter: new VscodePrompter(context.secrets),
     trustStore: new TrustStore(path.join(context.globalStorageUri.fsPath, 'known_hosts')),
     confirmUnknownHostKey,
     log,
-    keepaliveIntervalMs: setting<number>('keepaliveInterval', 5000),
+    keepaliveIntervalMs: readSetting('tether.keepaliveInterval'),
     keepaliveCountMax: 3,
-    forwardAgent: setting<boolean>('forwardAgent', false),
+    forwardAgent: readSetting('tether.forwardAgent'),
   });
-  tabs = new TabManager(context, pool, log);
-  context.subscriptions.push(log, tabs, { dispose: () => pool.dispose() });
+  const sync = registerSync(context, log, { pool, resolve: (label) => hosts.resolve(label), configuredHosts: () => hosts.configuredHosts() });
+  const cross = createCrossDeviceSessions({ hosts, pool, sync, log });
+  const tabs = new TabManager(context, pool, hosts, closePolicyOf(cross), log);
+  // Disposed in this order: the tabs' sessions detach before the pool closes their connections.
+  context.subscriptions.push(tabs, { dispose: () => pool.dispose() }, { dispose: () => cross.dispose() });
 
-  const register = (id: string, run: (...args: unknown[]) => unknown): void => {
-    context.subscriptions.push(vscode.commands.registerCommand(id, run));
-  };
-  register('tether.newTerminal', async (args?: unknown) => {
-    const given = args && typeof args === 'object' ? (args as { host?: unknown; cwd?: unknown }) : {};
-    const host = typeof given.host === 'string' ? given.host : await pickHost(context, tabs!.configuredHosts());
-    if (host) tabs!.open(host, typeof given.cwd === 'string' ? given.cwd : undefined);
-  });
-  register('tether.detachTerminal', () => {
-    const terminal = vscode.window.activeTerminal;
-    if (!terminal || !tabs!.detach(terminal)) void vscode.window.showInformationMessage(NOT_TETHER);
-  });
-  register('tether.renameSession', async (arg?: unknown) => {
-    // From the tab's context menu VS Code may pass the terminal; from the palette, the active one.
-    const terminal = arg && tabs!.tabFor(arg as vscode.Terminal) ? (arg as vscode.Terminal) : vscode.window.activeTerminal;
-    const record = tabs!.tabFor(terminal);
-    if (!terminal || !record) return void vscode.window.showInformationMessage(NOT_TETHER);
-    const title = await vscode.window.showInputBox({
-      title: 'Tether: Rename Session',
-      prompt: `A name for session ${record.id.slice(0, 6)} on ${record.hostLabel}, shown on every device. Empty for the default name.`,
-      value: record.title ?? '',
-      validateInput: (value) => (value.length > 100 ? 'At most 100 characters' : undefined),
-    });
-    if (title === undefined) return;
-    if (!(await tabs!.rename(terminal, title))) {
-      void vscode.window.showWarningMessage(`Tether: renamed here, but ${record.hostLabel} could not store the name, so other devices will not see it. Rename again once the host is reachable; "Tether: Show Log" has the reason.`);
-    }
-  });
-  register('tether.showLog', () => log.show());
-  register('tether.openSshConfig', () => openSshConfig());
+  registerTerminalCommands(context, { tabs, hosts, log });
+  const crossDevice = registerCrossDevice(context, { tabs, hosts, pool, sync, cross, log });
+  registerReportProblem(context, { tabs, hosts, pool, sync, log });
 
-  context.subscriptions.push(
-    vscode.window.registerTerminalProfileProvider('tether.sshProfile', {
-      provideTerminalProfile: async () => {
-        const host = await pickHost(context, tabs!.configuredHosts());
-        return host ? tabs!.profile(host) : undefined;
-      },
-    }),
-  );
+  onDeactivate = () => tabs.markShuttingDown();
+  context.subscriptions.push({ dispose: () => (onDeactivate = undefined) });
 
-  // This window's part of the device listing follows its tabs, with sharing on or off (the part is local).
-  const sync = registerSync(context, log, () => tabs!.records().map(entryOf), {
-    pool,
-    resolve: (label) => tabs!.resolve(label),
-    configuredHosts: () => tabs!.configuredHosts(),
-  });
-  registerCrossDevice(context, tabs, pool, sync, log);
-  registerReportProblem(context, tabs, pool, sync, log);
-
-  if (setting<boolean>('restoreOnStartup', true)) tabs.restore(setting<number>('scrollback.replayLines', 2000));
+  if (readSetting('tether.restoreOnStartup')) tabs.restore(readSetting('tether.scrollback.replayLines'));
   // Only now: a part written before the restore would drop this workspace's sessions for a moment.
-  sync.restored();
+  crossDevice.restored();
 }
 
 export function deactivate(): void {
   // Quitting kills nothing: sessions stay on their hosts and the snapshot stays as last written.
-  tabs?.markShuttingDown();
+  // The subscriptions then stop sync and detach the sessions (TabManager.dispose).
+  onDeactivate?.();
 }

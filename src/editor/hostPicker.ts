@@ -2,9 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { parseHostTarget } from '../ssh/sshConfig';
-import { sshConfigOptions } from './tabManager';
-
-const RECENT_KEY = 'tether.recentHosts';
+import { RECENT_HOSTS_KEY as RECENT_KEY, sshConfigOptions } from './sshHosts';
 const MAX_RECENT = 10;
 
 /** Quick pick of ssh config hosts and recent ones; also takes a typed user@host[:port]. */

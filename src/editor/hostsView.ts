@@ -1,5 +1,7 @@
 import * as vscode from 'vscode';
-import { HostSessionRow, describeHostFailure, describeHostSession } from './hostSessionText';
+import { type HostFailure, HostSessionRow, describeHostFailure, describeHostSession, hostFailure } from './hostSessionText';
+
+import { ViewItems } from './contributions';
 
 export type { HostSessionRow } from './hostSessionText';
 
@@ -26,7 +28,7 @@ export class HostsView implements vscode.TreeDataProvider<Node>, vscode.Disposab
 
   private readonly lastRows = new Map<string, HostSessionRow[]>();
   /** Why a host could not be listed the last time it was asked (shown on its row). */
-  private readonly failures = new Map<string, string>();
+  private readonly failures = new Map<string, HostFailure>();
   /** One node per host, so a host's row can be refreshed alone. */
   private readonly hostNodes = new Map<string, Node & { kind: 'host' }>();
   /** Hosts whose row is being re-rendered after a change of listing state, until when (a collapsed
@@ -40,27 +42,27 @@ export class HostsView implements vscode.TreeDataProvider<Node>, vscode.Disposab
   }
 
   /** The reason a host could not be listed, if it could not the last time. */
-  failureOf(host: string): string | undefined {
+  failureOf(host: string): HostFailure | undefined {
     return this.failures.get(host);
   }
 
   /** Records a host's listing outcome; re-renders its row only when it went from listed to failed or back. */
-  private setFailure(host: string, message: string | undefined): void {
+  private setFailure(host: string, failure: HostFailure | undefined): void {
     const had = this.failures.has(host);
-    if (message === undefined) this.failures.delete(host);
-    else this.failures.set(host, message);
+    if (failure === undefined) this.failures.delete(host);
+    else this.failures.set(host, failure);
     // Only on a change of state: a re-rendered expanded row asks the host again, and a message
     // that differs each time (a timeout's milliseconds) would otherwise loop.
     const node = this.hostNodes.get(host);
-    if (had !== (message !== undefined) && node) {
+    if (had !== (failure !== undefined) && node) {
       // The re-render asks for the host's children again: answer from this outcome, not a new connection.
       this.rerendering.set(host, Date.now() + 2000);
       this.changeEmitter.fire(node);
     }
   }
 
-  private failureRow(message: string): Node {
-    return { kind: 'message', text: message, tooltip: describeHostFailure(message).tooltip, failed: true };
+  private failureRow(failure: HostFailure): Node {
+    return { kind: 'message', text: failure.message, tooltip: describeHostFailure(failure).tooltip, failed: true };
   }
 
   private hostNode(host: string): Node & { kind: 'host' } {
@@ -94,9 +96,9 @@ export class HostsView implements vscode.TreeDataProvider<Node>, vscode.Disposab
       if (rows.length === 0) return [{ kind: 'message', text: 'No Tether sessions on this host' }];
       return rows.map((row) => ({ kind: 'session', host: node.host, row }));
     } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
-      this.setFailure(node.host, message);
-      return [this.failureRow(message)];
+      const failure = hostFailure(error);
+      this.setFailure(node.host, failure);
+      return [this.failureRow(failure)];
     }
   }
 
@@ -105,7 +107,7 @@ export class HostsView implements vscode.TreeDataProvider<Node>, vscode.Disposab
       const item = new vscode.TreeItem(node.host, vscode.TreeItemCollapsibleState.Collapsed);
       item.id = `host:${node.host}`;
       item.iconPath = new vscode.ThemeIcon('server');
-      item.contextValue = 'tether.host';
+      item.contextValue = ViewItems.Host;
       const failure = this.failures.get(node.host);
       if (failure !== undefined) {
         const text = describeHostFailure(failure);
@@ -128,7 +130,7 @@ export class HostsView implements vscode.TreeDataProvider<Node>, vscode.Disposab
     item.description = text.description;
     item.tooltip = text.tooltip;
     item.iconPath = new vscode.ThemeIcon(text.orphan ? 'warning' : 'terminal');
-    item.contextValue = row.usedBy ? 'tether.hostSession' : 'tether.orphanSession';
+    item.contextValue = row.usedBy ? ViewItems.HostSession : ViewItems.OrphanSession;
     return item;
   }
 

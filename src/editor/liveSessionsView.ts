@@ -1,5 +1,8 @@
 import * as vscode from 'vscode';
+import { sessionName } from '../common/sessionId';
 import { DeviceGroup, LiveSession, ago, duration } from '../sync/liveSessions';
+import { Commands, ViewItems } from './contributions';
+import { asCommand } from './contributionApi';
 
 /** Sessions of this device's other windows and workspaces ("Other windows on this device"). */
 export interface LocalWindowGroup {
@@ -76,7 +79,7 @@ export class LiveSessionsView implements vscode.TreeDataProvider<Node>, vscode.D
         ? new vscode.ThemeIcon('vm-outline', new vscode.ThemeColor('disabledForeground'))
         : new vscode.ThemeIcon(group.online ? 'vm-running' : 'vm-outline');
       if (group.stale) item.tooltip = `${group.deviceName} has not been seen for a long time (tether.sync.staleDeviceDays): closing a session no longer waits for it. Its sessions stay joinable; "Forget Device…" removes its listing.`;
-      item.contextValue = group.stale ? 'tether.staleDevice' : 'tether.device';
+      item.contextValue = group.stale ? ViewItems.StaleDevice : ViewItems.Device;
       return item;
     }
     if (node.kind === 'thisDevice') {
@@ -84,7 +87,7 @@ export class LiveSessionsView implements vscode.TreeDataProvider<Node>, vscode.D
       item.id = 'this-device';
       item.iconPath = new vscode.ThemeIcon('window');
       item.tooltip = 'Sessions that this device’s other windows have open, or that a workspace will restore when it opens. They count as this device: closing them elsewhere never waits for these.';
-      item.contextValue = 'tether.thisDevice';
+      item.contextValue = ViewItems.ThisDevice;
       return item;
     }
     const { session, local } = node;
@@ -95,11 +98,11 @@ export class LiveSessionsView implements vscode.TreeDataProvider<Node>, vscode.D
     const tooltip = new vscode.MarkdownString(undefined, false);
     tooltip.appendText(`${session.hostLabel} (${session.user}@${session.hostName}:${session.port})\n`);
     tooltip.appendText(`Directory: ${session.cwd}\nMultiplexer: ${session.multiplexer}\n${local ? `Window: ${local.label}` : `Device: ${session.deviceName}`}\n`);
-    tooltip.appendText(`Started: ${new Date(session.startedAt).toLocaleString()}\nSession: tether_${session.id}`);
+    tooltip.appendText(`Started: ${new Date(session.startedAt).toLocaleString()}\nSession: ${sessionName(session.id)}`);
     item.tooltip = tooltip;
     item.iconPath = new vscode.ThemeIcon('terminal');
-    item.contextValue = local ? 'tether.localSession' : 'tether.liveSession';
-    item.command = { command: 'tether.joinSession', title: 'Join', arguments: [session] };
+    item.contextValue = local ? ViewItems.LocalSession : ViewItems.LiveSession;
+    item.command = asCommand({ command: Commands.JoinSession, title: 'Join', arguments: [session] });
     return item;
   }
 

@@ -7,18 +7,30 @@ import * as vscode from 'vscode';
 import { hostCapabilities } from '../session/persistentSession';
 import { formatVersion } from '../multiplexer/multiplexer';
 import type { ConnectionPool } from '../ssh/sshConnection';
-import { type TabManager, setting } from './tabManager';
+import type { TabManager } from './tabManager';
+import type { SshHosts } from './sshHosts';
+import { Commands } from './contributions';
+import { readSetting, registerCommand } from './contributionApi';
 import type { TetherSync } from './syncController';
 import { ProblemReportInput, REPORT_LOG_LINES, ReportHost, buildProblemReport } from './problemReport';
 
 /** A host's capabilities are asked for only on a connection that is already open, and not for long. */
 const CAPABILITY_WAIT_MS = 5_000;
 
-export function registerReportProblem(context: vscode.ExtensionContext, tabs: TabManager, pool: ConnectionPool, sync: TetherSync, log: vscode.LogOutputChannel): void {
+/** What a report reads; activate() passes the services it built. */
+export interface ReportServices {
+  readonly tabs: TabManager;
+  readonly hosts: SshHosts;
+  readonly pool: ConnectionPool;
+  readonly sync: TetherSync;
+  readonly log: vscode.LogOutputChannel;
+}
+
+export function registerReportProblem(context: vscode.ExtensionContext, services: ReportServices): void {
   context.subscriptions.push(
-    vscode.commands.registerCommand('tether.reportProblem', async () => {
+    registerCommand(Commands.ReportProblem, async () => {
       const report = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: 'Tether: gathering a problem report' }, () =>
-        problemReport(context, tabs, pool, sync, log),
+        problemReport(context, services),
       );
       await vscode.env.clipboard.writeText(report);
       const choice = await vscode.window.showInformationMessage(
@@ -30,7 +42,7 @@ export function registerReportProblem(context: vscode.ExtensionContext, tabs: Ta
   );
 }
 
-async function problemReport(context: vscode.ExtensionContext, tabs: TabManager, pool: ConnectionPool, sync: TetherSync, log: vscode.LogOutputChannel): Promise<string> {
+async function problemReport(context: vscode.ExtensionContext, { tabs, hosts: sshHosts, pool, sync, log }: ReportServices): Promise<string> {
   const userNames = new Set<string>();
   try {
     userNames.add(os.userInfo().username);
@@ -38,9 +50,9 @@ async function problemReport(context: vscode.ExtensionContext, tabs: TabManager,
     if (process.env.USER) userNames.add(process.env.USER);
   }
   // The users of every configured host, so a log line about any of them is redacted too.
-  for (const label of tabs.configuredHosts().slice(0, 100)) {
+  for (const label of sshHosts.configuredHosts().slice(0, 100)) {
     try {
-      userNames.add(tabs.resolve(label).user);
+      userNames.add(sshHosts.resolve(label).user);
     } catch {
       /* an entry that does not resolve names no user */
     }
@@ -54,9 +66,9 @@ async function problemReport(context: vscode.ExtensionContext, tabs: TabManager,
     if (seen.has(record.hostLabel)) continue;
     seen.add(record.hostLabel);
     userNames.add(record.user);
-    hosts.push(await describeHost(record.hostLabel, tabs, pool));
+    hosts.push(await describeHost(record.hostLabel, sshHosts, pool));
   }
-  const serverUrl = setting<string>('sync.serverUrl', '').trim();
+  const serverUrl = readSetting('tether.sync.serverUrl').trim();
   const input: ProblemReportInput = {
     tetherVersion: String(context.extension.packageJSON.version ?? 'unknown'),
     vscodeVersion: vscode.version,
@@ -66,8 +78,8 @@ async function problemReport(context: vscode.ExtensionContext, tabs: TabManager,
     extensionSide: context.extension.extensionKind === vscode.ExtensionKind.UI ? 'local (ui)' : 'remote (workspace)',
     nodeVersion: process.version,
     platform: `${os.platform()} ${os.release()} ${os.arch()}`,
-    tmuxMode: setting<string>('tmux.mode', 'control'),
-    multiplexer: setting<string>('multiplexer', 'auto'),
+    tmuxMode: readSetting('tether.tmux.mode'),
+    multiplexer: readSetting('tether.multiplexer'),
     syncMode: `${!serverUrl ? 'no server set' : serverUrl.startsWith('ssh://') ? 'through an SSH host' : 'through a sync server'}, ${sync.state.state}`,
     hosts,
     logLines: await lastLogLines(context, log),
@@ -76,9 +88,9 @@ async function problemReport(context: vscode.ExtensionContext, tabs: TabManager,
   return buildProblemReport(input);
 }
 
-async function describeHost(label: string, tabs: TabManager, pool: ConnectionPool): Promise<ReportHost> {
+async function describeHost(label: string, sshHosts: SshHosts, pool: ConnectionPool): Promise<ReportHost> {
   try {
-    const host = tabs.resolve(label);
+    const host = sshHosts.resolve(label);
     const connection = pool.peek(host);
     if (!connection) return { label, connected: false, note: 'not asked (no open connection)' };
     // Cached per host after the first tab there; on an open connection at worst one short script.

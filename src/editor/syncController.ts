@@ -1,15 +1,17 @@
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { SyncStatusBar } from './syncStatusBar';
+import { Commands, type SettingKey } from './contributions';
+import { affectsSetting, deviceName, executeCommand, readSetting, registerCommand, writeSetting } from './contributionApi';
 import { AccountSlots } from '../sync/accountSlots';
 import { confirmPlainHttp } from './plainHttpConfirm';
-import type { SessionEntry } from '../sync/blob';
 import { FolderDeviceFiles } from '../sync/deviceFiles';
 import { DeviceSync, type SyncPort, type WindowIdentity } from '../sync/deviceSync';
 import { type RemoteState, SyncClient, type SyncStateChange } from '../sync/syncClient';
+import { type SyncConnection, SyncRunner } from '../sync/syncRunner';
+import type { Event } from '../common/emitter';
 import { isSshSyncUrl, parseSshSyncUrl, type SshSyncLocation, SshSyncUrlError } from '../sync/sshSyncUrl';
 import { poolConnector, SshSyncTransport } from '../sync/sshTransport';
 import type { ConnectionPool } from '../ssh/sshConnection';
@@ -17,36 +19,39 @@ import type { ResolvedHost } from '../ssh/sshConfig';
 import { deriveSyncKeys, formatSyncKey, generateSyncKey, parseSyncKey, SyncKeyError } from '../sync/syncKey';
 
 /**
- * The thin VS Code layer over DeviceSync and SyncClient: the sync key in SecretStorage, settings,
- * the sync commands and the status bar item. The device model (one slot per VS Code installation,
- * windows merged through global storage) lives in deviceSync.ts, vscode-free.
+ * The thin VS Code layer over SyncRunner, DeviceSync and SyncClient: the sync key in SecretStorage,
+ * settings, the sync commands and the status bar item. When the client runs, restarts and why sync
+ * is off live in syncRunner.ts; the device model (one slot per VS Code installation, windows merged
+ * through global storage) in deviceSync.ts; both vscode-free.
  */
-
-export const SYNC_COMMANDS = {
-  setUp: 'tether.setUpSync',
-  showKey: 'tether.showSyncKey',
-  signOut: 'tether.signOutSync',
-} as const;
 
 /** SecretStorage only: never settings, never the log. */
 const SECRET_SYNC_KEY = 'tether.sync.key';
 /** Per-window slot IDs of versions before the device slot (slotLease.ts); merged once, then deleted. */
 const LEGACY_SLOT_IDS_STATE = 'tether.sync.slotIds';
-const WATCHED_SETTINGS = ['tether.sync.serverUrl', 'tether.deviceName', 'tether.crossDeviceSessions'];
+const WATCHED_SETTINGS = ['tether.sync.serverUrl', 'tether.deviceName', 'tether.crossDeviceSessions'] as const satisfies readonly SettingKey[];
 
 export interface TetherSync {
   /** Stops the client and releases the slot; resolves when done. */
   dispose(): Promise<void>;
   /** The current sync state, as shown in the status bar. */
   readonly state: SyncStateChange;
-  readonly onDidChangeState: vscode.Event<SyncStateChange>;
+  /**
+   * Sync is set up on this device (a key and a server URL), whether or not it runs: it runs, or it is
+   * off only because tether.crossDeviceSessions is. Up to date when `onDidChangeState` fires.
+   */
+  readonly configured: boolean;
+  readonly onDidChangeState: Event<SyncStateChange>;
   /** Every other slot's validated blob, with presence. Empty while sync is off. */
   readonly remote: RemoteState;
-  readonly onDidChangeRemote: vscode.Event<RemoteState>;
-  /** Re-reads `getLocalSessions()` into this window's part of the device listing. Ignored until `restored()`. */
-  publishLocalSessions(): void;
-  /** The snapshot's tabs are back: from now on this window's part follows its tabs. */
-  restored(): void;
+  readonly onDidChangeRemote: Event<RemoteState>;
+  /**
+   * `tether.crossDeviceSessions` (read here only): share this device's sessions and list the others'.
+   * Off stops the sync client; this window's part of the device listing is kept either way.
+   */
+  readonly crossDevice: boolean;
+  /** Fires when `crossDevice` changes, before the client restarts. */
+  readonly onDidChangeCrossDevice: Event<boolean>;
   /** This device's windows and workspaces, merged into its one slot. */
   readonly device: DeviceSync;
   /** Deletes another device's slot from the server (Forget Device). */
@@ -58,7 +63,7 @@ export interface TetherSync {
    * CrossDeviceSessions.useClient in crossDevice.ts. It is replaced whenever settings or the key change.
    */
   readonly client: SyncPort | undefined;
-  readonly onDidChangeClient: vscode.Event<SyncPort | undefined>;
+  readonly onDidChangeClient: Event<SyncPort | undefined>;
 }
 
 /** A workspace's part outlives its window; a folder-less window's part goes with it. */
@@ -100,60 +105,12 @@ function validateServerUrl(text: string): string | undefined {
  * set up (a key in SecretStorage, `tether.sync.serverUrl` set, `tether.crossDeviceSessions` on).
  * The returned object is disposed with the extension through `context.subscriptions`.
  */
-export function registerSync(context: vscode.ExtensionContext, log: vscode.LogOutputChannel, getLocalSessions: () => SessionEntry[], sshHosts?: SyncSshHosts): TetherSync {
+export function registerSync(context: vscode.ExtensionContext, log: vscode.LogOutputChannel, sshHosts?: SyncSshHosts): TetherSync {
   const legacyDir = path.join(context.globalStorageUri.fsPath, 'sync');
   const clientDir = (role: 'writer' | 'reader'): string => path.join(legacyDir, role === 'writer' ? 'device' : 'device-reader');
   const device = new DeviceSync({ files: new FolderDeviceFiles(path.join(context.globalStorageUri.fsPath, 'device')), window: windowIdentity(), log });
   void device.open().catch((error: unknown) => log.warn(`device: ${String(error)}`));
-  let restored = false;
   const statusBar = new SyncStatusBar();
-  const stateEmitter = new vscode.EventEmitter<SyncStateChange>();
-  const remoteEmitter = new vscode.EventEmitter<RemoteState>();
-  const clientEmitter = new vscode.EventEmitter<SyncPort | undefined>();
-  let client: SyncPort | undefined;
-  let clientSubscriptions: Array<{ dispose(): void }> = [];
-  let account: AccountSlots | undefined;
-  let state: SyncStateChange = { state: 'off' };
-  let remote: RemoteState = { slots: [] };
-  let disposed = false;
-  let chain: Promise<void> = Promise.resolve();
-  let restartPending = false;
-
-  const setState = (next: SyncStateChange): void => {
-    state = next;
-    statusBar.update(state, remote.slots.length);
-    stateEmitter.fire(state);
-  };
-  const setRemote = (next: RemoteState): void => {
-    remote = next;
-    statusBar.update(state, remote.slots.length);
-    remoteEmitter.fire(remote);
-  };
-  const settings = (): { serverUrl: string; deviceName: string; crossDevice: boolean } => {
-    const config = vscode.workspace.getConfiguration('tether');
-    return {
-      serverUrl: config.get<string>('sync.serverUrl', '').trim(),
-      deviceName: config.get<string>('deviceName', '').trim() || os.hostname(),
-      crossDevice: config.get<boolean>('crossDeviceSessions', true),
-    };
-  };
-
-  /** `deleteSlot` removes the device slot from the server; `forget` also drops the local caches (the key is going away). */
-  async function stopClient(deleteSlot: boolean, forget = false): Promise<void> {
-    const current = client;
-    client = undefined;
-    account = undefined;
-    clientSubscriptions.forEach((s) => s.dispose());
-    clientSubscriptions = [];
-    if (!current) return;
-    clientEmitter.fire(undefined);
-    if (deleteSlot) {
-      // Other devices stop listing this one's sessions; failure only leaves a stale listing.
-      await device.deleteDeviceSlot().catch((error: unknown) => log.warn(`sync: could not remove this device's slot from the server: ${String(error)}`));
-    }
-    await device.disconnect();
-    if (forget) for (const role of ['writer', 'reader'] as const) await fs.rm(clientDir(role), { recursive: true, force: true });
-  }
 
   async function readKey(): Promise<Uint8Array | undefined> {
     const text = await context.secrets.get(SECRET_SYNC_KEY);
@@ -166,58 +123,38 @@ export function registerSync(context: vscode.ExtensionContext, log: vscode.LogOu
     }
   }
 
-  async function start(): Promise<void> {
-    const { serverUrl, deviceName, crossDevice } = settings();
-    const key = await readKey();
-    const why = !key ? 'no sync key on this device' : !serverUrl ? 'tether.sync.serverUrl is empty' : !crossDevice ? 'tether.crossDeviceSessions is off' : undefined;
-    if (why || !key || disposed) {
-      setRemote({ slots: [] });
-      setState({ state: 'off', ...(why ? { detail: why } : {}) });
-      return;
-    }
-    const syncKey = key;
-    // ssh://host: the blobs live in files on an SSH host, over its shared connection (sshTransport.ts).
+  /** The account and clients for a server URL: an HTTP server, or ssh://host (files on an SSH host over its shared connection). */
+  function connection(serverUrl: string, syncKey: Uint8Array, name: string): SyncConnection {
     let sshTransport: (() => SshSyncTransport) | undefined;
-    try {
-      if (isSshSyncUrl(serverUrl)) {
-        if (!sshHosts) throw new Error('sync through an SSH host is not available here');
-        const location: SshSyncLocation = parseSshSyncUrl(serverUrl);
-        const resolved = sshHosts.resolve(location.hostLabel);
-        const { token } = deriveSyncKeys(syncKey);
-        sshTransport = () => new SshSyncTransport({ location, token, ...poolConnector(sshHosts.pool, () => resolved), log });
-      }
-      account = new AccountSlots({ serverUrl, syncKey, ...(sshTransport ? { api: sshTransport() } : {}) });
-    } catch (error) {
-      setState({ state: 'error', detail: error instanceof Error ? error.message : String(error) });
-      return;
+    if (isSshSyncUrl(serverUrl)) {
+      if (!sshHosts) throw new Error('sync through an SSH host is not available here');
+      const location: SshSyncLocation = parseSshSyncUrl(serverUrl);
+      const resolved = sshHosts.resolve(location.hostLabel);
+      const { token } = deriveSyncKeys(syncKey);
+      sshTransport = () => new SshSyncTransport({ location, token, ...poolConnector(sshHosts.pool, () => resolved), log });
     }
-    const port = device.port;
-    client = port;
-    clientSubscriptions = [port.onDidChangeState(setState), port.onDidChangeRemote(setRemote)];
-    clientEmitter.fire(port);
-    await device.connect(
-      (slotId, role) => new SyncClient({ serverUrl, syncKey, slotId, deviceName, stateDir: clientDir(role), log, ...(sshTransport ? { transport: sshTransport() } : {}) }),
-      account.legacySlots(legacyDir, () => context.globalState.get<string[]>(LEGACY_SLOT_IDS_STATE, [])),
-    );
+    const account = new AccountSlots({ serverUrl, syncKey, ...(sshTransport ? { api: sshTransport() } : {}) });
+    return {
+      account,
+      clients: (slotId, role) => new SyncClient({ serverUrl, syncKey, slotId, deviceName: name, stateDir: clientDir(role), log, ...(sshTransport ? { transport: sshTransport() } : {}) }),
+      legacy: account.legacySlots(legacyDir, () => context.globalState.get<string[]>(LEGACY_SLOT_IDS_STATE, [])),
+    };
   }
 
-  /** Applies the current settings and key; serialized so that quick changes never race. */
-  function restart(options: { deleteSlot?: boolean } = {}): Promise<void> {
-    // A restart that has not begun yet will read the newest settings and key anyway.
-    if (restartPending && !options.deleteSlot) return chain;
-    restartPending = true;
-    chain = chain
-      .then(async () => {
-        restartPending = false;
-        await stopClient(options.deleteSlot ?? false);
-        if (!disposed) await start();
-      })
-      .catch((error: unknown) => {
-        log.error(`sync: ${error instanceof Error ? error.message : String(error)}`);
-        setState({ state: 'error', detail: error instanceof Error ? error.message : String(error) });
-      });
-    return chain;
-  }
+  /** The one read of tether.crossDeviceSessions; everything else asks `sync.crossDevice`. */
+  const readCrossDevice = (): boolean => readSetting('tether.crossDeviceSessions');
+  const runner = new SyncRunner({
+    device,
+    log,
+    readKey,
+    settings: () => ({ serverUrl: readSetting('tether.sync.serverUrl').trim(), deviceName: deviceName() }),
+    crossDevice: readCrossDevice(),
+    connection,
+    forgetCaches: async () => {
+      for (const role of ['writer', 'reader'] as const) await fs.rm(clientDir(role), { recursive: true, force: true });
+    },
+  });
+  const updateStatusBar = (): void => statusBar.update(runner.state, runner.remote.slots.length);
 
   async function showKey(keyText: string, intro: string): Promise<void> {
     const choice = await vscode.window.showInformationMessage(intro, { modal: true, detail: keyText }, 'Copy');
@@ -275,7 +212,7 @@ export function registerSync(context: vscode.ExtensionContext, log: vscode.LogOu
       keyText = formatSyncKey(generateSyncKey());
     }
 
-    const current = settings().serverUrl;
+    const current = readSetting('tether.sync.serverUrl').trim();
     const serverUrl = viaSsh
       ? await pickSshSyncHost(current)
       : await vscode.window.showInputBox({
@@ -290,16 +227,16 @@ export function registerSync(context: vscode.ExtensionContext, log: vscode.LogOu
 
     if (keyText && keyText !== existing) {
       // The cache belongs to the old account: leave its server slot and drop it before switching.
-      await restartAfter(async () => {
-        await stopClient(existing !== undefined, true);
+      await runner.restartAfter(async () => {
+        await runner.stop({ deleteSlot: existing !== undefined, forget: true });
         await context.secrets.store(SECRET_SYNC_KEY, keyText);
       });
     }
-    await vscode.workspace.getConfiguration('tether').update('sync.serverUrl', serverUrl.trim(), vscode.ConfigurationTarget.Global);
+    await writeSetting('tether.sync.serverUrl', serverUrl.trim());
     const where = isSshSyncUrl(serverUrl) ? parseSshSyncUrl(serverUrl).display : `server ${new URL(serverUrl.trim()).origin}`;
     log.info(`sync: set up with ${where}${picked.action === 'create' ? ' and a new sync key' : ''}`);
-    await restart();
-    if (!settings().crossDevice) {
+    await runner.restart();
+    if (!runner.crossDevice) {
       void vscode.window.showWarningMessage('Sync is set up, but "Tether: Cross-Device Sessions" is off, so nothing is shared yet.');
     }
     if (picked.action === 'create' && keyText) {
@@ -343,7 +280,7 @@ export function registerSync(context: vscode.ExtensionContext, log: vscode.LogOu
     const keyText = await context.secrets.get(SECRET_SYNC_KEY);
     if (!keyText) {
       const choice = await vscode.window.showInformationMessage('Sync is not set up on this device.', 'Set Up Sync…');
-      if (choice) await vscode.commands.executeCommand(SYNC_COMMANDS.setUp);
+      if (choice) await executeCommand(Commands.SetUpSync);
       return;
     }
     await showKey(keyText, 'Your Tether sync key. Paste it on another device with "Tether: Set Up Sync…". Keep it private.');
@@ -360,76 +297,57 @@ export function registerSync(context: vscode.ExtensionContext, log: vscode.LogOu
       'Sign Out',
     );
     if (choice !== 'Sign Out') return;
-    await restartAfter(async () => {
-      await stopClient(true, true);
+    await runner.restartAfter(async () => {
+      await runner.stop({ deleteSlot: true, forget: true });
       await context.secrets.delete(SECRET_SYNC_KEY);
     });
     log.info('sync: signed out on this device');
   }
 
-  /** Runs `work` inside the restart chain, then applies the resulting settings. */
-  function restartAfter(work: () => Promise<void>): Promise<void> {
-    chain = chain.then(work).catch((error: unknown) => log.error(`sync: ${String(error)}`));
-    return restart();
-  }
-
-  let crossDevice = settings().crossDevice;
   context.subscriptions.push(
     statusBar,
-    stateEmitter,
-    remoteEmitter,
-    clientEmitter,
-    vscode.commands.registerCommand(SYNC_COMMANDS.setUp, setUpSync),
-    vscode.commands.registerCommand(SYNC_COMMANDS.showKey, showSyncKey),
-    vscode.commands.registerCommand(SYNC_COMMANDS.signOut, signOutSync),
+    runner.onDidChangeState(updateStatusBar),
+    runner.onDidChangeRemote(updateStatusBar),
+    registerCommand(Commands.SetUpSync, setUpSync),
+    registerCommand(Commands.ShowSyncKey, showSyncKey),
+    registerCommand(Commands.SignOutSync, signOutSync),
     vscode.workspace.onDidChangeConfiguration((event) => {
-      if (!WATCHED_SETTINGS.some((setting) => event.affectsConfiguration(setting))) return;
-      const nowCrossDevice = settings().crossDevice;
-      // Turning sharing off removes this device's listing from the others.
-      const deleteSlot = crossDevice && !nowCrossDevice;
-      crossDevice = nowCrossDevice;
-      void restart({ deleteSlot });
+      // Turning sharing off removes this device's listing from the others (SyncRunner.settingsChanged).
+      if (affectsSetting(event, ...WATCHED_SETTINGS)) void runner.settingsChanged(readCrossDevice());
     }),
     // Another window of this machine set up or signed out.
     context.secrets.onDidChange((event) => {
-      if (event.key === SECRET_SYNC_KEY) void restart();
+      if (event.key === SECRET_SYNC_KEY) void runner.restart();
     }),
   );
 
   const sync: TetherSync = {
     get state() {
-      return state;
+      return runner.state;
     },
     get remote() {
-      return remote;
+      return runner.remote;
     },
-    onDidChangeState: stateEmitter.event,
-    onDidChangeRemote: remoteEmitter.event,
-    publishLocalSessions: () => {
-      if (restored) device.setWindowSessions(getLocalSessions());
+    get configured() {
+      return runner.configured;
     },
-    restored: () => {
-      restored = true;
-      device.setWindowSessions(getLocalSessions());
+    onDidChangeState: runner.onDidChangeState,
+    onDidChangeRemote: runner.onDidChangeRemote,
+    get crossDevice() {
+      return runner.crossDevice;
     },
+    onDidChangeCrossDevice: runner.onDidChangeCrossDevice,
     device,
-    forgetDevice: async (slotId) => {
-      if (!account) throw new Error('sync is not running on this device');
-      await account.deleteSlot(slotId);
-    },
+    forgetDevice: (slotId) => runner.forgetDevice(slotId),
     publishTombstone: (sessionId, killedAt) => device.recordTombstone(sessionId, killedAt),
     get client() {
-      return client;
+      return runner.client;
     },
-    onDidChangeClient: clientEmitter.event,
+    onDidChangeClient: runner.onDidChangeClient,
     // Returns a promise (vscode.Disposable allows any) so a deactivate() can wait for the stop.
-    dispose: () => {
-      disposed = true;
-      chain = chain.then(() => stopClient(false)).finally(() => device.dispose());
-      return chain;
-    },
+    dispose: () => runner.dispose(),
   };
   context.subscriptions.push(sync);
-  void restart();
+  void runner.restart();
   return sync;
 }

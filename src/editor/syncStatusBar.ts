@@ -1,6 +1,8 @@
 import * as vscode from 'vscode';
 import type { SyncState, SyncStateChange } from '../sync/syncClient';
 import { transportSecurity } from '../sync/transportSecurity';
+import { Commands } from './contributions';
+import { readSetting } from './contributionApi';
 
 const PRESENTATION: Record<SyncState, { text: string; tooltip: string }> = {
   off: { text: '$(sync-ignored) Sync off', tooltip: 'Tether sync is off. Run "Tether: Set Up Sync…" to share sessions across your devices.' },
@@ -17,7 +19,7 @@ export class SyncStatusBar implements vscode.Disposable {
   constructor() {
     this.item = vscode.window.createStatusBarItem('tether.syncStatus', vscode.StatusBarAlignment.Right, 100);
     this.item.name = 'Tether Sync';
-    this.item.command = 'tether.showLog';
+    this.item.command = Commands.ShowLog;
     this.update({ state: 'off' }, 0);
     this.item.show();
   }
@@ -28,7 +30,7 @@ export class SyncStatusBar implements vscode.Disposable {
     const devices = change.state === 'off' ? '' : `\n\n${otherDevices} other device${otherDevices === 1 ? '' : 's'} listed.`;
     const detail = change.detail ? `\n\n${change.detail}` : '';
     // Read here rather than passed in: the controller restarts (and so updates us) on every change of it.
-    const security = transportSecurity(vscode.workspace.getConfiguration('tether').get<string>('sync.serverUrl', ''));
+    const security = transportSecurity(readSetting('tether.sync.serverUrl'));
     const plain = change.state !== 'off' && security?.kind === 'plain';
     if (plain) this.item.text += ' $(unlock)';
     const transport = plain

@@ -1,22 +1,25 @@
-import * as os from 'node:os';
 import { stripControls } from '../common/displayText';
-import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { Logger } from '../common/logger';
-import type { MultiplexerKind, MultiplexerPreference } from '../multiplexer/multiplexer';
+import type { MultiplexerKind } from '../multiplexer/multiplexer';
 import { PersistentSession, hostCapabilities, scriptsFor } from '../session/persistentSession';
 import { newSessionId } from '../common/sessionId';
 import { ConnectionPool } from '../ssh/sshConnection';
-import { ListedHostResolution, resolveListedHost } from '../ssh/listedHost';
-import { ResolvedHost, SshConfigError, listConfiguredHosts, resolveHost } from '../ssh/sshConfig';
+import { ResolvedHost, SshConfigError } from '../ssh/sshConfig';
 import { SNAPSHOT_KEY, TabRecord, decodeSnapshot, encodeSnapshot, parseDirectories, parseTitles, tabName } from '../session/tabSnapshot';
 import { META_LIMITS, cleanMetaText } from '../multiplexer/sessionMetadata';
 import { TetherPty } from './tetherPty';
+import { Commands, ContextKeys } from './contributions';
+import { deviceName, executeCommand, readSetting, setContext } from './contributionApi';
+import type { SshHosts } from './sshHosts';
 
-/** What closing a tab by hand does; cross-device sessions replace the default (kill if the host allows). */
+/** What closing a tab by hand did: killed, or only detached (and why, for the user). */
+export type CloseOutcome = { readonly action: 'killed' } | { readonly action: 'detached'; readonly why: string };
+
+/** What closing a tab does (the cross-device rule, crossDeviceController.ts); given to the TabManager when it is built. */
 export interface ClosePolicy {
   /** The ✕ on a tab: kill only if this is the last user, else detach. */
-  close(session: PersistentSession, record: TabRecord): Promise<unknown>;
+  close(session: PersistentSession, record: TabRecord): Promise<CloseOutcome>;
   /** The deliberate kill; `killed` only when the host confirmed it. `force`: the user confirmed "Kill anyway". */
   kill(session: PersistentSession, record: TabRecord, options?: { force?: boolean }): Promise<KillResult>;
   /** A probe found the session gone from its host. */
@@ -30,14 +33,6 @@ export interface KillResult {
   readonly refused?: boolean;
   readonly devices?: readonly string[];
 }
-
-const hostOnlyPolicy: ClosePolicy = {
-  close: (session) => session.kill(),
-  kill: async (session, _record, options) => {
-    const outcome = await session.kill(options);
-    return outcome.killed ? { killed: true } : { killed: false, refused: outcome.reason === 'in-use' };
-  },
-};
 
 interface Tab {
   record: TabRecord;
@@ -59,29 +54,30 @@ export class TabManager implements vscode.Disposable {
   private readonly disposables: vscode.Disposable[] = [];
   private readonly changeEmitter = new vscode.EventEmitter<void>();
   readonly onDidChangeTabs = this.changeEmitter.event;
+  private readonly detachedEmitter = new vscode.EventEmitter<{ record: TabRecord; why: string }>();
+  /** A ✕ only detached (the close policy said why): the cross-device controller offers "Kill anyway…". */
+  readonly onDidDetachOnClose = this.detachedEmitter.event;
   private shuttingDown = false;
-  private closePolicy: ClosePolicy = hostOnlyPolicy;
   private cwdTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly context: vscode.ExtensionContext,
     private readonly pool: ConnectionPool,
+    private readonly hosts: SshHosts,
+    private readonly closePolicy: ClosePolicy,
     private readonly log: Logger,
   ) {
     this.disposables.push(
       vscode.window.onDidCloseTerminal((terminal) => this.onTerminalClosed(terminal)),
       vscode.window.onDidChangeActiveTerminal((terminal) => {
         // The tab's context menu offers Rename Session only on Tether tabs.
-        void vscode.commands.executeCommand('setContext', 'tether.activeTerminalIsTether', !!terminal && this.tabs.has(terminal));
+        void setContext(ContextKeys.ActiveTerminalIsTether, !!terminal && this.tabs.has(terminal));
         void this.refreshDirectories();
       }),
       this.changeEmitter,
+      this.detachedEmitter,
     );
     this.cwdTimer = setInterval(() => void this.refreshDirectories(), CWD_REFRESH_MS);
-  }
-
-  setClosePolicy(policy: ClosePolicy): void {
-    this.closePolicy = policy;
   }
 
   /** The persistent sessions open in this window, in tab order. */
@@ -95,30 +91,6 @@ export class TabManager implements vscode.Disposable {
 
   hasSession(id: string): boolean {
     return [...this.tabs.values()].some((tab) => tab.record.id === id && !tab.ended);
-  }
-
-  configuredHosts(): string[] {
-    try {
-      return listConfiguredHosts(sshConfigOptions());
-    } catch (error) {
-      this.log.warn(`ssh config: ${(error as Error).message}`);
-      return [];
-    }
-  }
-
-  resolve(label: string): ResolvedHost {
-    return resolveHost(label, sshConfigOptions());
-  }
-
-  /** ssh config hosts and the recently used ones, for the Hosts view. */
-  knownHosts(): string[] {
-    const recent = this.context.globalState.get<string[]>('tether.recentHosts', []).filter((label) => typeof label === 'string');
-    return [...new Set([...this.configuredHosts(), ...recent])];
-  }
-
-  /** How to reach a session a manifest describes, even on a device without that Host entry. */
-  hostFor(entry: Pick<TabRecord, 'hostLabel' | 'user' | 'hostName' | 'port'>): ResolvedHost {
-    return this.hostForRecord(entry);
   }
 
   /** Opens a new persistent tab on a host. */
@@ -139,7 +111,7 @@ export class TabManager implements vscode.Disposable {
       tab?.terminal.show();
       return tab?.terminal;
     }
-    const { host, note } = this.resolveListed(record);
+    const { host, note } = this.hosts.resolveListed(record);
     const title = cleanMetaText(record.title, META_LIMITS.title);
     return this.createTab(host, { id: record.id, mode: 'attach', multiplexer: record.multiplexer, cwd: record.cwd, startedAt: record.startedAt, name: title ?? record.name, location: record.location, replayLines, notice: note, title }, options.show ?? true);
   }
@@ -294,31 +266,20 @@ export class TabManager implements vscode.Disposable {
 
   private resolveOrReport(hostLabel: string): ResolvedHost | undefined {
     try {
-      return this.resolve(hostLabel);
+      return this.hosts.resolve(hostLabel);
     } catch (error) {
       const message = SshConfigError.is(error) ? error.message : `cannot use host ${hostLabel}: ${(error as Error).message}`;
       this.log.error(message);
       void vscode.window.showErrorMessage(`Tether: ${message}. Fix the host's entry in ~/.ssh/config, or type user@host[:port] instead.`, 'Open SSH Config').then((choice) => {
-        if (choice) void vscode.commands.executeCommand('tether.openSshConfig');
+        if (choice) void executeCommand(Commands.OpenSshConfig);
       });
       return undefined;
     }
   }
 
-  private hostForRecord(record: Pick<TabRecord, 'hostLabel' | 'user' | 'hostName' | 'port'>): ResolvedHost {
-    return this.resolveListed(record).host;
-  }
-
-  /** The listing's own target unless this device's alias of that label matches it exactly. */
-  private resolveListed(record: Pick<TabRecord, 'hostLabel' | 'user' | 'hostName' | 'port'>): ListedHostResolution {
-    const resolution = resolveListedHost(record, sshConfigOptions());
-    if (resolution.note) this.log.info(`host ${stripControls(record.hostLabel)}: ${stripControls(resolution.note)}`);
-    return resolution;
-  }
-
   private createTab(host: ResolvedHost, spec: SessionSpec, show = true): vscode.Terminal {
     const { pty, name, adopt } = this.prepare(host, spec);
-    const location = spec.location === 'editor' || (!spec.location && setting<string>('terminalLocation', 'panel') === 'editor')
+    const location = spec.location === 'editor' || (!spec.location && readSetting('tether.terminalLocation') === 'editor')
       ? vscode.TerminalLocation.Editor
       : vscode.TerminalLocation.Panel;
     const terminal = vscode.window.createTerminal({ name, pty, isTransient: true, iconPath: new vscode.ThemeIcon('remote'), location });
@@ -335,13 +296,13 @@ export class TabManager implements vscode.Disposable {
       pool: this.pool,
       log: this.log,
       mode: spec.mode,
-      preference: setting<MultiplexerPreference>('multiplexer', 'auto'),
+      preference: readSetting('tether.multiplexer'),
       multiplexer: spec.multiplexer,
       cwd: spec.cwd,
-      historyLimit: setting<number>('historyLimit', 50_000),
+      historyLimit: readSetting('tether.historyLimit'),
       replayLines: spec.replayLines ?? 0,
-      tmuxMode: setting<'control' | 'attach'>('tmux.mode', 'control'),
-      controlHistoryLines: setting<number>('scrollback.replayLines', 2000),
+      tmuxMode: readSetting('tether.tmux.mode'),
+      controlHistoryLines: readSetting('tether.scrollback.replayLines'),
       deviceName: deviceName(),
       notice: spec.notice,
     });
@@ -353,7 +314,7 @@ export class TabManager implements vscode.Disposable {
       port: host.port,
       multiplexer: spec.multiplexer ?? 'tmux',
       name,
-      location: spec.location ?? (setting<string>('terminalLocation', 'panel') === 'editor' ? 'editor' : 'panel'),
+      location: spec.location ?? (readSetting('tether.terminalLocation') === 'editor' ? 'editor' : 'panel'),
       cwd: spec.cwd,
       startedAt: spec.startedAt ?? Date.now(),
       ...(spec.title === undefined ? {} : { title: spec.title }),
@@ -374,7 +335,7 @@ export class TabManager implements vscode.Disposable {
     const adopt = (terminal: vscode.Terminal): void => {
       tab = { record, session, pty, terminal };
       this.tabs.set(terminal, tab);
-      if (vscode.window.activeTerminal === terminal) void vscode.commands.executeCommand('setContext', 'tether.activeTerminalIsTether', true);
+      if (vscode.window.activeTerminal === terminal) void setContext(ContextKeys.ActiveTerminalIsTether, true);
       this.changed();
     };
     return { pty, name, adopt };
@@ -402,8 +363,12 @@ export class TabManager implements vscode.Disposable {
 
   private async closeByUser(tab: Tab): Promise<void> {
     try {
-      if (tab.record.multiplexer === 'none') tab.session.dispose();
-      else await this.closePolicy.close(tab.session, tab.record);
+      if (tab.record.multiplexer === 'none') {
+        tab.session.dispose();
+        return;
+      }
+      const outcome = await this.closePolicy.close(tab.session, tab.record);
+      if (outcome.action === 'detached') this.detachedEmitter.fire({ record: tab.record, why: outcome.why });
     } catch (error) {
       this.log.warn(`close: ${tab.session.name}: ${(error as Error).message}; detached`);
       tab.session.detach();
@@ -469,24 +434,4 @@ interface SessionSpec {
   /** Printed in the tab before it connects. */
   notice?: string;
   title?: string;
-}
-
-export function setting<T>(key: string, fallback: T): T {
-  return vscode.workspace.getConfiguration('tether').get<T>(key, fallback);
-}
-
-/** This device's name as other devices see it (the same setting the sync listing uses). */
-export function deviceName(): string {
-  return setting<string>('deviceName', '').trim() || os.hostname();
-}
-
-export function sshConfigOptions(): { configPath: string; homeDir: string; localUser: string } {
-  const homeDir = os.homedir();
-  let localUser = process.env.USER ?? 'root';
-  try {
-    localUser = os.userInfo().username;
-  } catch {
-    /* keep $USER */
-  }
-  return { configPath: path.join(homeDir, '.ssh', 'config'), homeDir, localUser };
 }

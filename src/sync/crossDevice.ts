@@ -118,14 +118,18 @@ export class CrossDeviceSessions {
     this.changeEmitter.fire();
   }
 
-  /** This slot's live persistent sessions, including ones whose window is closed but expects them back. */
-  publish(sessions: readonly SessionEntry[]): void {
+  /**
+   * This slot's live persistent sessions, including ones whose window is closed but expects them back.
+   * Returns what is published: `sessions` minus the ones this device ended (the manifest's one filter).
+   */
+  publish(sessions: readonly SessionEntry[]): readonly SessionEntry[] {
     const local = sessions.filter((session) => !this.ownTombstones.has(session.id));
     // Called on every tab event (a reattach, a cwd refresh that found the same directories): an equal
     // list writes nothing. The forced paths (a new client, the toggle) call republish() themselves.
-    if (JSON.stringify(local) === JSON.stringify(this.local)) return;
+    if (JSON.stringify(local) === JSON.stringify(this.local)) return this.local;
     this.local = local;
     this.republish();
+    return this.local;
   }
 
   liveOnOtherDevices(openHere: ReadonlySet<string>): DeviceGroup[] {

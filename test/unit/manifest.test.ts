@@ -85,7 +85,13 @@ describe('package.json (Marketplace fit, remote windows, walkthrough)', () => {
 
   it('declares Report a Problem, and every declared tether command is registered in src', () => {
     assert.ok(declared.has('tether.reportProblem'));
-    const sources = ['src/editor/extension.ts', 'src/editor/crossDeviceController.ts', 'src/editor/syncController.ts', 'src/editor/reportProblemCommand.ts'].map((file) => readFileSync(join(ROOT, file), 'utf8')).join('\n');
-    for (const command of declared) assert.ok(sources.includes(`'${command}'`), `${command} is registered`);
+    // Commands are named once, in src/editor/contributions.ts, and registered by that name.
+    const table = readFileSync(join(ROOT, 'src/editor/contributions.ts'), 'utf8');
+    const sources = ['src/editor/extension.ts', 'src/editor/terminalCommands.ts', 'src/editor/crossDeviceController.ts', 'src/editor/syncController.ts', 'src/editor/reportProblemCommand.ts'].map((file) => readFileSync(join(ROOT, file), 'utf8')).join('\n');
+    for (const command of declared) {
+      const name = new RegExp(`^\\s*(\\w+): '${command.replace(/\./g, '\\.')}',$`, 'm').exec(table)?.[1];
+      assert.ok(name, `${command} is in contributions.ts`);
+      assert.match(sources, new RegExp(`\\bregisterCommand\\(Commands\\.${name}\\b`), `${command} is registered`);
+    }
   });
 });

@@ -63,9 +63,11 @@ describe('sync controller (thin VS Code layer, fake vscode, real server)', funct
     const first = new FakeEditor(path.join(root, 'editor-1'));
     useEditor(first);
     const log1 = fakeLog();
-    const sync1: TetherSync = registerSync(first.context() as never, log1.channel as never, () => local);
-    sync1.restored(); // as activate() does once the snapshot's tabs are back
+    const sync1: TetherSync = registerSync(first.context() as never, log1.channel as never);
+    // The window's tabs, as crossDeviceController.ts publishes them once the snapshot's tabs are back.
+    sync1.device.setWindowSessions(local);
     await eventually(sync1.onDidChangeState, () => sync1.state, (s) => s.state === 'off');
+    assert.equal(sync1.configured, false, 'no key: not set up');
     assert.match(first.statusBarItems[0]!.text, /Sync off/);
     assert.equal(first.statusBarItems[0]!.command, 'tether.showLog');
 
@@ -79,6 +81,7 @@ describe('sync controller (thin VS Code layer, fake vscode, real server)', funct
     assert.equal(first.secrets.get('tether.sync.key'), keyText, 'the key is kept in SecretStorage');
     assert.equal(first.settings.get('tether.sync.serverUrl'), server.url);
     await eventually(sync1.onDidChangeState, () => sync1.state, (s) => s.state === 'live');
+    assert.equal(sync1.configured, true);
     assert.ok(sync1.client, 'the running client is exposed');
     assert.equal(sync1.client.state.state, 'live');
     assert.match(first.statusBarItems[0]!.text, /Sync/);
@@ -90,7 +93,7 @@ describe('sync controller (thin VS Code layer, fake vscode, real server)', funct
     const otherClient = other;
     await eventually(otherClient.onDidChangeRemote, () => otherClient.getRemoteState(), (r) => listed(r, local[0]!.id));
     local.push(sampleSession({ title: 'second tab' }));
-    sync1.publishLocalSessions();
+    sync1.device.setWindowSessions(local);
     await eventually(otherClient.onDidChangeRemote, () => otherClient.getRemoteState(), (r) => listed(r, local[1]!.id));
     const fromOther = sampleSession({ hostLabel: 'other-host' });
     otherClient.publish([fromOther]);
@@ -108,6 +111,7 @@ describe('sync controller (thin VS Code layer, fake vscode, real server)', funct
     assert.equal(first.secrets.has('tether.sync.key'), false);
     await eventually(sync1.onDidChangeState, () => sync1.state, (s) => s.state === 'off');
     assert.equal(sync1.client, undefined);
+    assert.equal(sync1.configured, false, 'signed out: not set up');
     await eventually(otherClient.onDidChangeRemote, () => otherClient.getRemoteState(), (r) => !listed(r, local[0]!.id));
 
     // The key never reached settings, globalState or the log.
@@ -125,8 +129,8 @@ describe('sync controller (thin VS Code layer, fake vscode, real server)', funct
     // Device 2 pastes the key (with spaces and capitals, as people do) and sees the other device.
     const second = new FakeEditor(path.join(root, 'editor-2'));
     useEditor(second);
-    const sync2 = registerSync(second.context() as never, fakeLog().channel as never, () => []);
-    sync2.restored();
+    const sync2 = registerSync(second.context() as never, fakeLog().channel as never);
+    sync2.device.setWindowSessions([]);
     second.answers.quickPick.push((items: Array<{ action: string }>) => items.find((i) => i.action === 'paste'));
     second.answers.inputBox.push(` ${keyText.toUpperCase().replace(/-/g, ' ')} `, server.url);
     await second.commands.get('tether.setUpSync')!();
@@ -135,9 +139,15 @@ describe('sync controller (thin VS Code layer, fake vscode, real server)', funct
     await eventually(sync2.onDidChangeState, () => sync2.state, (s) => s.state === 'live');
 
     // Turning cross-device sessions off stops sync on this device.
+    assert.equal(sync2.crossDevice, true);
+    const flips: boolean[] = [];
+    sync2.onDidChangeCrossDevice((enabled) => flips.push(enabled));
     await workspace.getConfiguration('tether').update('crossDeviceSessions', false);
+    assert.equal(sync2.crossDevice, false);
+    assert.deepEqual(flips, [false], 'the change is told once, at once');
     await eventually(sync2.onDidChangeState, () => sync2.state, (s) => s.state === 'off');
     assert.deepEqual(sync2.remote.slots, []);
+    assert.equal(sync2.configured, true, 'still set up: off only because sharing is');
     await sync2.dispose();
     await second.dispose();
   });
@@ -145,7 +155,7 @@ describe('sync controller (thin VS Code layer, fake vscode, real server)', funct
   it('refuses a mistyped key in the paste box', async function () {
     const editor = new FakeEditor(path.join(root, 'editor-3'));
     useEditor(editor);
-    const sync = registerSync(editor.context() as never, fakeLog().channel as never, () => []);
+    const sync = registerSync(editor.context() as never, fakeLog().channel as never);
     let validation: string | undefined;
     editor.answers.quickPick.push((items: Array<{ action: string }>) => items.find((i) => i.action === 'paste'));
     editor.answers.inputBox.push((options: { validateInput(text: string): string | undefined }) => {
@@ -161,7 +171,7 @@ describe('sync controller (thin VS Code layer, fake vscode, real server)', funct
   it('asks before plain http:// to a host that is not loopback, and the status bar says it is not encrypted in transit', async function () {
     const editor = new FakeEditor(path.join(root, 'editor-4'));
     useEditor(editor);
-    const sync = registerSync(editor.context() as never, fakeLog().channel as never, () => []);
+    const sync = registerSync(editor.context() as never, fakeLog().channel as never);
     const remote = 'http://192.0.2.10:8787'; // TEST-NET-1: never answers, which is fine here
     let asked: unknown[] = [];
 
@@ -232,7 +242,7 @@ describe('sync controller: Set Up Sync through an SSH host (fake vscode, real ss
     useEditor(editor);
     const typed = `${host.user}@127.0.0.1:${host.port}`;
     const resolved = host.resolved();
-    const sync = registerSync(editor.context() as never, fakeLog().channel as never, () => local, {
+    const sync = registerSync(editor.context() as never, fakeLog().channel as never, {
       pool: pools[0],
       resolve: (label) => {
         assert.equal(label, typed);
@@ -240,7 +250,7 @@ describe('sync controller: Set Up Sync through an SSH host (fake vscode, real ss
       },
       configuredHosts: () => ['not-this-one'],
     });
-    sync.restored();
+    sync.device.setWindowSessions(local);
     let hostItems: Array<{ label: string; host?: string }> = [];
     editor.answers.quickPick.push(
       (items: Array<{ action: string; label: string }>) => items.find((i) => i.action === 'ssh'),

@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { randomBytes } from 'node:crypto';
 import {
-  InvalidSessionIdError, SESSION_ID_PATTERN, assertSessionId, base32Encode, isValidSessionId, newSessionId, sessionName, shortId,
+  InvalidSessionIdError, SESSION_ID_PATTERN, assertSessionId, base32Encode, isValidSessionId, newSessionId, sessionName, shortId, shortSessionName,
 } from '../../../src/common/sessionId';
 
 /** An independent bit-by-bit base32 (RFC 4648, lowercase, no padding) to compare against. */
@@ -162,6 +162,12 @@ describe('sessionId', () => {
 
     it('shortens an ID to its first six characters', () => {
       assert.equal(shortId('abcdefghijklmnopqrstuvwxyz'), 'abcdef');
+    });
+
+    it('shortens a session name for messages to tether_ and the short ID', () => {
+      const id = newSessionId();
+      assert.equal(shortSessionName(id), `tether_${id.slice(0, 6)}`);
+      assert.ok(sessionName(id).startsWith(shortSessionName(id)));
     });
   });
 });
