@@ -39,6 +39,15 @@ export const SSH_SYNC_LIMITS: SshSyncLimits = {
 export const MAX_LIST_ENTRIES = 1024;
 /** A blob file is read up to the largest envelope in base64 plus its small JSON wrapper. */
 export const MAX_BLOB_FILE_BYTES = Math.ceil(MAX_ENVELOPE_BYTES / 3) * 4 + 256;
+/**
+ * A blob file up to this size (newline included) that holds one line of the characters putScript
+ * writes is printed as it is (an `F` line) instead of through `head | base64` (a `B` line): the
+ * `read` builtin costs no fork but reads a byte per system call in dash (about 2 µs a byte on the
+ * benchmark VM), so past about 8 KiB two forks are cheaper again.
+ */
+export const MAX_INLINE_FILE_BYTES = 8 * 1024;
+/** The characters of a blob file as putScript writes it: `{"version":N,"updatedAt":"…Z","data":"<base64>"}`. */
+const INLINE_CHARS = 'A-Za-z0-9+/={}":,-';
 
 const HEX64 = /^[0-9a-f]{64}$/;
 
@@ -184,14 +193,16 @@ export function leaveScript(location: SshSyncLocation, account: string, slotId: 
 }
 
 /**
- * Prints `B <slot> <version marker> <base64 of the file>` per blob (the file's bytes are never interpreted on the
- * host, and base64 keeps one entry on one line), `N <slot>` for a requested slot that has none,
+ * Prints per blob `F <slot> <version marker> <the file's line>` when the file is a small one-line
+ * file of putScript's characters (PRINT_FILE), else `B <slot> <version marker> <base64 of the
+ * file>` (the file's bytes are never interpreted on the host, and base64 keeps one entry on one
+ * line); `N <slot>` for a requested slot that has none,
  * `MORE` when it stopped at MAX_LIST_ENTRIES, then `END`. Without `slots`, every slot.
  */
 export function readScript(location: SshSyncLocation, account: string, slots?: readonly string[]): string {
   if (slots) slots.forEach(checkSlot);
   // The version is the marker's: the one the write precondition compares, whatever the file says.
-  const emit = `ver; printf 'B %s %s ' "$s" "\${cur:-0}"; head -c ${MAX_BLOB_FILE_BYTES} "$s.blob" | base64 | tr -d '\\n'; echo`;
+  const emit = 'ver; pf "$s" "${cur:-0}"';
   const loop = slots
     ? [`for s in ${slots.map(shellQuote).join(' ')}; do`, `  if [ -f "$s.blob" ]; then ${emit}; else echo "N $s"; fi`, 'done']
     : [
@@ -202,8 +213,27 @@ export function readScript(location: SshSyncLocation, account: string, slots?: r
         `  ${emit}`,
         'done',
       ];
-  return [prelude(location, account), `ver() {\n${READ_VERSION}\n}`, ...loop, 'echo END'].join('\n');
+  return [prelude(location, account), `ver() {\n${READ_VERSION}\n}`, "b64() { base64 | tr -d '\\n'; }", PRINT_FILE, ...loop, 'echo END'].join('\n');
 }
+
+/**
+ * `pf <slot> <version>` prints the slot's file: as an `F` line when it is one line, no larger than
+ * MAX_INLINE_FILE_BYTES, exactly the size its `.z<bytes>` marker names, nothing after the newline,
+ * and only the characters putScript writes (so it cannot end a line or hold a space); else as a
+ * `B` line (head and `b64`, which the script defines). Builtins only on the F path: `read` stops at
+ * the first newline, the marker bounds what an honest file holds, and the checks after it decide.
+ */
+const PRINT_FILE = [
+  'pf() {',
+  '  zb=; for g in "$1".z*; do zb=${g#"$1".z}; done',
+  '  case $zb in ""|*[!0-9]*|?????????*) zb=0;; esac',
+  `  if [ "$zb" -ge 2 ] && [ "$zb" -le ${MAX_INLINE_FILE_BYTES} ] && { IFS= read -r ln && ! IFS= read -r rest && [ -z "$rest" ]; } 2>/dev/null < "$1.blob" && [ $((\${#ln} + 1)) -eq "$zb" ]; then`,
+  // Any character outside putScript's sends the file the B way (the quote is escaped for the shell).
+  `    case $ln in *[!${INLINE_CHARS.replace('"', '\\"')}]*) ;; *) printf 'F %s %s %s\\n' "$1" "$2" "$ln"; return;; esac`,
+  '  fi',
+  `  printf 'B %s %s ' "$1" "$2"; head -c ${MAX_BLOB_FILE_BYTES} "$1.blob" | b64; echo`,
+  '}',
+].join('\n');
 
 export type WatcherMode = 'auto' | 'sh';
 
@@ -218,9 +248,11 @@ export const DEFAULT_WATCHER_TIMING: WatcherTiming = { pollSeconds: 0.25, heartb
 
 /**
  * The long-lived watcher of one device: renews `<slot>.s<T>` (presence) and prints
- * `S <host epoch seconds> <names…>` whenever the version and presence markers change (at least
- * once per heartbeat, since its own marker changes). First line: `M inotify` or `M sh`.
- * The names are the shell's glob of the folder; the client checks each against a strict pattern.
+ * `S <T of its own latest heartbeat> <names…>` whenever the version and presence markers change
+ * (at least once per heartbeat, since its own marker changes), each new version of another slot's
+ * file first (F or B line). First line: `M inotify` or `M sh`. No process is started per change
+ * (for a file that goes as an F line); the names are the shell's glob of the folder, and the client
+ * checks each against a strict pattern.
  */
 export function watcherScript(location: SshSyncLocation, account: string, slotId: string, mode: WatcherMode = 'auto', timing: WatcherTiming = DEFAULT_WATCHER_TIMING): string {
   checkSlot(slotId);
@@ -232,24 +264,29 @@ export function watcherScript(location: SshSyncLocation, account: string, slotId
     prelude(location, account),
     `s=${shellQuote(slotId)}; prev=; started=`,
     'hb() { t=$(date +%s); : > "$s.s$t"; for f in "$s".s*; do [ "$f" = "$s.s$t" ] || rm -f "$f"; done; }',
-    // Names outside [a-z0-9.] are left out (a crafted name must not break a line). A slot whose
-    // version marker is new since the last line has its file printed first (B, as readScript does),
-    // so the device needs no read of its own; not on the first line: the device lists on open.
-    // One line of base64: GNU's -w0 saves a `tr` per file; elsewhere base64 | tr.
+    // One line of base64 for the B fallback: GNU's -w0 saves a `tr` per file; elsewhere base64 | tr.
     "if base64 -w0 </dev/null >/dev/null 2>&1; then b64() { base64 -w0; }; else b64() { base64 | tr -d '\\n'; }; fi",
+    PRINT_FILE,
+    // Names outside [a-z0-9.] are left out (a crafted name must not break a line). A slot whose
+    // version marker is new since the last line has its file printed first (F or B, as readScript
+    // does), so the device needs no read of its own; not on the first line: the device lists on open.
+    // The line's clock is the newest of this watcher's own heartbeat markers (`hn`, kept while there
+    // is none): no `date` per line. It changes with each heartbeat, which prints a line at once.
     'emit() {',
-    '  cur=; for f in *.v* *.s*; do case $f in *[!a-z0-9.]*) continue;; esac; cur="$cur $f"; done',
+    '  cur=; h=; for f in *.v* *.s*; do case $f in *[!a-z0-9.]*) continue;; "$s".s*) x=${f#"$s".s}',
+    '    case $x in ""|*[!0-9]*|?????????????*) ;; *) [ -n "$h" ] && [ "$x" -le "$h" ] || h=$x;; esac;; esac; cur="$cur $f"; done',
+    '  [ -n "$h" ] && hn=$h',
     '  [ "$cur" = "$prev" ] && return',
     '  if [ -n "$started" ]; then for f in $cur; do',
     '    case $f in *.v*) ;; *) continue;; esac',
     '    case "$prev " in *" $f "*) continue;; esac',
     '    o=${f%%.v*}; v=${f#"$o".v}',
     '    [ ${#o} -eq 26 ] && [ "$o" != "$s" ] && [ -f "$o.blob" ] || continue',
-    `    printf 'B %s %s ' "$o" "$v"; head -c ${MAX_BLOB_FILE_BYTES} "$o.blob" | b64; echo`,
+    '    pf "$o" "$v"',
     '  done; fi',
-    '  started=1; prev=$cur; echo "S $(date +%s)$cur"',
+    '  started=1; prev=$cur; echo "S $hn$cur"',
     '}',
-    'hb',
+    'hb; hn=$t',
     ...(mode === 'auto'
       ? [
           'if command -v inotifywait >/dev/null 2>&1; then',
@@ -273,8 +310,12 @@ export function watcherScript(location: SshSyncLocation, account: string, slotId
 }
 
 export interface WatchState {
-  /** Host epoch seconds when the line was printed. */
-  readonly hostNow: number;
+  /**
+   * Host epoch seconds of the watcher's own latest heartbeat. A heartbeat changes the watcher's
+   * own marker, so the line that first carries a new value is printed at that host time; lines that
+   * other changes cause carry the same value. The client extrapolates from there with its own clock.
+   */
+  readonly clock: number;
   readonly versions: ReadonlyMap<string, number>;
   /** Host epoch seconds of each slot's last heartbeat. */
   readonly heartbeats: ReadonlyMap<string, number>;
@@ -306,18 +347,29 @@ export function parseWatchLine(line: string): WatchState | undefined {
       ignored++;
     }
   }
-  return { hostNow: Number(match[1]), versions, heartbeats, ignored };
+  return { clock: Number(match[1]), versions, heartbeats, ignored };
 }
 
-/** One `B <slot> <base64>` line of readScript: the file's JSON with the slot taken from its name. */
+/** An `F` line: the file's own line, only in the characters putScript writes (no space, quote-safe JSON). */
+const FILE_LINE = /^F ([a-z2-7]{26}) ([0-9]{1,15}) ([A-Za-z0-9+/={}":,-]+)$/;
+const BASE64_LINE = /^B ([a-z2-7]{26}) ([0-9]{1,15}) ([A-Za-z0-9+/]*={0,2})$/;
+
+/**
+ * One line of readScript or of the watcher about a slot's file: `B <slot> <version> <base64>`,
+ * `F <slot> <version> <the file's line>` (the same file, sent as it is) or `N <slot>` (none). Both
+ * file forms go through the same checks: the slot is taken from the file's name and the version from
+ * its marker, never from the file.
+ */
 export function parseReadLine(line: string): { slotId: string; record: unknown } | { slotId: string; missing: true } | undefined {
   const missing = /^N ([a-z2-7]{26})$/.exec(line);
   if (missing) return { slotId: missing[1], missing: true };
-  const match = /^B ([a-z2-7]{26}) ([0-9]{1,15}) ([A-Za-z0-9+/]*={0,2})$/.exec(line);
+  const inline = FILE_LINE.exec(line);
+  const match = inline ?? BASE64_LINE.exec(line);
   if (!match) return undefined;
+  const text = inline ? match[3] : Buffer.from(match[3], 'base64').toString('utf8');
   let record: unknown;
   try {
-    record = JSON.parse(Buffer.from(match[3], 'base64').toString('utf8'));
+    record = JSON.parse(text);
   } catch {
     record = undefined;
   }

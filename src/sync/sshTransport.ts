@@ -66,7 +66,7 @@ function asSyncError(error: unknown, where: string): SyncHttpError {
   return new SyncHttpError('network', `cannot reach the sync host ${where}: ${message}`);
 }
 
-/** A line longer than this (a flooded folder) is dropped, not buffered; a B line holds one blob file in base64. */
+/** A line longer than this (a flooded folder) is dropped, not buffered; a B line holds one blob file in base64 (an F line less). */
 const MAX_WATCH_LINE = Math.ceil(MAX_BLOB_FILE_BYTES / 3) * 4 + 256;
 const MAX_LIST_OUTPUT = 64 * 1024 * 1024;
 
@@ -205,7 +205,8 @@ export class SshSyncTransport implements SyncTransport {
   /**
    * The watcher channel. Its first `S` line is the baseline (the client refetches everything on
    * open); after that each line is diffed against the last one and only slots whose version marker
-   * changed are read. Presence comes from the heartbeat markers, against the host's own clock.
+   * changed are read. Presence comes from the heartbeat markers, against the host's clock (the
+   * watcher's latest heartbeat, carried forward with ours).
    */
   openStream(slotId: string, handlers: SyncStreamHandlers): SyncStream {
     this.streamSlot = slotId;
@@ -215,7 +216,7 @@ export class SshSyncTransport implements SyncTransport {
     let latest: WatchState | undefined;
     let presenceKey = '';
     let reading = false;
-    /** Files the watcher printed (B lines) since its last S line, by slot. */
+    /** Files the watcher printed (F or B lines) since its last S line, by slot. */
     const pushed = new Map<string, StoredBlob>();
     const timeout = this.options.presenceTimeoutSeconds ?? 3 * (this.options.timing ?? DEFAULT_WATCHER_TIMING).heartbeatSeconds;
     const fail = (code: number | undefined, message: string): void => {
@@ -255,12 +256,18 @@ export class SshSyncTransport implements SyncTransport {
         reading = false;
       }
     };
+    /** The host's clock: a line's `clock` (its watcher's latest heartbeat) and our time when it first appeared. */
+    let hostClock: { seconds: number; at: number } | undefined;
     const onState = (state: WatchState): void => {
       const now = Date.now();
+      // A new value was printed at the host time it names (the heartbeat's own line); until the
+      // next one, the host's time is that plus the time elapsed here.
+      if (!hostClock || hostClock.seconds !== state.clock) hostClock = { seconds: state.clock, at: now };
+      const hostNow = hostClock.seconds + (now - hostClock.at) / 1000;
       const entries: PresenceEntry[] = [...state.heartbeats].map(([slot, beat]) => ({
         slotId: slot,
-        online: state.hostNow - beat <= timeout,
-        lastSeen: now - Math.max(0, state.hostNow - beat) * 1000,
+        online: hostNow - beat <= timeout,
+        lastSeen: now - Math.max(0, hostNow - beat) * 1000,
       }));
       // Slots with a blob and no heartbeat at all were never online since their last clean stop.
       for (const slot of state.versions.keys()) if (!state.heartbeats.has(slot)) entries.push({ slotId: slot, online: false });
@@ -278,7 +285,7 @@ export class SshSyncTransport implements SyncTransport {
     const onLine = (line: string): void => {
       if (closed) return;
       handlers.activity();
-      if (line.startsWith('B ')) {
+      if (line.startsWith('B ') || line.startsWith('F ')) {
         const parsed = parseReadLine(line);
         const blob = parsed && !('missing' in parsed) ? parseStoredBlob(parsed.record) : undefined;
         if (blob && (pushed.has(blob.slotId) || pushed.size < MAX_WATCH_SLOTS)) pushed.set(blob.slotId, blob);

@@ -1,14 +1,23 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { deleteScript, MAX_WATCH_SLOTS, parseReadLine, parseWatchLine, putScript, readScript, watcherScript } from '../../../src/sync/sshSyncScripts';
+import { deleteScript, MAX_BLOB_FILE_BYTES, MAX_INLINE_FILE_BYTES, MAX_WATCH_SLOTS, parseReadLine, parseWatchLine, putScript, readScript, watcherScript } from '../../../src/sync/sshSyncScripts';
 import { isSshSyncUrl, parseSshSyncUrl, shellDir, SshSyncUrlError } from '../../../src/sync/sshSyncUrl';
 import { sshAccountId } from '../../../src/sync/sshTransport';
 import { wrapScript, MAX_REMOTE_COMMAND_BYTES } from '../../../src/common/quoting';
+import { newSessionId } from '../../../src/common/sessionId';
 
 const SLOT = 'abcdefghijklmnopqrstuvwxyz';
+
+async function waitFor(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
 const ACCOUNT = 'a'.repeat(64);
 
 describe('ssh sync URL', function () {
@@ -137,6 +146,9 @@ describe('ssh sync scripts (run by the local sh)', function () {
     assert.ok(state);
     assert.equal(state.versions.get(SLOT), 1);
     assert.ok(state.heartbeats.has('bbcdefghijklmnopqrstuvwxyz'));
+    // The line's clock is the watcher's own latest heartbeat (no `date` per line).
+    assert.equal(state.clock, state.heartbeats.get('bbcdefghijklmnopqrstuvwxyz'));
+    assert.ok(Math.abs(state.clock - Date.now() / 1000) < 5);
     // The crafted name never reaches a line (it could end one); it is not run either.
     assert.ok(!out.includes('pwned'), out);
     assert.ok(!readdirSync(dir()).includes('pwned'));
@@ -151,14 +163,68 @@ describe('ssh sync scripts (run by the local sh)', function () {
     const lines = out.trim().split('\n');
     assert.equal(lines[0], 'M sh');
     assert.ok(parseWatchLine(lines[1]), 'the first line is the baseline, with no file before it');
-    const blobLines = lines.filter((line) => line.startsWith('B '));
+    const blobLines = lines.filter((line) => line.startsWith('B ') || line.startsWith('F '));
     assert.equal(blobLines.length, 1, out);
+    assert.ok(blobLines[0].startsWith('F '), 'a small file of putScript goes as it is');
     const parsed = parseReadLine(blobLines[0]);
     assert.ok(parsed && !('missing' in parsed));
     assert.equal(parsed.slotId, other);
     assert.deepEqual(parsed.record, { version: 1, data: 'REVG', updatedAt: (parsed.record as { updatedAt: string }).updatedAt, slotId: other });
     const after = parseWatchLine(lines[lines.indexOf(blobLines[0]) + 1]);
     assert.equal(after?.versions.get(other), 1, 'the S line that names the new version follows its file');
+  });
+  it('the watcher sends a hostile file only the bounded base64 way: no line breaks, same record as a read', async function () {
+    const own = 'bbcdefghijklmnopqrstuvwxyz';
+    sh(putScript(loc, ACCOUNT, SLOT, undefined), 'QUJD');
+    const good = readFileSync(join(dir(), `${SLOT}.blob`));
+    const record = (data: string): string => `{"version":1,"updatedAt":"2026-12-03T07:00:00Z","data":"${data}"}`;
+    const big = `${record('A'.repeat(MAX_INLINE_FILE_BYTES))}\n`;
+    // [what, file bytes, its .z marker (undefined: none), the line kind expected]
+    const cases: Array<[string, Buffer, number | undefined, 'F' | 'B']> = [
+      ['a file as putScript writes it', Buffer.from(`${record('QUJD')}\n`), undefined, 'F'],
+      ['a file moved from another slot', good, good.length, 'F'],
+      ['embedded newline, marker of the whole file', Buffer.from(`${record('QUJD')}\n${record('REVG')}\n`), undefined, 'B'],
+      ['embedded newline, marker of the first line', Buffer.from(`${record('QUJD')}\n${record('REVG')}\n`), record('QUJD').length + 1, 'B'],
+      ['a second line without newline', Buffer.from(`${record('QUJD')}\nX`), record('QUJD').length + 1, 'B'],
+      ['no final newline', Buffer.from(record('QUJD')), undefined, 'B'],
+      ['a space', Buffer.from(`{"version":1, "data":"QUJD"}\n`), undefined, 'B'],
+      ['an escaped quote', Buffer.from(`${record('QU\\"JD')}\n`), undefined, 'B'],
+      ['single quotes and shell text', Buffer.from(`'$(touch pwned)' \`touch pwned\`; rm -rf ~\n`), undefined, 'B'],
+      ['control bytes', Buffer.from(`${record('QUJD\x01\x1b[2J\r')}\n`), undefined, 'B'],
+      ['a NUL byte', Buffer.from(`${record('QU\0JD')}\n`), undefined, 'B'],
+      ['a byte above 127', Buffer.from(`${record('QUJD\u00e9')}\n`), undefined, 'B'],
+      ['oversized, marker of its size', Buffer.from(big), undefined, 'B'],
+      ['oversized, marker that lies', Buffer.from(big), 100, 'B'],
+      ['an empty file', Buffer.alloc(0), undefined, 'B'],
+    ];
+    const slots = cases.map(() => newSessionId());
+    const child = spawn('sh', ['-c', watcherScript(loc, ACCOUNT, own, 'sh', { pollSeconds: 0.05, heartbeatSeconds: 5 })], { env: { HOME: home, PATH: process.env.PATH } });
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('latin1')));
+    try {
+      await waitFor(() => /^S /m.test(out), 'the first line');
+      cases.forEach(([, bytes, z], i) => {
+        writeFileSync(join(dir(), `${slots[i]}.blob`), bytes);
+        writeFileSync(join(dir(), `${slots[i]}.z${z ?? bytes.length}`), '');
+      });
+      // The version markers last, as putScript does: the file is complete when its marker appears.
+      slots.forEach((slot) => writeFileSync(join(dir(), `${slot}.v3`), ''));
+      await waitFor(() => slots.every((slot) => new RegExp(`^S .* ${slot}\\.v3`, 'm').test(out)), 'every marker');
+    } finally {
+      child.kill();
+    }
+    const lines = out.split('\n').slice(0, -1);
+    for (const line of lines) {
+      assert.match(line, /^(M sh|S [0-9]+( [a-z0-9.]+)*|F [a-z2-7]{26} [0-9]+ [A-Za-z0-9+/={}":,-]+|B [a-z2-7]{26} [0-9]+ [A-Za-z0-9+/]*={0,2})$/, 'every line keeps to the protocol');
+    }
+    cases.forEach(([what, bytes, , kind], i) => {
+      const printed = lines.filter((line) => / ([a-z2-7]{26}) /.exec(line)?.[1] === slots[i] && /^[FB] /.test(line));
+      assert.equal(printed.length, 1, what);
+      assert.equal(printed[0][0], kind, what);
+      // Whatever the way, the record is the one a read of the file gives (base64 of its bytes).
+      assert.deepEqual(parseReadLine(printed[0]), parseReadLine(`B ${slots[i]} 3 ${bytes.subarray(0, MAX_BLOB_FILE_BYTES).toString('base64')}`), what);
+    });
+    assert.ok(!readdirSync(dir()).includes('pwned') && !readdirSync(home).includes('pwned'), 'nothing in a file ran');
   });
 });
 
