@@ -288,6 +288,7 @@ export class SshSyncTransport implements SyncTransport {
       if (line.startsWith('B ') || line.startsWith('F ')) {
         const parsed = parseReadLine(line);
         const blob = parsed && !('missing' in parsed) ? parseStoredBlob(parsed.record) : undefined;
+        if (parsed) this.options.log?.debug(`sync: ${this.where}: the watcher sent the file of slot ${parsed.slotId} (${line[0]})`);
         if (blob && (pushed.has(blob.slotId) || pushed.size < MAX_WATCH_SLOTS)) pushed.set(blob.slotId, blob);
         return;
       }

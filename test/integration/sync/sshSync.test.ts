@@ -213,6 +213,14 @@ describe('sync through an SSH host (real sshd)', function () {
     await until(b.client, () => b.client.getRemoteState().slots.some((s) => s.slotId === d.slotId && s.online === true), 20_000, 'D online at B');
     await d.stop();
     await until(b.client, () => b.client.getRemoteState().slots.some((s) => s.slotId === d.slotId && s.online === false), 20_000, 'D offline at B');
+    // A heartbeat that is not renewed (a device gone without leaving) is online, then offline once
+    // it is older than the timeout (3 heartbeats) on the host's clock.
+    const onlineAtB = (slot: string): boolean | undefined => b.client.getRemoteState().slots.find((s) => s.slotId === slot)?.online;
+    plant(`${d.slotId}.s${host.run('date +%s').trim()}`, '');
+    await until(b.client, () => onlineAtB(d.slotId) === true, 20_000, 'D online at B from a fresh heartbeat');
+    const seenOnline = Date.now();
+    await until(b.client, () => onlineAtB(d.slotId) === false, 20_000, 'D offline at B once its heartbeat is stale');
+    assert.ok(Date.now() - seenOnline >= 1500, `offline only after the timeout (${Date.now() - seenOnline} ms)`);
     await b.transport.deleteBlob(d.slotId);
     await until(b.client, () => !b.client.getRemoteState().slots.some((s) => s.slotId === d.slotId), 20_000, 'D gone at B');
   });
@@ -232,10 +240,14 @@ describe('sync through an SSH host (real sshd)', function () {
   it('hostile files are rejected 100%: rewritten, truncated, rolled back, moved between slots', async function () {
     const blobFile = (): string => path.join(accountDir(), `${a.slotId}.blob`);
     const versionOf = (): number => Number(readdirSync(accountDir()).find((f) => f.startsWith(`${a.slotId}.v`))!.slice(28));
-    /** Replaces A's blob file and bumps its marker, as an attacker with write access would. */
-    const tamper = (content: string): void => {
+    /** Replaces A's blob file and bumps its marker, as an attacker with write access would; `size` also replaces its size marker. */
+    const tamper = (content: string, size?: number): void => {
       const version = versionOf();
       plant(`${a.slotId}.blob`, content);
+      if (size !== undefined) {
+        host.run(`rm -f "$HOME/.tether/sync/${account}/${a.slotId}".z*`);
+        plant(`${a.slotId}.z${size}`, '');
+      }
       plant(`${a.slotId}.v${version + 1}`, '');
       host.run(`rm -f "$HOME/.tether/sync/${account}/${a.slotId}.v${version}"`);
     };
@@ -248,6 +260,10 @@ describe('sync through an SSH host (real sshd)', function () {
     await until(b.client, () => ids(b.client.getRemoteState(), a.slotId).join() === current.id, 20_000, 'B at current');
     const goodFile = readFileSync(blobFile(), 'utf8');
     const good = JSON.parse(goodFile) as { version: number; data: string };
+    /** A file with a size marker that tells the truth, as putScript would write one. */
+    const exact = (content: string): void => tamper(content, Buffer.byteLength(content));
+    const movedF = newSessionId();
+    const long = `${JSON.stringify({ ...good, data: good.data.repeat(Math.ceil(12_000 / good.data.length)) })}\n`;
     const flipped = Buffer.from(good.data, 'base64');
     flipped[flipped.length - 5] ^= 0x40;
 
@@ -263,6 +279,23 @@ describe('sync through an SSH host (real sshd)', function () {
           const other = newSessionId();
           plant(`${other}.blob`, goodFile);
           plant(`${other}.v1`, '');
+        },
+      ],
+      // Aimed at the watcher's F line (a small one-line file sent as it is, docs/protocol.md): these
+      // three go as F lines (checked below), the others fall back to base64.
+      ['F: rewritten ciphertext, the true size marker', () => exact(`${JSON.stringify({ ...good, data: flipped.toString('base64') })}\n`)],
+      ['F: rolled back, the true size marker', () => exact(oldFile)],
+      ['F: an older blob as the first line, more after it', () => tamper(oldFile + goodFile, Buffer.byteLength(oldFile))],
+      ['F: a space and a quote', () => exact(goodFile.replace('{"version":', `{"updatedAt":"it's", "version":`))],
+      ['F: control bytes in the data', () => exact(`{"version":1,"data":"${good.data.slice(0, 40)}\u0001\u001b[2J\r"}\n`)],
+      ['F: oversized line, the true size marker', () => exact(long)],
+      ['F: oversized line, a size marker that lies', () => tamper(long, Buffer.byteLength(goodFile))],
+      [
+        'F: moved to another slot with its size marker',
+        () => {
+          plant(`${movedF}.blob`, goodFile);
+          plant(`${movedF}.z${Buffer.byteLength(goodFile)}`, '');
+          plant(`${movedF}.v1`, '');
         },
       ],
     ];
@@ -282,6 +315,9 @@ describe('sync through an SSH host (real sshd)', function () {
       rejected++;
     }
     assert.equal(rejected, attacks.length);
+    const sentAs = (slot: string, kind: 'F' | 'B'): number => b.lines.filter((line) => line.endsWith(`the watcher sent the file of slot ${slot} (${kind})`)).length;
+    assert.ok(sentAs(a.slotId, 'F') >= 2 && sentAs(movedF, 'F') === 1, 'the F line was used where a file looked like one of putScript');
+    assert.ok(sentAs(a.slotId, 'B') >= 8, 'every odd file went as base64');
     assert.equal(existsPwned(), false, 'nothing read on the host ran');
     // A writes again: its real write goes above whatever the attacker left, and B follows.
     const after = sampleSession({ title: 'after the attacks' });
