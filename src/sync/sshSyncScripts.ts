@@ -15,8 +15,9 @@ import { type SshSyncLocation, shellDir } from './sshSyncUrl';
  *   <slot>.s<T>      presence: the slot's watcher renews it every few seconds (T = host epoch seconds)
  *   <slot>.z<B>      empty marker: the size of the slot's file in bytes (the quota sums a glob)
  *   .lock            noclobber lock file around every version change, holding its holder's token
- * Only the slot ID (checked, then quoted), numbers we chose and the quoted folder reach these
- * scripts; nothing read on the host is ever put on a command line.
+ * Only the slot ID (checked, then quoted), numbers we chose, the quoted folder and our own base64
+ * (checked, then single-quoted) reach these scripts; nothing read on the host is ever put on a
+ * command line.
  */
 
 export interface SshSyncLimits {
@@ -110,22 +111,31 @@ function lockFunction(holder: string): string {
 
 const newHolder = (): string => randomBytes(8).toString('hex');
 
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
 /**
- * Writes slot `slotId` from the base64 envelope on stdin if its version is still `knownVersion`
- * (undefined: it must not exist). Prints one of: OK <version> | CONFLICT <version|none> |
- * TOO_MANY_SLOTS | ACCOUNT_FULL | TOO_LARGE | ERR <why>.
+ * Writes slot `slotId` with `base64` (the envelope, in base64) if its version is still
+ * `knownVersion` (undefined: it must not exist). Prints one of: OK <version> | CONFLICT
+ * <version|none> | TOO_MANY_SLOTS | ACCOUNT_FULL | TOO_LARGE | ERR <why>.
+ *
+ * The base64 is a single-quoted word of the script (checked here, so it cannot end the quotes):
+ * the shell's parser takes it in buffered reads, where `read` from a here-document would read a
+ * byte per system call (and dash forks to fill a here-document over 4 KiB). The script goes on the
+ * long-lived shell's stdin (remoteShell.ts), never on a command line, where it would show in `ps`.
  */
 export function putScript(
   location: SshSyncLocation,
   account: string,
   slotId: string,
   knownVersion: number | undefined,
+  base64: string,
   limits: SshSyncLimits = SSH_SYNC_LIMITS,
   now: Date = new Date(),
   holder: string = newHolder(),
 ): string {
   checkSlot(slotId);
   if (knownVersion !== undefined) checkInt(knownVersion, 'version');
+  if (!BASE64.test(base64)) throw new TypeError('the blob must be base64');
   const maxB64 = Math.ceil(limits.maxBlobBytes / 3) * 4;
   // The account quota counts decoded bytes on the server; here the files hold base64 plus a wrapper.
   const maxAccountFileBytes = Math.ceil(limits.maxAccountBytes / 3) * 4 + limits.maxSlots * 80;
@@ -149,9 +159,9 @@ export function putScript(
     '  case $v in ""|*[!0-9]*|????????????????*) continue;; esac; [ "$v" -gt "$prev" ] && prev=$v; done',
     'next=$((prev+1))',
     't=".$s.tmp.$$"',
-    // The base64 arrives as one line (a here-document adds the newline). Builtins only, no forks:
-    // read, length, character check, and the sizes of the other slots from their `.z<bytes>` markers.
-    'b64=; IFS= read -r b64',
+    // Builtins only, no forks: length, character check (again, on the host), and the sizes of the
+    // other slots from their `.z<bytes>` markers.
+    `b64='${base64}'`,
     'case $b64 in *[!A-Za-z0-9+/=]*) echo "ERR the blob is not base64"; exit 0;; esac',
     `if [ \${#b64} -gt ${maxB64} ]; then echo TOO_LARGE; exit 0; fi`,
     `size=$((${wrapperBytes} + \${#next} + \${#b64}))`,

@@ -185,7 +185,7 @@ export class SshSyncTransport implements SyncTransport {
     if (envelope.byteLength > SSH_SYNC_LIMITS.maxBlobBytes) {
       throw new SyncHttpError('status', `blob of ${envelope.byteLength} bytes exceeds the ${SSH_SYNC_LIMITS.maxBlobBytes}-byte limit`, 413);
     }
-    const { lines } = await this.run(putScript(this.options.location, this.account, slotId, knownVersion), Buffer.from(envelope).toString('base64'));
+    const { lines } = await this.run(putScript(this.options.location, this.account, slotId, knownVersion, Buffer.from(envelope).toString('base64')));
     const answer = lines.find((line) => /^(OK|CONFLICT|TOO_MANY_SLOTS|ACCOUNT_FULL|TOO_LARGE|ERR)\b/.test(line)) ?? '';
     const ok = /^OK ([0-9]{1,15})$/.exec(answer);
     if (ok) return { ok: true, version: Number(ok[1]) };

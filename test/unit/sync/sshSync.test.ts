@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { deleteScript, MAX_BLOB_FILE_BYTES, MAX_INLINE_FILE_BYTES, MAX_WATCH_SLOTS, parseReadLine, parseWatchLine, putScript, readScript, watcherScript } from '../../../src/sync/sshSyncScripts';
+import { deleteScript, MAX_BLOB_FILE_BYTES, MAX_INLINE_FILE_BYTES, MAX_WATCH_SLOTS, parseReadLine, parseWatchLine, putScript, readScript, SSH_SYNC_LIMITS, watcherScript } from '../../../src/sync/sshSyncScripts';
 import { isSshSyncUrl, parseSshSyncUrl, shellDir, SshSyncUrlError } from '../../../src/sync/sshSyncUrl';
 import { sshAccountId } from '../../../src/sync/sshTransport';
 import { wrapScript, MAX_REMOTE_COMMAND_BYTES } from '../../../src/common/quoting';
@@ -77,13 +78,13 @@ describe('ssh sync scripts (run by the local sh)', function () {
   });
 
   it('fit in one remote command line', function () {
-    for (const script of [putScript(loc, ACCOUNT, SLOT, 123456789), readScript(loc, ACCOUNT), readScript(loc, ACCOUNT, [SLOT]), deleteScript(loc, ACCOUNT, SLOT), watcherScript(loc, ACCOUNT, SLOT)]) {
+    for (const script of [putScript(loc, ACCOUNT, SLOT, 123456789, ''), readScript(loc, ACCOUNT), readScript(loc, ACCOUNT, [SLOT]), deleteScript(loc, ACCOUNT, SLOT), watcherScript(loc, ACCOUNT, SLOT)]) {
       assert.ok(Buffer.byteLength(wrapScript(`echo __marker__\n${script}`)) <= MAX_REMOTE_COMMAND_BYTES);
     }
   });
 
   it('refuse a slot ID or account that is not one', function () {
-    assert.throws(() => putScript(loc, ACCOUNT, "x'; id", undefined));
+    assert.throws(() => putScript(loc, ACCOUNT, "x'; id", undefined, 'QUJD'));
     assert.throws(() => readScript(loc, ACCOUNT, ['$(id)']));
     assert.throws(() => deleteScript(loc, '../../etc', SLOT));
   });
@@ -91,35 +92,36 @@ describe('ssh sync scripts (run by the local sh)', function () {
   this.timeout(30_000);
 
   it('write with version preconditions: create, conflict, update; delete leaves the version to go above', function () {
-    assert.equal(sh(putScript(loc, ACCOUNT, SLOT, undefined), 'QUJD').trim(), 'OK 1');
-    assert.equal(sh(putScript(loc, ACCOUNT, SLOT, undefined), 'QUJD').trim(), 'CONFLICT 1');
-    assert.equal(sh(putScript(loc, ACCOUNT, SLOT, 7), 'QUJD').trim(), 'CONFLICT 1');
-    assert.equal(sh(putScript(loc, ACCOUNT, SLOT, 1), 'QUJDRA==').trim(), 'OK 2');
+    assert.equal(sh(putScript(loc, ACCOUNT, SLOT, undefined, 'QUJD')).trim(), 'OK 1');
+    assert.equal(sh(putScript(loc, ACCOUNT, SLOT, undefined, 'QUJD')).trim(), 'CONFLICT 1');
+    assert.equal(sh(putScript(loc, ACCOUNT, SLOT, 7, 'QUJD')).trim(), 'CONFLICT 1');
+    assert.equal(sh(putScript(loc, ACCOUNT, SLOT, 1, 'QUJDRA==')).trim(), 'OK 2');
     const lines = sh(readScript(loc, ACCOUNT)).trim().split('\n');
     assert.equal(lines.at(-1), 'END');
     const read = parseReadLine(lines[0]);
     assert.deepEqual(read && 'record' in read ? { ...(read.record as object), updatedAt: undefined } : undefined, { version: 2, data: 'QUJDRA==', updatedAt: undefined, slotId: SLOT });
     assert.equal(sh(deleteScript(loc, ACCOUNT, SLOT)).trim(), 'OK');
     assert.deepEqual(readdirSync(dir()), [`${SLOT}.d2`]);
-    assert.equal(sh(putScript(loc, ACCOUNT, SLOT, undefined), 'QUJD').trim(), 'OK 3');
+    assert.equal(sh(putScript(loc, ACCOUNT, SLOT, undefined, 'QUJD')).trim(), 'OK 3');
     assert.equal(sh(`stat -c %a "${dir()}"`).trim(), '700');
   });
 
   it('hold the server limits: blob size, slots per account, account bytes', function () {
     const limits = { maxBlobBytes: 64, maxSlots: 2, maxAccountBytes: 128 };
-    assert.equal(sh(putScript(loc, ACCOUNT, SLOT, undefined, limits), 'A'.repeat(200)).trim(), 'TOO_LARGE');
-    assert.equal(sh(putScript(loc, ACCOUNT, SLOT, undefined, limits), 'A'.repeat(80)).trim(), 'OK 1');
-    assert.equal(sh(putScript(loc, ACCOUNT, 'bbcdefghijklmnopqrstuvwxyz', undefined, limits), 'A'.repeat(80)).trim(), 'OK 1');
-    assert.equal(sh(putScript(loc, ACCOUNT, 'cbcdefghijklmnopqrstuvwxyz', undefined, limits), 'A'.repeat(8)).trim(), 'TOO_MANY_SLOTS');
-    assert.equal(sh(putScript(loc, ACCOUNT, SLOT, 1, { ...limits, maxAccountBytes: 64 }), 'A'.repeat(80)).trim(), 'ACCOUNT_FULL');
+    assert.equal(sh(putScript(loc, ACCOUNT, SLOT, undefined, 'A'.repeat(200), limits)).trim(), 'TOO_LARGE');
+    assert.equal(sh(putScript(loc, ACCOUNT, SLOT, undefined, 'A'.repeat(80), limits)).trim(), 'OK 1');
+    assert.equal(sh(putScript(loc, ACCOUNT, 'bbcdefghijklmnopqrstuvwxyz', undefined, 'A'.repeat(80), limits)).trim(), 'OK 1');
+    assert.equal(sh(putScript(loc, ACCOUNT, 'cbcdefghijklmnopqrstuvwxyz', undefined, 'A'.repeat(8), limits)).trim(), 'TOO_MANY_SLOTS');
+    assert.equal(sh(putScript(loc, ACCOUNT, SLOT, 1, 'A'.repeat(80), { ...limits, maxAccountBytes: 64 })).trim(), 'ACCOUNT_FULL');
   });
 
-  it('bound the base64 exactly, with or without the newline a here-document adds', function () {
+  it('bound the base64 exactly; only base64 reaches the script, and the host checks it again', function () {
     const limits = { maxBlobBytes: 66, maxSlots: 8, maxAccountBytes: 4096 }; // 88 base64 characters
-    assert.equal(sh(putScript(loc, ACCOUNT, SLOT, undefined, limits), 'A'.repeat(89)).trim(), 'TOO_LARGE');
-    assert.equal(sh(putScript(loc, ACCOUNT, SLOT, undefined, limits), `${'A'.repeat(89)}\n`).trim(), 'TOO_LARGE');
-    assert.equal(sh(putScript(loc, ACCOUNT, SLOT, undefined, limits), `${'A'.repeat(88)}\n`).trim(), 'OK 1');
-    assert.equal(sh(putScript(loc, ACCOUNT, SLOT, 1, limits), 'A'.repeat(88)).trim(), 'OK 2');
+    assert.equal(sh(putScript(loc, ACCOUNT, SLOT, undefined, 'A'.repeat(89), limits)).trim(), 'TOO_LARGE');
+    for (const bad of ["QUJD'; touch pwned; '", 'QUJD\n', 'QU JD', '$(id)']) assert.throws(() => putScript(loc, ACCOUNT, SLOT, undefined, bad), TypeError, bad);
+    assert.equal(sh(putScript(loc, ACCOUNT, SLOT, undefined, 'QUJD').replace("b64='QUJD'", "b64='QU JD'")).trim(), 'ERR the blob is not base64');
+    assert.equal(sh(putScript(loc, ACCOUNT, SLOT, undefined, 'A'.repeat(88), limits)).trim(), 'OK 1');
+    assert.equal(sh(putScript(loc, ACCOUNT, SLOT, 1, 'A'.repeat(88), limits)).trim(), 'OK 2');
     const [line] = sh(readScript(loc, ACCOUNT, [SLOT])).trim().split('\n');
     const read = parseReadLine(line);
     assert.ok(read && !('missing' in read));
@@ -127,17 +129,31 @@ describe('ssh sync scripts (run by the local sh)', function () {
     assert.ok(!readdirSync(dir()).includes('.lock'), 'the lock is released');
   });
 
+  it('write the largest blob from a script on stdin (as the remote shell runs it); a read sends it as base64', function () {
+    const largest = randomBytes(SSH_SYNC_LIMITS.maxBlobBytes).toString('base64');
+    const viaStdin = (script: string): string => execFileSync('sh', [], { input: `(\n${script}\n) </dev/null\n`, env: { HOME: home, PATH: process.env.PATH }, encoding: 'utf8', maxBuffer: 4 << 20 });
+    assert.equal(viaStdin(putScript(loc, ACCOUNT, SLOT, undefined, largest)).trim(), 'OK 1');
+    assert.equal(viaStdin(putScript(loc, ACCOUNT, SLOT, 1, randomBytes(SSH_SYNC_LIMITS.maxBlobBytes + 3).toString('base64'))).trim(), 'TOO_LARGE');
+    const [line] = viaStdin(readScript(loc, ACCOUNT, [SLOT])).split('\n');
+    assert.ok(line.startsWith('B '), 'over the inline size: base64');
+    const read = parseReadLine(line);
+    assert.ok(read && !('missing' in read));
+    assert.equal((read.record as { data: string }).data, largest);
+    sh(putScript(loc, ACCOUNT, SLOT, 1, 'QUJD'));
+    assert.ok(sh(readScript(loc, ACCOUNT, [SLOT])).startsWith(`F ${SLOT} 2 {"version":2,`), 'a small file: as it is');
+  });
+
   it('take over a lock whose holder died, and only then', function () {
-    sh(putScript(loc, ACCOUNT, SLOT, undefined), 'QUJD');
+    sh(putScript(loc, ACCOUNT, SLOT, undefined, 'QUJD'));
     execFileSync('mkdir', [join(dir(), '.lock')]);
     writeFileSync(join(dir(), '.lock/o'), 'dead.1\n');
     const started = Date.now();
-    assert.equal(sh(putScript(loc, ACCOUNT, SLOT, 1), 'QUJD').trim(), 'OK 2');
+    assert.equal(sh(putScript(loc, ACCOUNT, SLOT, 1, 'QUJD')).trim(), 'OK 2');
     assert.ok(Date.now() - started >= 9000, 'waited for the holder before taking over');
   }).timeout(60_000);
 
   it('the watcher prints the markers, and never runs what a file name holds', function () {
-    sh(putScript(loc, ACCOUNT, SLOT, undefined), 'QUJD');
+    sh(putScript(loc, ACCOUNT, SLOT, undefined, 'QUJD'));
     writeFileSync(join(dir(), '$(touch pwned).v1'), '');
     const out = sh(`(${watcherScript(loc, ACCOUNT, 'bbcdefghijklmnopqrstuvwxyz', 'sh', { pollSeconds: 0.1, heartbeatSeconds: 1 })}) & p=$!; sleep 1; kill $p`);
     const lines = out.trim().split('\n');
@@ -157,8 +173,8 @@ describe('ssh sync scripts (run by the local sh)', function () {
   it('the watcher prints a changed file before its line, never on its first line or for its own slot', function () {
     const own = 'bbcdefghijklmnopqrstuvwxyz';
     const other = 'cbcdefghijklmnopqrstuvwxyz';
-    sh(putScript(loc, ACCOUNT, SLOT, undefined), 'QUJD');
-    const put = (slot: string, data: string) => `printf %s ${data} | (${putScript(loc, ACCOUNT, slot, undefined)}) >/dev/null`;
+    sh(putScript(loc, ACCOUNT, SLOT, undefined, 'QUJD'));
+    const put = (slot: string, data: string) => `(${putScript(loc, ACCOUNT, slot, undefined, data)}) >/dev/null`;
     const out = sh(`(${watcherScript(loc, ACCOUNT, own, 'sh', { pollSeconds: 0.1, heartbeatSeconds: 5 })}) & p=$!; sleep 0.5; ${put(other, 'REVG')}; ${put(own, 'R0hJ')}; sleep 0.6; kill $p`);
     const lines = out.trim().split('\n');
     assert.equal(lines[0], 'M sh');
@@ -175,7 +191,7 @@ describe('ssh sync scripts (run by the local sh)', function () {
   });
   it('the watcher sends a hostile file only the bounded base64 way: no line breaks, same record as a read', async function () {
     const own = 'bbcdefghijklmnopqrstuvwxyz';
-    sh(putScript(loc, ACCOUNT, SLOT, undefined), 'QUJD');
+    sh(putScript(loc, ACCOUNT, SLOT, undefined, 'QUJD'));
     const good = readFileSync(join(dir(), `${SLOT}.blob`));
     const record = (data: string): string => `{"version":1,"updatedAt":"2026-12-03T07:00:00Z","data":"${data}"}`;
     const big = `${record('A'.repeat(MAX_INLINE_FILE_BYTES))}\n`;
