@@ -88,11 +88,11 @@ export class SshSyncTransport implements SyncTransport {
   }
 
   /**
-   * Runs a script on this host's long-lived shell (stdin from `input`), resolving with its lines.
+   * Runs a script on this host's long-lived shell, resolving with its lines.
    * Output beyond `maxBytes` ends the shell: the lines read so far are returned with `cut: true`.
    * The shell is opened on first use and again after its connection changed or it ended.
    */
-  private async run(script: string, input?: string, maxBytes = 1024 * 1024): Promise<{ lines: string[]; cut: boolean }> {
+  private async run(script: string, maxBytes = 1024 * 1024): Promise<{ lines: string[]; cut: boolean }> {
     let connection: SshConnection;
     try {
       connection = await this.options.connect();
@@ -107,7 +107,7 @@ export class SshSyncTransport implements SyncTransport {
     const shell = this.shell;
     for (let attempt = 0; ; attempt++) {
       try {
-        return await shell.run(script, input, maxBytes);
+        return await shell.run(script, undefined, maxBytes);
       } catch (error) {
         // sshd's MaxSessions refused the shell's channel: the request never ran, so try again.
         if (isChannelRefusal(error) && attempt < 8 && connection.isOpen && shell.alive) {
@@ -123,7 +123,7 @@ export class SshSyncTransport implements SyncTransport {
   }
 
   async listBlobs(_etag?: string, keep: (blob: StoredBlob) => boolean = () => true): Promise<ListResult> {
-    const { lines, cut } = await this.run(readScript(this.options.location, this.account), undefined, MAX_LIST_OUTPUT);
+    const { lines, cut } = await this.run(readScript(this.options.location, this.account), MAX_LIST_OUTPUT);
     const blobs: StoredBlob[] = [];
     const listedSlotIds = new Set<string>();
     let skipped = 0;
@@ -164,7 +164,7 @@ export class SshSyncTransport implements SyncTransport {
     const out = new Map<string, StoredBlob>();
     for (let i = 0; i < slotIds.length; i += 64) {
       const batch = slotIds.slice(i, i + 64);
-      const { lines } = await this.run(readScript(this.options.location, this.account, batch), undefined, batch.length * (MAX_BLOB_FILE_BYTES * 2 + 64));
+      const { lines } = await this.run(readScript(this.options.location, this.account, batch), batch.length * (MAX_BLOB_FILE_BYTES * 2 + 64));
       for (const line of lines) {
         const parsed = parseReadLine(line);
         if (!parsed || 'missing' in parsed || !batch.includes(parsed.slotId)) continue;
