@@ -22,7 +22,7 @@ import {
   watcherScript,
 } from './sshSyncScripts';
 import type { SshSyncLocation } from './sshSyncUrl';
-import { type ListResult, type PresenceEntry, parseStoredBlob, type PutResult, type StoredBlob, SyncHttpError } from './syncHttp';
+import { ListTally, type ListResult, type PresenceEntry, parseStoredBlob, type PutResult, type StoredBlob, SyncHttpError } from './syncHttp';
 import type { SyncStream, SyncStreamHandlers, SyncTransport } from './syncTransport';
 
 /**
@@ -124,39 +124,20 @@ export class SshSyncTransport implements SyncTransport {
 
   async listBlobs(_etag?: string, keep: (blob: StoredBlob) => boolean = () => true): Promise<ListResult> {
     const { lines, cut } = await this.run(readScript(this.options.location, this.account), MAX_LIST_OUTPUT);
-    const blobs: StoredBlob[] = [];
-    const listedSlotIds = new Set<string>();
-    let skipped = 0;
-    let junk = 0;
-    let keptBytes = 0;
-    let complete = false;
+    const tally = new ListTally(keep, this.maxResponseBytes);
+    let ended = false;
     for (const line of lines) {
       if (line === 'END') {
-        complete = true;
+        ended = true;
         break;
       }
       if (line === 'MORE') continue;
       const parsed = parseReadLine(line);
-      if (!parsed || 'missing' in parsed) {
-        skipped++;
-        continue;
-      }
-      listedSlotIds.add(parsed.slotId);
-      const blob = parseStoredBlob(parsed.record);
-      if (!blob) skipped++;
-      else if (!keep(blob)) junk++;
-      else if (keptBytes + blob.data.byteLength > this.maxResponseBytes) skipped++;
-      else {
-        keptBytes += blob.data.byteLength;
-        blobs.push(blob);
-      }
+      if (!parsed || 'missing' in parsed) tally.skipped++;
+      else tally.add(parsed.slotId, parsed.record);
     }
     // A list cut short (too long, a flood beyond MAX_LIST_ENTRIES, a dropped channel) cannot say what is missing.
-    if (cut || !complete || lines.includes('MORE')) {
-      complete = false;
-      skipped++;
-    }
-    return { notModified: false, blobs, listedSlotIds, skipped, junk, complete };
+    return tally.result(ended && !cut && !lines.includes('MORE'));
   }
 
   /** Reads the given slots; a slot without a (parseable) blob is missing from the map. */

@@ -228,6 +228,42 @@ export type ListResult =
 
 export type PutResult = { readonly ok: true; readonly version: number } | { readonly ok: false; readonly conflict: true };
 
+/**
+ * Tallies a blob list as its entries arrive, for either transport: the blobs kept (those `keep`
+ * accepts, within `maxBytes` in all), every slot the list names (even when the rest of its entry is
+ * malformed), and what was skipped or junk. Not trusted to say what is missing unless `complete`.
+ */
+export class ListTally {
+  readonly blobs: StoredBlob[] = [];
+  readonly listedSlotIds = new Set<string>();
+  skipped = 0;
+  junk = 0;
+  private keptBytes = 0;
+
+  constructor(
+    private readonly keep: (blob: StoredBlob) => boolean,
+    private readonly maxBytes: number,
+  ) {}
+
+  /** One entry; `slotId` is what it claims, checked here. */
+  add(slotId: unknown, record: unknown): void {
+    if (isValidSessionId(slotId)) this.listedSlotIds.add(slotId);
+    const blob = parseStoredBlob(record);
+    if (!blob) this.skipped++;
+    else if (!this.keep(blob)) this.junk++;
+    else if (this.keptBytes + blob.data.byteLength > this.maxBytes) this.skipped++;
+    else {
+      this.keptBytes += blob.data.byteLength;
+      this.blobs.push(blob);
+    }
+  }
+
+  /** The result; a list that was cut short counts one more skip, so nothing is removed on its word. */
+  result(complete: boolean): Extract<ListResult, { notModified: false }> {
+    return { notModified: false, blobs: this.blobs, listedSlotIds: this.listedSlotIds, skipped: this.skipped + (complete ? 0 : 1), junk: this.junk, complete };
+  }
+}
+
 export class SyncServerApi {
   private readonly base: string;
   private readonly fetchImpl: typeof fetch;
@@ -357,32 +393,19 @@ export class SyncServerApi {
       throw this.statusError('GET', '/v1/blobs', response, bytes);
     }
 
-    const blobs: StoredBlob[] = [];
-    const listedSlotIds = new Set<string>();
-    let skipped = 0;
-    let junk = 0;
-    let keptBytes = 0;
+    const tally = new ListTally(keep, this.maxResponseBytes);
     const scanner = new ListScanner({
       maxEntryBytes: MAX_BASE64_CHARS + 4096,
-      onOversized: () => skipped++,
+      onOversized: () => tally.skipped++,
       onEntry: (text) => {
         let entry: unknown;
         try {
           entry = JSON.parse(text);
         } catch {
-          skipped++;
+          tally.skipped++;
           return;
         }
-        const slotId = isRecord(entry) ? own(entry, 'slotId') : undefined;
-        if (isValidSessionId(slotId)) listedSlotIds.add(slotId);
-        const blob = parseStoredBlob(entry);
-        if (!blob) skipped++;
-        else if (!keep(blob)) junk++;
-        else if (keptBytes + blob.data.byteLength > this.maxResponseBytes) skipped++;
-        else {
-          keptBytes += blob.data.byteLength;
-          blobs.push(blob);
-        }
+        tally.add(isRecord(entry) ? own(entry, 'slotId') : undefined, entry);
       },
     });
     let read = 0;
@@ -412,10 +435,8 @@ export class SyncServerApi {
       }
     }
     if (!scanner.foundBlobs) throw new SyncHttpError('bad-response', 'sync server sent a blob list without "blobs"');
-    const complete = !cutOff && scanner.complete;
-    if (!complete) skipped++;
+    const base = tally.result(!cutOff && scanner.complete);
     const newEtag = response.headers.get('etag') ?? undefined;
-    const base = { notModified: false as const, blobs, listedSlotIds, skipped, junk, complete };
     return newEtag && newEtag.length <= 256 ? { ...base, etag: newEtag } : base;
   }
 
