@@ -4,7 +4,7 @@
  */
 import * as os from 'node:os';
 import * as vscode from 'vscode';
-import { hostCapabilities } from '../session/persistentSession';
+import { hostCapabilities } from '../multiplexer/hostCapabilities';
 import { formatVersion } from '../multiplexer/multiplexer';
 import type { ConnectionPool } from '../ssh/sshConnection';
 import type { TabManager } from './tabManager';

@@ -3,12 +3,11 @@ import { stripControls } from '../common/displayText';
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../common/logger';
 import {
-  FORCE_KILL_CLIENTS, HostCapabilities, KillOutcome, MultiplexerKind, MultiplexerPreference, MultiplexerScripts, SessionStatus,
-  chooseMultiplexer, detectScript, parseDetectOutput, parseKillOutput,
+  FORCE_KILL_CLIENTS, KillOutcome, MultiplexerKind, MultiplexerPreference, MultiplexerScripts, SessionStatus,
+  chooseMultiplexer, parseKillOutput,
 } from '../multiplexer/multiplexer';
 import { OutputBatcher } from './outputBatcher';
 import { DEFAULT_RECONNECT_POLICY, ReconnectPolicy, ReconnectPolicyOptions } from './reconnectPolicy';
-import { ScreenScripts } from '../multiplexer/screenCommands';
 import { AttachDriver, SessionDriver, TerminalSize } from './sessionDriver';
 import { assertSessionId, sessionName } from '../common/sessionId';
 import { AGENT_DIR, agentLinkScript } from '../ssh/agentForwarding';
@@ -16,11 +15,11 @@ import { AttachStatus, attachChannelScript, newAttachMarker, readAttachPreamble 
 import type { PseudoTtyOptions } from 'ssh2';
 import { ConnectError, ConnectionPool, SshConnection, isChannelRefusal } from '../ssh/sshConnection';
 import type { ResolvedHost } from '../ssh/sshConfig';
-import { TmuxScripts } from '../multiplexer/tmuxCommands';
 import { boundReplay } from './scrollback';
 import { RemoteCommandError } from '../ssh/remoteExec';
 import { ControlError, controlAttachScript, controlModeSupported, controlStartsNeedSerialising, startControlDriver } from './controlDriver';
 import { ReasonError } from '../common/reasonError';
+import { forgetHostCapabilities, hostCapabilities, scriptsFor } from '../multiplexer/hostCapabilities';
 
 export type SessionState = 'connecting' | 'attached' | 'reconnecting' | 'waiting-for-user' | 'ended';
 
@@ -67,30 +66,6 @@ export interface SessionEvents {
 const DIM = '\x1b[2m';
 const RESET = '\x1b[0m';
 
-/** Capabilities per host (ConnectionPool.keyOf: user, address, port and hops), not per
- * connection: a reconnect does not detect again. A script that answers `unsupported` (or a failed
- * create) forgets the entry, and the next use detects again (issue 16). */
-const capabilityCache = new Map<string, Promise<HostCapabilities>>();
-
-/** What the host offers, asked once per host. */
-export function hostCapabilities(connection: SshConnection, timeoutMs?: number): Promise<HostCapabilities> {
-  const key = ConnectionPool.keyOf(connection.host);
-  let cached = capabilityCache.get(key);
-  if (!cached) {
-    const detecting = connection.runScript(detectScript(), timeoutMs).then((result) => parseDetectOutput(result.output));
-    detecting.catch(() => {
-      if (capabilityCache.get(key) === detecting) capabilityCache.delete(key);
-    });
-    capabilityCache.set(key, detecting);
-    cached = detecting;
-  }
-  return cached;
-}
-
-/** Drops a host's cached capabilities: the next use detects again. */
-export function forgetHostCapabilities(host: ResolvedHost): void {
-  capabilityCache.delete(ConnectionPool.keyOf(host));
-}
 
 interface Opened {
   /** Absent for a plain shell, which has no status line. */
@@ -99,10 +74,6 @@ interface Opened {
   connection?: SshConnection;
 }
 
-export function scriptsFor(kind: 'tmux' | 'screen', capabilities: HostCapabilities): MultiplexerScripts {
-  if (kind === 'tmux') return new TmuxScripts(capabilities.tmux ?? { major: 3, minor: 0, suffix: '' });
-  return new ScreenScripts();
-}
 
 /**
  * One tab's session on a host: creates or attaches, streams output, and survives connection drops

@@ -9,7 +9,7 @@ import { poolConnector, SshSyncTransport } from '../../src/sync/sshTransport';
 import type { SyncTransport } from '../../src/sync/syncTransport';
 import type { ConnectionPool } from '../../src/ssh/sshConnection';
 import { inventoryScript, parseInventory } from '../../src/multiplexer/hostInventory';
-import { hostCapabilities } from '../../src/session/persistentSession';
+import { hostCapabilities } from '../../src/multiplexer/hostCapabilities';
 import { SshHost } from '../support/sshHost';
 import { eventually, sleep } from './fixtures/sessionHarness';
 import { TestDevice } from './fixtures/testDevice';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { newSessionId } from '../../src/common/sessionId';
 import { ConnectionPool } from '../../src/ssh/sshConnection';
 import { TabRecord, decodeSnapshot, encodeSnapshot, parseDirectories } from '../../src/session/tabSnapshot';
-import { hostCapabilities, scriptsFor } from '../../src/session/persistentSession';
+import { hostCapabilities, scriptsFor } from '../../src/multiplexer/hostCapabilities';
 import { SshHost } from '../support/sshHost';
 import { TabRecorder, eventually, testPool } from './fixtures/sessionHarness';
 import { TcpProxy } from '../support/tcpProxy';

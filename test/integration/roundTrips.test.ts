@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { Client } from 'ssh2';
 import { openScriptChannel } from '../../src/ssh/remoteExec';
 import { SshConnection } from '../../src/ssh/sshConnection';
-import { forgetHostCapabilities } from '../../src/session/persistentSession';
+import { forgetHostCapabilities } from '../../src/multiplexer/hostCapabilities';
 import { SshHost, testKeys } from '../support/sshHost';
 import { HostSuite, eventually, sleep, testPool } from './fixtures/sessionHarness';
 

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { HostSession, inventoryScript, parseInventory } from '../../src/multiplexer/hostInventory';
-import { hostCapabilities, scriptsFor } from '../../src/session/persistentSession';
+import { hostCapabilities, scriptsFor } from '../../src/multiplexer/hostCapabilities';
 import { newSessionId } from '../../src/common/sessionId';
 import { ConnectionPool } from '../../src/ssh/sshConnection';
 import { decodeSnapshot, encodeSnapshot, parseTitles, TabRecord } from '../../src/session/tabSnapshot';
