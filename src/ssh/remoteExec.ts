@@ -4,8 +4,18 @@ import type { Client, ClientChannel, ExecOptions, PseudoTtyOptions } from 'ssh2'
 import { MAX_REMOTE_COMMAND_BYTES, wrapScript } from '../common/quoting';
 import { ReasonError } from '../common/reasonError';
 
-export class RemoteCommandError extends ReasonError<'too-large' | 'channel' | 'timeout' | 'no-marker'> {
+/** `channel-refused`: the host answered the channel open with a failure (sshd's MaxSessions, for one). */
+export class RemoteCommandError extends ReasonError<'too-large' | 'channel' | 'channel-refused' | 'timeout' | 'no-marker'> {
   override readonly name = 'RemoteCommandError';
+}
+
+/**
+ * The error for a channel that did not open. ssh2 marks a refusal by the host (CHANNEL_OPEN_FAILURE,
+ * or a close in its place) with an SSH `reason` property; anything else (not connected, no answer)
+ * has none.
+ */
+export function channelOpenError(error: Error): RemoteCommandError {
+  return new RemoteCommandError('reason' in error ? 'channel-refused' : 'channel', `could not open a channel: ${error.message}`);
 }
 
 export interface ScriptResult {
@@ -24,7 +34,7 @@ export function openScriptChannel(client: Client, script: string, pty?: PseudoTt
   }
   return new Promise((resolve, reject) => {
     const callback = (error: Error | undefined, channel: ClientChannel): void => {
-      if (error) reject(new RemoteCommandError('channel', `could not open a channel: ${error.message}`));
+      if (error) reject(channelOpenError(error));
       else resolve(channel);
     };
     // pty-req goes out with the exec, not after its reply (our ssh2 patch; OpenSSH does the same):

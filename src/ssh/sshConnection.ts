@@ -8,7 +8,7 @@ import { AuthPrompter, createAuthPlan } from './auth';
 import { HostKeyCheck, HostKeyError, HostKeyPromptInfo, createHostKeyCheck } from './hostKeyVerifier';
 import type { Logger } from '../common/logger';
 import { ProxyCommandError, ProxyCommandSocket } from './proxyCommand';
-import { RemoteCommandError, ScriptResult, openScriptChannel, runScript } from './remoteExec';
+import { RemoteCommandError, ScriptResult, channelOpenError, openScriptChannel, runScript } from './remoteExec';
 import type { ResolvedHost } from './sshConfig';
 import type { TrustStore } from './trustStore';
 import type { PseudoTtyOptions } from 'ssh2';
@@ -145,7 +145,7 @@ export class SshConnection extends EventEmitter {
       channel =
         script === undefined
           ? await new Promise<ClientChannel>((resolve, reject) =>
-              this.client.shell({ term: pty.term, cols: pty.cols, rows: pty.rows }, (error, stream) => (error ? reject(new RemoteCommandError('channel', `could not open a channel: ${error.message}`)) : resolve(stream))),
+              this.client.shell({ term: pty.term, cols: pty.cols, rows: pty.rows }, (error, stream) => (error ? reject(channelOpenError(error)) : resolve(stream))),
             )
           : await openScriptChannel(this.client, script, pty);
     } catch (error) {
@@ -178,7 +178,7 @@ export class SshConnection extends EventEmitter {
 
 /** The host refused to open another channel on this connection (sshd's MaxSessions). */
 export function isChannelRefusal(error: unknown): boolean {
-  return RemoteCommandError.is(error) && error.reason === 'channel' && /open failure|administratively prohibited|refused/i.test(error.message);
+  return RemoteCommandError.is(error) && error.reason === 'channel-refused';
 }
 
 function describe(host: ResolvedHost): string {

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import type { Client, ClientChannel } from 'ssh2';
-import { RemoteCommandError } from '../../../src/ssh/remoteExec';
+import { RemoteCommandError, channelOpenError } from '../../../src/ssh/remoteExec';
+import { isChannelRefusal } from '../../../src/ssh/sshConnection';
 import { RemoteShell } from '../../../src/ssh/remoteShell';
 
 /**
@@ -77,5 +78,17 @@ describe('RemoteShell (one long-lived sh for many scripts)', () => {
     const shell = new RemoteShell(client, { timeoutMs: 10_000 });
     await assert.rejects(shell.run('kill -9 $$; sleep 1; echo never'), RemoteCommandError);
     assert.equal(shell.alive, false);
+  });
+});
+
+describe('ssh/channelOpenError: a refusal is told by its SSH reason, not its text', () => {
+  it('marks an error that carries an SSH reason (CHANNEL_OPEN_FAILURE) as refused, anything else not', () => {
+    const refused = Object.assign(new Error('(SSH) Channel open failure: open failed'), { reason: 1 });
+    const closedInstead = Object.assign(new Error('(SSH) Channel open failure: server closed channel unexpectedly'), { reason: '' });
+    const notConnected = new Error('No response from server: channel open failure refused administratively prohibited');
+    assert.equal(isChannelRefusal(channelOpenError(refused)), true);
+    assert.equal(isChannelRefusal(channelOpenError(closedInstead)), true);
+    assert.equal(isChannelRefusal(channelOpenError(notConnected)), false, 'words in a message decide nothing');
+    assert.equal(channelOpenError(notConnected).reason, 'channel');
   });
 });
