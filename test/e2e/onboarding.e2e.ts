@@ -81,6 +81,10 @@ describe('Tether onboarding and restore in a real VS Code (code-server, packaged
       // 1. The panel is hidden when VS Code goes away: the restore has to show it.
       await workbench.runCommand('View: Hide Panel');
       await panel.waitFor({ state: 'hidden' });
+      // The workbench writes its layout (panel hidden) on shutdown and on its periodic state save,
+      // every 60 s. Killed sooner, it could come back with the panel open and create its default
+      // local terminal before Tether activates: step 2's case, not this one (seen once in CI).
+      await device.page.waitForTimeout(65_000);
       await device.killServer('SIGKILL');
       await device.startServer();
       await device.reload();
