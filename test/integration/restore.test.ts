@@ -83,12 +83,17 @@ describe(`workspace restore after a crash (tmux ${tmuxMode} mode)`, function () 
     // While "VS Code is closed", one session is killed on the host.
     // Retried: on a busy host a kill right after the clients vanished failed now and then (the
     // helper swallows tmux's error), and the test then blamed the restore.
+    const tmuxSaid: string[] = [];
     await eventually(() => {
-      hostA.tmux(`kill-session -t '=${doomed.session.name}'`);
-      return !hostA.tmuxSessions().includes(doomed.session.name);
+      tmuxSaid.push(`${new Date().toISOString()} kill: ${hostA.tmux(`kill-session -t '=${doomed.session.name}'`)}`);
+      const listed = hostA.tmux("list-sessions -F '#{session_name}'");
+      tmuxSaid.push(`${new Date().toISOString()} list: ${listed}`);
+      // The counter's session must be listed too: an empty answer is tmux failing, not the kill.
+      return listed.includes(counter.session.name) && !listed.includes(doomed.session.name);
     }, 10_000, 'the doomed session killed on the host');
     const sessionsBefore = [...hostA.tmuxSessions(), ...hostB.screenSessions()].sort();
-    assert.deepEqual(sessionsBefore, [counter.session.name, screenTab.session.name].sort());
+    tmuxSaid.push(`${new Date().toISOString()} listed after: ${sessionsBefore.join(' ')}; screen -ls on host-b: ${hostB.run('SCREENDIR="$HOME/.tether/screen" screen -ls 2>&1 || true')}`);
+    assert.deepEqual(sessionsBefore, [counter.session.name, screenTab.session.name].sort(), tmuxSaid.join('\n'));
 
     const fresh = testPool();
     pools.push(fresh);
