@@ -8,7 +8,12 @@
  *
  * `<marker>` is a one-time random word, so a banner or a noisy rc file (which may print anything,
  * including our words) is never read as a status. After `attached replay` comes the captured
- * history, ended by `<marker> replay-end`; after that, the client's own output. This module builds
+ * history, ended by `<marker> replay-end`; after that, the client's own output.
+ *
+ * With `goAhead` (tmux attach clients), the script waits for one line from the client between the
+ * status and the `exec`: tmux discards pty output that sshd has not read yet when it takes the
+ * terminal (tty_start_tty: tcflush TCOFLUSH), which under load ate the status line and the replay.
+ * The client sends that line once it has read the whole preamble (writeGoAhead). This module builds
  * that script from the multiplexer's own scripts and parses the channel's first bytes. No vscode
  * import; the parser is pure.
  */
@@ -151,6 +156,8 @@ export interface AttachScriptParts {
   agentLink?: string;
   /** Prints the history to replay (restore and join). */
   capture?: string;
+  /** Wait for the client's go-ahead line before the attach (see the module comment). */
+  goAhead?: boolean;
 }
 
 /** The one script of a tab's attach channel (see the module comment). Parts run in subshells, so
@@ -160,6 +167,8 @@ export function attachChannelScript(parts: AttachScriptParts): string {
   if (!/^[A-Za-z0-9_]{8,}$/.test(parts.marker)) throw new Error('an attach marker is a word of at least 8 characters');
   const lines = [
     `m=${parts.marker}`,
+    // The go-ahead line must not come back as an echo in the terminal.
+    ...(parts.goAhead ? ['stty -echo 2>/dev/null'] : []),
     ...exitFileLines(assertSessionId(parts.id)),
     `if ! command -v ${parts.binary} >/dev/null 2>&1; then`,
     '  if [ -f "$exitfile" ]; then echo "$m exited $(head -c 4 "$exitfile")"; else echo "$m unsupported"; fi',
@@ -190,8 +199,14 @@ export function attachChannelScript(parts: AttachScriptParts): string {
   } else {
     lines.push(`echo "$m attached${agent}"`);
   }
+  if (parts.goAhead) lines.push('IFS= read -r go || exit 0');
   lines.push(parts.attach);
   return lines.join('\n');
+}
+
+/** Tells an attach script with `goAhead` that its preamble arrived: the client may take the pty. */
+export function writeGoAhead(channel: ClientChannel): void {
+  channel.write('\n');
 }
 
 /** A script as the body of `( … )`: on its own lines, so a comment or heredoc cannot eat the `)`. */
@@ -236,7 +251,7 @@ export function readAttachPreamble(channel: ClientChannel, marker: string, timeo
     };
     const onClose = (): void => fail(new RemoteCommandError('no-marker', `the attach script ended without a status; output: ${quoteForMessage(reader.received, 200)}`));
     const onConnectionClose = (): void => fail(new RemoteCommandError('channel', 'the connection closed before the attach script answered'));
-    const timer = setTimeout(() => fail(new RemoteCommandError('timeout', `the attach script gave no status within ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(() => fail(new RemoteCommandError('timeout', `the attach script gave no status within ${timeoutMs} ms; output so far: ${quoteForMessage(reader.received, 200)}`)), timeoutMs);
     channel.on('data', onData);
     channel.on('close', onClose);
     connection?.on('close', onConnectionClose);

@@ -11,7 +11,7 @@ import { DEFAULT_RECONNECT_POLICY, ReconnectPolicy, ReconnectPolicyOptions } fro
 import { AttachDriver, SessionDriver, TerminalSize } from './sessionDriver';
 import { assertSessionId, sessionName } from '../common/sessionId';
 import { AGENT_DIR, agentLinkScript } from '../ssh/agentForwarding';
-import { AttachStatus, attachChannelScript, newAttachMarker, readAttachPreamble } from '../multiplexer/attachStatus';
+import { AttachStatus, attachChannelScript, newAttachMarker, readAttachPreamble, writeGoAhead } from '../multiplexer/attachStatus';
 import type { PseudoTtyOptions } from 'ssh2';
 import { ConnectError, ConnectionPool, SshConnection, isChannelRefusal } from '../ssh/sshConnection';
 import type { ResolvedHost } from '../ssh/sshConfig';
@@ -319,6 +319,8 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
     const scripts = this.scripts!;
     const marker = newAttachMarker();
     const replay = this.replayPending && !this.control;
+    // A tmux attach client flushes pty output that sshd has not read yet (attachStatus.ts).
+    const goAhead = scripts.kind === 'tmux' && !this.control;
     const script = attachChannelScript({
       marker,
       id: this.id,
@@ -338,6 +340,7 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
         : undefined,
       agentLink: connection.forwardsAgent ? agentLinkScript(this.id) : undefined,
       capture: replay ? scripts.capture(this.id, this.options.replayLines ?? 0) : undefined,
+      goAhead,
     });
     const channel = await connection.openTerminal(script, this.pty());
     const preamble = await readAttachPreamble(channel, marker, this.options.probeTimeoutMs ?? 15_000, connection);
@@ -347,6 +350,7 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
       channel.close();
       return { status };
     }
+    if (goAhead) writeGoAhead(channel);
     if (status.agent && status.agent !== 'linked') {
       this.options.log.warn(`session ${this.name}: agent forwarding: ${status.agent === 'no-agent' ? 'the host did not get a forwarded agent (AllowAgentForwarding no?)' : `could not link ${AGENT_DIR}/${this.id}.sock`}`);
     }

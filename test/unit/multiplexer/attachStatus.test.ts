@@ -103,6 +103,17 @@ describe('attach channel script (attachStatus.ts), run by sh', () => {
     assert.equal(run({ create: 'echo "no\nspace" >&2; exit 1' }), 'M create-failed no space\n');
   });
 
+  it('with goAhead, waits for one line from the client between the status and the client', () => {
+    const marker = newAttachMarker();
+    const script = attachChannelScript({ marker, id, binary: 'sh' as 'tmux', status: 'echo alive', attach: 'echo client-runs; cat', capture: 'echo h1', goAhead: true });
+    const run_ = (input: string): string =>
+      execFileSync('sh', ['-c', script], { input, env: { PATH: process.env.PATH ?? '', HOME: '/nonexistent-i16' } }).toString().split(marker).join('M');
+    // The go-ahead line is consumed; what the client types after it reaches the client.
+    assert.equal(run_('\ntyped\n'), 'M attached replay\nh1\n\nM replay-end\nclient-runs\ntyped\n');
+    // No go-ahead (the client went away): the client never starts.
+    assert.equal(run_(''), 'M attached replay\nh1\n\nM replay-end\n');
+  });
+
   it('carries the agent link result and the replay', () => {
     assert.equal(run({ agentLink: 'echo linked', capture: 'printf "h1\\nh2\\n"' }), 'M attached replay agent=linked\nh1\nh2\n\nM replay-end\nclient-runs\n');
     assert.equal(run({ agentLink: 'exit 1' }), 'M attached agent=failed\nclient-runs\n');
