@@ -204,12 +204,20 @@ describe('the Hosts view inventory on a real host', function () {
     laptop.tabs.delete(orphan.session.id);
     orphan.session.detach();
     laptop.publish();
-    await eventually(() => desktop.live().some((session) => session.id === theirs.session.id) && !desktop.live().some((session) => session.id === orphan.session.id), 15_000);
-
+    // The laptop's blobs reach the desktop in order (with the orphan, then without): wait until the
+    // desktop holds the last one, then read every row from that one state.
+    assert.ok(await laptop.client!.flush(), 'the laptop wrote its last manifest');
     const connection = await desktop.pool.acquire(host.resolved());
     const inventory = parseInventory((await connection.runScript(inventoryScript(await hostCapabilities(connection)))).output);
-    const slots = desktop.client!.getRemoteState().slots;
-    const rows = new Map(inventory.map((session) => [session.id, usedBy(session.id, new Set(desktop.tabs.keys()), slots, desktop.client!.slotId)]));
+    const rowsNow = (): Map<string, string | undefined> => {
+      const slots = desktop.client!.getRemoteState().slots;
+      return new Map(inventory.map((session) => [session.id, usedBy(session.id, new Set(desktop.tabs.keys()), slots, desktop.client!.slotId)]));
+    };
+    let rows = rowsNow();
+    await eventually(() => {
+      rows = rowsNow();
+      return rows.get(theirs.session.id) !== undefined && rows.get(orphan.session.id) === undefined;
+    }, 15_000, "the desktop holds the laptop's last manifest");
     assert.equal(rows.get(mine.session.id), 'open here');
     assert.equal(rows.get(theirs.session.id), 'open on laptop');
     assert.ok(rows.has(orphan.session.id));
