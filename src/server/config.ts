@@ -2,6 +2,7 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseAddressRange } from './clientAddress';
+import { LOG_LEVELS, type LogLevel } from './logger';
 
 export interface ServerConfig {
   port: number;
@@ -31,6 +32,8 @@ export interface ServerConfig {
   /** Milliseconds. */
   timeouts: { headersMs: number; requestMs: number; idleMs: number };
   tls?: { certFile: string; keyFile: string };
+  /** The least severe log line written (debug adds one line per presence renewal). */
+  logLevel: LogLevel;
 }
 
 /** The largest list answer (bytes) a Tether client accepts: src/sync/syncHttp.ts maxResponseBytes. */
@@ -125,6 +128,8 @@ Options (each also read from the environment variable shown; the flag wins):
   --tls-cert <file>      TETHER_TLS_CERT        PEM certificate chain: serve HTTPS (needs --tls-key);
                          both files are read again on SIGHUP
   --tls-key <file>       TETHER_TLS_KEY         PEM private key for --tls-cert
+  --log-level <level>    TETHER_LOG_LEVEL       debug, info, warn or error (default info); debug adds
+                         a line per presence renewal (every 10 s per device)
   --help                                        show this text
 `;
 
@@ -136,6 +141,7 @@ export function parseServerArgs(argv: readonly string[], env: NodeJS.ProcessEnv)
     'trust-proxy': { type: 'string' },
     'tls-cert': { type: 'string' },
     'tls-key': { type: 'string' },
+    'log-level': { type: 'string' },
     help: { type: 'boolean' },
   };
   for (const option of Object.values(NUMERIC)) options[option.flag] = { type: 'string' };
@@ -183,6 +189,10 @@ export function parseServerArgs(argv: readonly string[], env: NodeJS.ProcessEnv)
       throw new ConfigError('invalid_value', `--trust-proxy (TETHER_TRUST_PROXY): ${JSON.stringify(entry)} is not an IP address or CIDR range`);
     }
   }
+  const logLevel = text('log-level', 'TETHER_LOG_LEVEL') ?? 'info';
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+    throw new ConfigError('invalid_value', `--log-level (TETHER_LOG_LEVEL) must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(logLevel)}`);
+  }
   const certFile = text('tls-cert', 'TETHER_TLS_CERT');
   const keyFile = text('tls-key', 'TETHER_TLS_KEY');
   if ((certFile === undefined) !== (keyFile === undefined)) {
@@ -222,6 +232,7 @@ export function parseServerArgs(argv: readonly string[], env: NodeJS.ProcessEnv)
       maxStreamsPerIp: numeric(NUMERIC.maxStreamsPerIp),
       maxNewAccountsPerIpPerHour: numeric(NUMERIC.maxNewAccountsPerIp),
       trustProxy,
+      logLevel: logLevel as LogLevel,
       timeouts: { headersMs: seconds(NUMERIC.headersTimeout), requestMs: seconds(NUMERIC.requestTimeout), idleMs: seconds(NUMERIC.idleTimeout) },
       ...(certFile !== undefined && keyFile !== undefined ? { tls: { certFile: resolve(certFile), keyFile: resolve(keyFile) } } : {}),
     },

@@ -7,7 +7,7 @@ import { TetherServer } from './server';
 
 /** Entry point of dist/server.js: parse the CLI, open the store, serve until SIGTERM/SIGINT. */
 async function main(): Promise<void> {
-  const logger = createJsonLogger();
+  let logger = createJsonLogger();
   let config: ServerConfig;
   try {
     const parsed = parseServerArgs(process.argv.slice(2), process.env);
@@ -16,6 +16,7 @@ async function main(): Promise<void> {
       return;
     }
     config = parsed.config;
+    logger = createJsonLogger(undefined, config.logLevel);
   } catch (error) {
     if (ConfigError.is(error)) {
       process.stderr.write(`${error.message}\n`);

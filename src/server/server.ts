@@ -268,7 +268,9 @@ export class TetherServer {
     } finally {
       // An open stream logs its own open and close; anything else (including a refused stream) logs here.
       if (fields.route !== 'events' || res.statusCode !== 200) {
-        this.logger.log('info', 'request', { ...fields, status: res.statusCode, ms: Math.round(performance.now() - started) });
+        // A renewal comes every 10 s from every device: routine, unless it failed.
+        const routine = fields.route === 'renewPresence' && res.statusCode < 300;
+        this.logger.log(routine ? 'debug' : 'info', 'request', { ...fields, status: res.statusCode, ms: Math.round(performance.now() - started) });
       }
     }
   }

@@ -95,12 +95,19 @@ describe('server/config: internet-facing limits (issue 14)', () => {
     assert.throws(() => run(['--idle-timeout', '0']), ConfigError);
   });
 
+  it('takes a log level from --log-level or TETHER_LOG_LEVEL, info by default, and refuses others', () => {
+    assert.equal(run([]).logLevel, 'info');
+    assert.equal(run([], { TETHER_LOG_LEVEL: 'debug' }).logLevel, 'debug');
+    assert.equal(run(['--log-level', 'warn'], { TETHER_LOG_LEVEL: 'debug' }).logLevel, 'warn');
+    assert.throws(() => run(['--log-level', 'verbose']), (error: unknown) => ConfigError.is(error) && error.reason === 'invalid_value');
+  });
+
   it('lists every flag in --help', () => {
     const parsed = parseServerArgs(['--help'], {});
     if (parsed.kind !== 'help') throw new Error('expected help');
     const source = readFileSync(resolve(__dirname, '../../../src/server/config.ts'), 'utf8');
     const flags = new Set([...source.matchAll(/flag: '([a-z-]+)'/g)].map((m) => m[1]));
-    for (const name of ['host', 'data-dir', 'database-url', 'trust-proxy', 'tls-cert', 'tls-key', 'help']) flags.add(name);
+    for (const name of ['host', 'data-dir', 'database-url', 'trust-proxy', 'tls-cert', 'tls-key', 'log-level', 'help']) flags.add(name);
     for (const flag of flags) assert.ok(parsed.text.includes(`--${flag} `), `--${flag} missing from --help`);
   });
 });

@@ -17,4 +17,16 @@ describe('server/logger', () => {
     assert.ok(!('skipped' in record));
     assert.ok(!Number.isNaN(Date.parse(String(record.time))));
   });
+
+  it('drops lines below its level', () => {
+    const lines: string[] = [];
+    const logger = createJsonLogger((line) => lines.push(line), 'info');
+    logger.log('debug', 'presence renewal');
+    logger.log('info', 'request');
+    logger.log('error', 'store');
+    assert.deepEqual(lines.map((line) => (JSON.parse(line) as { msg: string }).msg), ['request', 'store']);
+    const chatty: string[] = [];
+    createJsonLogger((line) => chatty.push(line), 'debug').log('debug', 'presence renewal');
+    assert.equal(chatty.length, 1);
+  });
 });
