@@ -168,6 +168,19 @@ describe('tmux control-mode driver against a real sshd', function () {
     await sameAsHost(mirror, id, 'screen after typing');
   });
 
+  it("takes the pane's tab stops on attach: a tab after the sync lands where tmux puts it", async () => {
+    const id = await createSession();
+    // Clear every tab stop and set one at column 5 (HTS); the tab is printed only after the attach
+    // has synced, when our Enter ends the `read`.
+    host.tmux(`send-keys ${target(id)} "clear; printf '\\033[3g\\033[6G\\033H\\r'; read x; printf 'a\\tb\\n'" Enter`);
+    await eventually(() => host.tmux(`display -p ${target(id)} '#{pane_tabs}'`).trim() === '5', 10_000, 'the tab stop set on the host');
+    const mirror = await attach(id);
+    await sameAsHost(mirror, id, 'screen after attach');
+    mirror.driver.write('\r');
+    await waitForText(mirror, /^a    b$/m);
+    await sameAsHost(mirror, id, 'screen after the tab');
+  });
+
   it('puts lines printed while no client was attached into the scrollback of the next attach', async () => {
     const id = await createSession();
     const first = await attach(id);

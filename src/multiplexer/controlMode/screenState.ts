@@ -47,6 +47,13 @@ export interface PaneState {
   mouseSgr: boolean;
   mouseUtf8: boolean;
   historySize: number;
+  /** Tab stop columns (`pane_tabs`); undefined when tmux did not say. */
+  tabStops: number[] | undefined;
+  /** Bracketed paste (`bracketed_paste`, newer tmux; undefined on tmux that lacks the format). */
+  bracketedPaste: boolean | undefined;
+  /** DECSCUSR's shape (`cursor_shape`, newer tmux); undefined when tmux did not say. */
+  cursorShape: 'default' | 'block' | 'underline' | 'bar' | undefined;
+  cursorBlinking: boolean | undefined;
 }
 
 export interface SyncSnapshot {
@@ -69,7 +76,7 @@ const FIELDS = [
   'keypad_cursor_flag', 'keypad_flag', 'wrap_flag', 'origin_flag', 'scroll_region_upper',
   'scroll_region_lower', 'alternate_on', 'alternate_saved_x', 'alternate_saved_y',
   'mouse_standard_flag', 'mouse_button_flag', 'mouse_all_flag', 'mouse_sgr_flag', 'mouse_utf8_flag',
-  'history_size',
+  'history_size', 'pane_tabs', 'bracketed_paste', 'cursor_shape', 'cursor_blinking',
 ] as const;
 
 export const STATE_FORMAT = `${STATE_TAG} ${FIELDS.map((field) => `${field}=#{${field}}`).join(' ')}`;
@@ -156,7 +163,28 @@ export function parsePaneState(line: string): PaneState {
     mouseSgr: flag('mouse_sgr_flag'),
     mouseUtf8: flag('mouse_utf8_flag'),
     historySize: num('history_size', 0),
+    tabStops: tabStops(values.get('pane_tabs')),
+    bracketedPaste: known(values.get('bracketed_paste')),
+    cursorShape: cursorShape(values.get('cursor_shape')),
+    cursorBlinking: known(values.get('cursor_blinking')),
   };
+}
+
+/** "1" or "0"; anything else (empty: a tmux without the format) is unknown. */
+function known(value: string | undefined): boolean | undefined {
+  return value === '1' ? true : value === '0' ? false : undefined;
+}
+
+/** `pane_tabs`: comma-separated columns, e.g. "8,16,24". Empty is unknown: a tmux without the
+ * format says the same as a pane without tab stops, and keeping RIS's stops is the safer guess. */
+function tabStops(value: string | undefined): number[] | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (!/^\d{1,4}(,\d{1,4}){0,999}$/.test(value)) return undefined;
+  return value.split(',').map(Number);
+}
+
+function cursorShape(value: string | undefined): PaneState['cursorShape'] {
+  return value === 'default' || value === 'block' || value === 'underline' || value === 'bar' ? value : undefined;
 }
 
 const ESC = '\x1b';
@@ -225,6 +253,7 @@ export function renderSync(snapshot: SyncSnapshot, rows: number = snapshot.state
     out += writeLines(screen, carry);
     out += `${CSI}0m`;
   }
+  out += tabStopBytes(state.tabStops, state.width);
   const top = Math.max(0, state.scrollTop - shift);
   const bottom = Math.min(rows - 1, state.scrollBottom - shift);
   if (top !== 0 || bottom !== rows - 1) out += `${CSI}${top + 1};${bottom + 1}r`;
@@ -241,7 +270,26 @@ export function renderSync(snapshot: SyncSnapshot, rows: number = snapshot.state
   if (state.mouseUtf8) out += `${CSI}?1005h`;
   if (state.mouseSgr) out += `${CSI}?1006h`;
   if (!state.cursorVisible) out += `${CSI}?25l`;
+  if (state.bracketedPaste) out += `${CSI}?2004h`;
+  out += cursorStyle(state);
   return out;
+}
+
+/** Tab stops other than RIS's every 8 columns: clear them, then set each (HTS at its column). */
+function tabStopBytes(stops: readonly number[] | undefined, width: number): string {
+  if (stops === undefined) return '';
+  const inside = stops.filter((column) => column > 0 && column < width);
+  const standard = Array.from({ length: Math.ceil(width / 8) - 1 }, (_, index) => (index + 1) * 8).filter((column) => column < width);
+  if (inside.length === standard.length && inside.every((column, index) => column === standard[index])) return '';
+  return `${CSI}3g${inside.map((column) => `${CSI}${column + 1}G${ESC}H`).join('')}`;
+}
+
+/** DECSCUSR for the pane's cursor; nothing when tmux did not say (or says default). */
+function cursorStyle(state: PaneState): string {
+  if (state.cursorShape === undefined || state.cursorShape === 'default') return '';
+  const steady = state.cursorBlinking === false ? 1 : 0;
+  const base = { block: 1, underline: 3, bar: 5 }[state.cursorShape];
+  return `${CSI}${base + steady} q`;
 }
 
 function cup(y: number, x: number, rows: number): string {

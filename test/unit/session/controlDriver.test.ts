@@ -58,7 +58,8 @@ function decodeCommands(commands: string[]): Buffer {
 function stateLine(overrides: Record<string, string> = {}): string {
   const values: Record<string, string> = {
     pane_id: '%4', pane_width: '80', pane_height: '3', cursor_x: '2', cursor_y: '0', cursor_flag: '1', wrap_flag: '1',
-    scroll_region_upper: '0', scroll_region_lower: '2', alternate_on: '0', history_size: '0', ...overrides,
+    scroll_region_upper: '0', scroll_region_lower: '2', alternate_on: '0', history_size: '0',
+    pane_tabs: '8,16,24,32,40,48,56,64,72', ...overrides,
   };
   return STATE_FORMAT.replace(/#\{(\w+)\}/g, (_, key: string) => values[key] ?? '0');
 }

@@ -12,7 +12,9 @@ function stateLine(overrides: Record<string, string> = {}): string {
     insert_flag: '0', keypad_cursor_flag: '0', keypad_flag: '0', wrap_flag: '1', origin_flag: '0',
     scroll_region_upper: '0', scroll_region_lower: '3', alternate_on: '0', alternate_saved_x: '4294967295',
     alternate_saved_y: '4294967295', mouse_standard_flag: '0', mouse_button_flag: '0', mouse_all_flag: '0',
-    mouse_sgr_flag: '0', mouse_utf8_flag: '', history_size: '2', ...overrides,
+    mouse_sgr_flag: '0', mouse_utf8_flag: '', history_size: '2', pane_tabs: '8,16',
+    // tmux 3.3a has no bracketed_paste, cursor_shape or cursor_blinking: they expand to nothing.
+    bracketed_paste: '', cursor_shape: '', cursor_blinking: '', ...overrides,
   };
   // The same order and shape as tmux expands STATE_FORMAT.
   return STATE_FORMAT.replace(/#\{(\w+)\}/g, (_, key: string) => values[key] ?? '');
@@ -38,7 +40,7 @@ describe('control mode state sync', () => {
       'capture-pane -a -q -p -e -t %3',
       'capture-pane -p -e -t %3 -S 0 -E -',
     ]);
-    assert.match(sync.commands[0], /^display-message -p -t %3 'tether-state pane_id=#\{pane_id\} .*history_size=#\{history_size\}'$/);
+    assert.match(sync.commands[0], /^display-message -p -t %3 'tether-state pane_id=#\{pane_id\} .*history_size=#\{history_size\} pane_tabs=#\{pane_tabs\} .*cursor_blinking=#\{cursor_blinking\}'$/);
     assert.equal(syncCommands('=tether_x:', 0).commands.length, 3);
     assert.equal(syncCommands("a'b", 0).commands[1], `capture-pane -a -q -p -e -t 'a'\\''b'`);
   });
@@ -137,6 +139,29 @@ describe('control mode state sync', () => {
     assert.deepEqual(lines(terminal), ['top', 'b', '    Z', 'bottom']);
   });
 
+  it('restores tab stops, bracketed paste and the cursor shape when tmux reports them', async () => {
+    const sync = syncCommands('%3', 0);
+    const replies = (overrides: Record<string, string>) => [
+      { error: false, lines: [stateLine({ history_size: '0', cursor_x: '0', cursor_y: '0', ...overrides })] },
+      { error: false, lines: [] },
+      { error: false, lines: ['a', 'b', 'c', 'd'] },
+    ];
+    const custom = renderSync(parseSyncReplies(sync, replies({ pane_tabs: '4,11', bracketed_paste: '1', cursor_shape: 'bar', cursor_blinking: '0' })));
+    assert.ok(custom.endsWith(`${E}[3g${E}[5G${E}H${E}[12G${E}H${E}[1;1H${E}[?2004h${E}[6 q`), JSON.stringify(custom.slice(-60)));
+    const terminal = await render(custom);
+    assert.equal(terminal.modes.bracketedPasteMode, true);
+    await new Promise<void>((resolve) => terminal.write('\t', resolve));
+    assert.equal(terminal.buffer.active.cursorX, 4, 'the first tab stop is the pane\'s, not every 8');
+    await new Promise<void>((resolve) => terminal.write('\t', resolve));
+    assert.equal(terminal.buffer.active.cursorX, 11);
+    // The standard stops (every 8) and a tmux without the newer formats add nothing after RIS.
+    const standard = renderSync(parseSyncReplies(sync, replies({})));
+    assert.ok(standard.endsWith(`${E}[1;1H`), JSON.stringify(standard.slice(-30)));
+    assert.ok(renderSync(parseSyncReplies(sync, replies({ cursor_shape: 'underline', cursor_blinking: '1' }))).endsWith(`${E}[3 q`));
+    assert.ok(!renderSync(parseSyncReplies(sync, replies({ pane_tabs: '' }))).includes(`${E}[3g`), 'an empty list is unknown: RIS stops stay');
+    assert.equal(parsePaneState(stateLine({ pane_tabs: '8,x' })).tabStops, undefined, 'a list it cannot read is ignored');
+  });
+
   it('pads a screen shorter than the terminal and reports failed commands', () => {
     const sync = syncCommands('%3', 0);
     const snapshot = parseSyncReplies(sync, [
@@ -151,6 +176,6 @@ describe('control mode state sync', () => {
 
   it('keeps PaneState keys in step with the format', () => {
     const state: PaneState = parsePaneState(stateLine());
-    assert.equal(Object.keys(state).length, 22);
+    assert.equal(Object.keys(state).length, 26);
   });
 });
