@@ -173,7 +173,7 @@ async function restoreAt(hosts: [BenchHost, BenchHost], proxies: TcpProxy[], opt
   const perHost = 10;
   const lastLine = 'history line 00200';
   const setup = benchPool();
-  const ids: { index: number; id: string }[] = [];
+  const ids: { index: number; id: string; tmuxVersion?: string }[] = [];
   const made: TetherTab[] = [];
   try {
     for (let index = 0; index < 2; index++) {
@@ -183,7 +183,7 @@ async function restoreAt(hosts: [BenchHost, BenchHost], proxies: TcpProxy[], opt
         tab.session.write(`clear; seq -f 'history line %05g' 200\r`);
         await tab.watch.waitFor(lastLine, 60_000);
         made.push(tab);
-        ids.push({ index, id: tab.session.id });
+        ids.push({ index, id: tab.session.id, tmuxVersion: tab.session.tmuxVersion });
       }
     }
   } finally {
@@ -194,7 +194,8 @@ async function restoreAt(hosts: [BenchHost, BenchHost], proxies: TcpProxy[], opt
   const pool = benchPool();
   takeCounts();
   const start = performance.now();
-  const tabs = ids.map(({ index, id }) => openTetherTab(pool, hosts[index], { mode: 'attach', id, multiplexer: 'tmux', replayLines: 2000, port: proxies[index].port }));
+  // As TabManager restores: with the tmux version the snapshot recorded.
+  const tabs = ids.map(({ index, id, tmuxVersion }) => openTetherTab(pool, hosts[index], { mode: 'attach', id, multiplexer: 'tmux', tmuxVersion, replayLines: 2000, port: proxies[index].port }));
   await Promise.all(tabs.map(async (tab) => {
     await tab.watch.waitFor(lastLine, 120_000);
     await waitAttached(tab, 60_000);

@@ -459,7 +459,7 @@ export async function restore(hosts: [BenchHost, BenchHost], options: TerminalOp
   installInstrumentation();
   // Set-up: 20 sessions with 2,000 lines of history each, then every client detaches.
   const setupPool = benchPool();
-  const ids: { host: BenchHost; id: string }[] = [];
+  const ids: { host: BenchHost; id: string; tmuxVersion?: string }[] = [];
   const created: TetherTab[] = [];
   try {
     for (const host of hosts) {
@@ -474,7 +474,8 @@ export async function restore(hosts: [BenchHost, BenchHost], options: TerminalOp
       await done;
     }
     await created[created.length - 1].watch.settle(200);
-    created.forEach((tab, index) => ids.push({ host: hosts[index < tabsPerHost ? 0 : 1], id: tab.session.id }));
+    // With the tmux version, as the tab snapshot records it.
+    created.forEach((tab, index) => ids.push({ host: hosts[index < tabsPerHost ? 0 : 1], id: tab.session.id, tmuxVersion: tab.session.tmuxVersion }));
   } finally {
     await cleanupTabs(created);
     setupPool.dispose();
@@ -487,8 +488,8 @@ export async function restore(hosts: [BenchHost, BenchHost], options: TerminalOp
     takeCounts();
     const pool = benchPool();
     const start = performance.now();
-    const tabs = ids.map(({ host, id }) => {
-      const tab = openTetherTab(pool, host, { mode: 'attach', id, multiplexer: 'tmux', replayLines: historyLines, size: { cols: 120, rows: 40 } });
+    const tabs = ids.map(({ host, id, tmuxVersion }) => {
+      const tab = openTetherTab(pool, host, { mode: 'attach', id, multiplexer: 'tmux', tmuxVersion, replayLines: historyLines, size: { cols: 120, rows: 40 } });
       return tab;
     });
     const liveAt: number[] = [];

@@ -127,6 +127,7 @@ export function openTetherTab(pool: ConnectionPool, host: BenchHost, options: Pa
     mode: options.mode ?? 'create',
     preference: options.preference ?? 'tmux',
     multiplexer: options.multiplexer ?? 'tmux',
+    tmuxVersion: options.tmuxVersion,
     historyLimit: options.historyLimit ?? 50_000,
     replayLines: options.replayLines ?? 0,
     // As TabManager passes them: tether.tmux.mode and tether.scrollback.replayLines (default 2000).

@@ -114,7 +114,7 @@ export class TabManager implements vscode.Disposable {
     }
     const { host, note } = this.hosts.resolveListed(record);
     const title = cleanMetaText(record.title, META_LIMITS.title);
-    return this.createTab(host, { id: record.id, mode: 'attach', multiplexer: record.multiplexer, cwd: record.cwd, startedAt: record.startedAt, name: title ?? record.name, location: record.location, replayLines, notice: note, title }, options.show ?? true);
+    return this.createTab(host, { id: record.id, mode: 'attach', multiplexer: record.multiplexer, tmuxVersion: record.tmuxVersion, cwd: record.cwd, startedAt: record.startedAt, name: title ?? record.name, location: record.location, replayLines, notice: note, title }, options.show ?? true);
   }
 
   /** The session for a profile request: VS Code creates the terminal itself. */
@@ -299,6 +299,7 @@ export class TabManager implements vscode.Disposable {
       mode: spec.mode,
       preference: readSetting('tether.multiplexer'),
       multiplexer: spec.multiplexer,
+      tmuxVersion: spec.tmuxVersion,
       cwd: spec.cwd,
       historyLimit: readSetting('tether.historyLimit'),
       replayLines: spec.replayLines ?? 0,
@@ -319,6 +320,7 @@ export class TabManager implements vscode.Disposable {
       cwd: spec.cwd,
       startedAt: spec.startedAt ?? Date.now(),
       ...(spec.title === undefined ? {} : { title: spec.title }),
+      ...(spec.tmuxVersion === undefined ? {} : { tmuxVersion: spec.tmuxVersion }),
     };
     let tab: Tab | undefined;
     const pty = new TetherPty(session, () => {
@@ -326,6 +328,12 @@ export class TabManager implements vscode.Disposable {
     });
     session.on('multiplexer', (kind) => {
       record.multiplexer = kind;
+      this.changed();
+    });
+    // The snapshot keeps the tmux version, so the next restore builds its script without a detect.
+    session.on('state', (state) => {
+      if (state !== 'attached' || session.tmuxVersion === undefined || session.tmuxVersion === record.tmuxVersion) return;
+      record.tmuxVersion = session.tmuxVersion;
       this.changed();
     });
     session.on('exit', () => {
@@ -427,6 +435,7 @@ interface SessionSpec {
   id: string;
   mode: 'create' | 'attach';
   multiplexer?: MultiplexerKind;
+  tmuxVersion?: string;
   cwd?: string;
   startedAt?: number;
   name?: string;

@@ -1,36 +1,36 @@
 /** What a host offers (tmux and screen versions, OS), detected once per host and shared by every caller. */
-import { ConnectionPool, type SshConnection } from '../ssh/sshConnection';
-import type { ResolvedHost } from '../ssh/sshConfig';
-import { type HostCapabilities, type MultiplexerScripts, detectScript, parseDetectOutput } from './multiplexer';
+import type { SshConnection } from '../ssh/sshConnection';
+import { HostFact } from '../ssh/hostFacts';
+import { type HostCapabilities, type MultiplexerScripts, type Version, detectScript, parseDetectOutput } from './multiplexer';
 import { ScreenScripts } from './screenCommands';
 import { TmuxScripts } from './tmuxCommands';
 
-/** Capabilities per host (ConnectionPool.keyOf: user, address, port and hops), not per
- * connection: a reconnect does not detect again. A script that answers `unsupported` (or a failed
- * create) forgets the entry, and the next use detects again (issue 16). */
-const capabilityCache = new Map<string, Promise<HostCapabilities>>();
+/** Kept per host by the connection's pool (HostFacts), not per connection: a reconnect does not
+ * detect again. A script that answers `unsupported` (or a failed create) forgets it, and the next
+ * use detects again (issue 16). */
+const CAPABILITIES = new HostFact<HostCapabilities>('capabilities');
 
 /** What the host offers, asked once per host. */
 export function hostCapabilities(connection: SshConnection, timeoutMs?: number): Promise<HostCapabilities> {
-  const key = ConnectionPool.keyOf(connection.host);
-  let cached = capabilityCache.get(key);
-  if (!cached) {
-    const detecting = connection.runScript(detectScript(), timeoutMs).then((result) => parseDetectOutput(result.output));
-    detecting.catch(() => {
-      if (capabilityCache.get(key) === detecting) capabilityCache.delete(key);
-    });
-    capabilityCache.set(key, detecting);
-    cached = detecting;
-  }
-  return cached;
+  return connection.facts.learn(connection.host, CAPABILITIES, async () => parseDetectOutput((await connection.runScript(detectScript(), timeoutMs)).output));
 }
 
-/** Drops a host's cached capabilities: the next use detects again. */
-export function forgetHostCapabilities(host: ResolvedHost): void {
-  capabilityCache.delete(ConnectionPool.keyOf(host));
+/** What is known about the host or being detected; never detects. */
+export function knownHostCapabilities(connection: SshConnection): Promise<HostCapabilities> | undefined {
+  return connection.facts.peek(connection.host, CAPABILITIES);
 }
 
-export function scriptsFor(kind: 'tmux' | 'screen', capabilities: HostCapabilities): MultiplexerScripts {
+/** Drops the host's cached capabilities: the next use detects again. */
+export function forgetHostCapabilities(connection: SshConnection): void {
+  connection.facts.forget(connection.host, CAPABILITIES);
+}
+
+/** A version as a tab snapshot keeps it ("3.3a"); undefined for anything else. */
+export function formatVersion(version: Version | undefined): string | undefined {
+  return version ? `${version.major}.${version.minor}${version.suffix}` : undefined;
+}
+
+export function scriptsFor(kind: 'tmux' | 'screen', capabilities: Pick<HostCapabilities, 'tmux'>): MultiplexerScripts {
   if (kind === 'tmux') return new TmuxScripts(capabilities.tmux ?? { major: 3, minor: 0, suffix: '' });
   return new ScreenScripts();
 }

@@ -21,7 +21,7 @@ const TMUX_FN = `t() { tmux -L ${TMUX_SOCKET} "$@"; }`;
 export class TmuxScripts implements MultiplexerScripts {
   readonly kind = 'tmux' as const;
 
-  constructor(private readonly version: Version) {}
+  constructor(readonly version: Version) {}
 
   create(options: CreateOptions): string {
     const id = assertSessionId(options.id);

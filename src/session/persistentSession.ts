@@ -3,9 +3,10 @@ import { stripControls } from '../common/displayText';
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../common/logger';
 import {
-  FORCE_KILL_CLIENTS, KillOutcome, MultiplexerKind, MultiplexerPreference, MultiplexerScripts, SessionStatus,
-  chooseMultiplexer, parseKillOutput,
+  FORCE_KILL_CLIENTS, HostCapabilities, KillOutcome, MultiplexerKind, MultiplexerPreference, MultiplexerScripts, SessionStatus,
+  Version, chooseMultiplexer, parseKillOutput, parseTmuxVersion,
 } from '../multiplexer/multiplexer';
+import { TmuxScripts } from '../multiplexer/tmuxCommands';
 import { OutputBatcher } from './outputBatcher';
 import { DEFAULT_RECONNECT_POLICY, ReconnectPolicy, ReconnectPolicyOptions } from './reconnectPolicy';
 import { AttachDriver, SessionDriver, TerminalSize } from './sessionDriver';
@@ -19,7 +20,7 @@ import { boundReplay } from './scrollback';
 import { RemoteCommandError } from '../ssh/remoteExec';
 import { ControlError, controlAttachScript, controlModeSupported, controlStartsNeedSerialising, startControlDriver } from './controlDriver';
 import { ReasonError } from '../common/reasonError';
-import { forgetHostCapabilities, hostCapabilities, scriptsFor } from '../multiplexer/hostCapabilities';
+import { forgetHostCapabilities, formatVersion, hostCapabilities, knownHostCapabilities, scriptsFor } from '../multiplexer/hostCapabilities';
 
 export type SessionState = 'connecting' | 'attached' | 'reconnecting' | 'waiting-for-user' | 'ended';
 
@@ -34,6 +35,9 @@ export interface PersistentSessionOptions {
   preference?: MultiplexerPreference;
   /** For attach: the multiplexer the session lives in. */
   multiplexer?: MultiplexerKind;
+  /** For attach (restore): the tmux version the tab's snapshot recorded ("3.3a"). The first attach
+   * builds its script from it instead of detecting first, so a restore is one exec. */
+  tmuxVersion?: string;
   cwd?: string;
   historyLimit?: number;
   /** Lines of scrollback to replay before the first attach (restore and join); 0 for none. */
@@ -84,6 +88,8 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
   readonly id: string;
   private kind: MultiplexerKind | undefined;
   private scripts: MultiplexerScripts | undefined;
+  /** The tmux version this tab's snapshot recorded, until the host is detected or disagrees. */
+  private recordedTmux: Version | undefined;
   private driver: SessionDriver | undefined;
   private size: TerminalSize = { cols: 80, rows: 24 };
   private currentState: SessionState = 'connecting';
@@ -107,6 +113,7 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
     super();
     this.id = assertSessionId(options.id);
     this.kind = options.mode === 'attach' ? options.multiplexer : undefined;
+    this.recordedTmux = options.mode === 'attach' && options.tmuxVersion !== undefined ? parseTmuxVersion(`tmux ${options.tmuxVersion}`) : undefined;
     this.replayPending = options.mode === 'attach' && (options.replayLines ?? 0) > 0;
     this.policy = new ReconnectPolicy(options.reconnect ?? DEFAULT_RECONNECT_POLICY);
     this.batcher = new OutputBatcher({
@@ -122,6 +129,11 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
 
   get multiplexer(): MultiplexerKind | undefined {
     return this.kind;
+  }
+
+  /** The tmux version this tab's scripts are built for ("3.3a"), for the tab snapshot. */
+  get tmuxVersion(): string | undefined {
+    return this.scripts instanceof TmuxScripts ? formatVersion(this.scripts.version) : undefined;
   }
 
   get host(): ResolvedHost {
@@ -184,7 +196,7 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
         return { killed: true };
       }
       const connection = await this.options.pool.acquire(this.options.host);
-      const scripts = this.scripts ?? scriptsFor(this.kind ?? 'tmux', await hostCapabilities(connection));
+      const scripts = this.scripts ?? scriptsFor(this.kind ?? 'tmux', await this.capabilitiesVia(connection));
       let maxClients = 0;
       if (options.force) {
         maxClients = FORCE_KILL_CLIENTS;
@@ -223,7 +235,7 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
     if (!this.options.deviceName || this.kind === 'none') return false;
     try {
       const connection = await this.options.pool.acquire(this.options.host);
-      const scripts = this.scripts ?? scriptsFor(this.kind ?? 'tmux', await hostCapabilities(connection));
+      const scripts = this.scripts ?? scriptsFor(this.kind ?? 'tmux', await this.capabilitiesVia(connection));
       const result = await connection.runScript(scripts.detachMark(this.id, this.options.deviceName), this.options.probeTimeoutMs);
       return /^marked$/m.test(result.output);
     } catch (error) {
@@ -236,7 +248,7 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
   async setTitle(title: string | undefined): Promise<boolean> {
     if (this.kind === 'none') return false;
     const connection = await this.options.pool.acquire(this.options.host);
-    const scripts = this.scripts ?? scriptsFor(this.kind ?? 'tmux', await hostCapabilities(connection));
+    const scripts = this.scripts ?? scriptsFor(this.kind ?? 'tmux', await this.capabilitiesVia(connection));
     const result = await connection.runScript(scripts.setTitle(this.id, title), this.options.probeTimeoutMs);
     return /^titled$/m.test(result.output);
   }
@@ -270,7 +282,7 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
       const pty = this.pty();
       opened = await this.onSomeConnection(via, async (connection) => ({ driver: new AttachDriver(await connection.openTerminal(undefined, pty)) }));
     } else {
-      const capabilities = await hostCapabilities(via, this.options.probeTimeoutMs);
+      const capabilities = await this.capabilitiesVia(via);
       this.scripts ??= scriptsFor(this.kind ?? 'tmux', capabilities);
       this.control ??= this.scripts.kind === 'tmux' && this.options.tmuxMode === 'control' && controlModeSupported(capabilities.tmux);
       opened = await this.onSomeConnection(via, (connection) => this.tmuxExclusive(connection, (release) => this.openAttachChannel(connection, create, release)));
@@ -284,7 +296,8 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
   private async notAttached(via: SshConnection, status: Exclude<AttachStatus, { state: 'attached' }>, create: boolean, retried: boolean): Promise<void> {
     if (status.state === 'gone' || status.state === 'exited') return this.endGone(status.state === 'gone' ? { state: 'gone' } : { state: 'exited', exitCode: status.exitCode });
     // The cached capabilities no longer hold, or a create failed: detect again (issue 16).
-    forgetHostCapabilities(via.host);
+    forgetHostCapabilities(via);
+    this.recordedTmux = undefined;
     if (status.state === 'create-failed') {
       throw new SessionError('create-failed', `could not create ${this.kind} session ${this.name} on ${this.options.host.label}: ${status.detail || 'no output'}`);
     }
@@ -302,7 +315,18 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
     return this.attachVia(via, create, true);
   }
 
-  /** Runs the one-exec attach script on a pty channel and starts the tab's driver on it. */
+  /**
+   * What this tab's scripts are built from: the host's capabilities once known (or being
+   * detected); before that, for a restored tab, the tmux version its snapshot recorded (no detect:
+   * a restore is one exec; a host that disagrees answers `unsupported` and is detected then).
+   */
+  private capabilitiesVia(connection: SshConnection): Promise<Pick<HostCapabilities, 'tmux'>> {
+    const known = knownHostCapabilities(connection);
+    if (known) return known;
+    if (this.recordedTmux && this.kind === 'tmux') return Promise.resolve({ tmux: this.recordedTmux });
+    return hostCapabilities(connection, this.options.probeTimeoutMs);
+  }
+
   /**
    * Runs tmux work that fires control notifications (create, kill, a control client starting) one
    * at a time per host, on tmux versions that crash when they meet an identifying control client
@@ -310,7 +334,7 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
    */
   private async tmuxExclusive<T>(connection: SshConnection, work: (release: () => void) => Promise<T>): Promise<T> {
     if (this.kind !== 'tmux' || this.options.tmuxMode !== 'control') return work(() => undefined);
-    const capabilities = await hostCapabilities(connection, this.options.probeTimeoutMs);
+    const capabilities = await this.capabilitiesVia(connection);
     if (!controlModeSupported(capabilities.tmux) || !controlStartsNeedSerialising(capabilities.tmux)) return work(() => undefined);
     return this.options.pool.tmuxStarts.run(ConnectionPool.keyOf(this.options.host), work);
   }

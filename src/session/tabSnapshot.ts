@@ -24,6 +24,8 @@ export interface TabRecord {
   startedAt: number;
   /** Set by Rename Session (here or on another device); the tab is named by it. */
   title?: string;
+  /** tmux tabs: the version their scripts were built for ("3.3a"), so a restore need not detect. */
+  tmuxVersion?: string;
 }
 
 /** A tab's name: its title, or `host · abc123`. */
@@ -46,6 +48,8 @@ export interface DecodedSnapshot {
 }
 
 const MAX_TABS = 200;
+/** As formatVersion writes it: "3.3a", "3.4", "99.0master", "3.5-rc". */
+const TMUX_VERSION = /^\d{1,3}\.\d{1,3}[a-z0-9-]{0,12}$/;
 const MAX_TEXT = 1024;
 
 export function encodeSnapshot(tabs: readonly TabRecord[]): Snapshot {
@@ -95,20 +99,8 @@ export function decodeSnapshot(raw: unknown): DecodedSnapshot {
 }
 
 function decodeV2(entry: unknown): TabRecord | undefined {
-  if (!isObject(entry)) return undefined;
-  return buildRecord({
-    id: entry.id,
-    hostLabel: entry.hostLabel,
-    user: entry.user,
-    hostName: entry.hostName,
-    port: entry.port,
-    multiplexer: entry.multiplexer,
-    name: entry.name,
-    location: entry.location,
-    cwd: entry.cwd,
-    startedAt: entry.startedAt,
-    title: entry.title,
-  });
+  // Format 2 stores records under their own field names; buildRecord checks every field.
+  return isObject(entry) ? buildRecord(entry as Record<keyof TabRecord, unknown>) : undefined;
 }
 
 function decodeV1(entry: unknown): TabRecord | undefined {
@@ -125,11 +117,12 @@ function decodeV1(entry: unknown): TabRecord | undefined {
     cwd: undefined,
     startedAt: undefined,
     title: undefined,
+    tmuxVersion: undefined,
   });
 }
 
 function buildRecord(fields: Record<keyof TabRecord, unknown>): TabRecord | undefined {
-  const { id, hostLabel, user, hostName, port, multiplexer, name, location, cwd, startedAt } = fields;
+  const { id, hostLabel, user, hostName, port, multiplexer, name, location, cwd, startedAt, tmuxVersion } = fields;
   const title = cleanMetaText(fields.title, META_LIMITS.title);
   if (!isValidSessionId(id)) return undefined;
   if (!isText(hostLabel) || !isText(user) || !isText(hostName)) return undefined;
@@ -147,6 +140,7 @@ function buildRecord(fields: Record<keyof TabRecord, unknown>): TabRecord | unde
     cwd: isText(cwd) ? cwd : undefined,
     startedAt: typeof startedAt === 'number' && Number.isFinite(startedAt) && startedAt > 0 ? startedAt : Date.now(),
     ...(title === undefined ? {} : { title }),
+    ...(multiplexer === 'tmux' && typeof tmuxVersion === 'string' && TMUX_VERSION.test(tmuxVersion) ? { tmuxVersion } : {}),
   };
 }
 

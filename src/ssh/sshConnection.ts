@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { chooseAgent } from './agentSocket';
 import { AuthPrompter, createAuthPlan } from './auth';
 import { HostKeyCheck, HostKeyError, HostKeyPromptInfo, createHostKeyCheck } from './hostKeyVerifier';
+import { HostFacts } from './hostFacts';
 import type { Logger } from '../common/logger';
 import { ProxyCommandError, ProxyCommandSocket } from './proxyCommand';
 import { RemoteCommandError, ScriptResult, channelOpenError, openScriptChannel, runScript } from './remoteExec';
@@ -65,11 +66,13 @@ export class SshConnection extends EventEmitter {
     readonly client: Client,
     /** The agent is forwarded on this connection: sessions keep a stable link to it (agentForwarding.ts). */
     readonly forwardsAgent: boolean,
+    /** What the pool knows about this connection's host, shared by all of the host's connections. */
+    readonly facts: HostFacts,
   ) {
     super();
   }
 
-  static async open(host: ResolvedHost, options: ConnectionOptions): Promise<SshConnection> {
+  static async open(host: ResolvedHost, options: ConnectionOptions, facts: HostFacts): Promise<SshConnection> {
     // As in OpenSSH, only the first host reached may use its ProxyCommand: every later one is
     // reached through the hop before it (ProxyJump overrides a ProxyCommand).
     const chain = [...host.proxyJump, host];
@@ -80,12 +83,12 @@ export class SshConnection extends EventEmitter {
     let sock: Duplex | undefined;
     try {
       for (const hop of host.proxyJump) {
-        const client = await connectOne(hop, options, sock ?? startProxyCommand(hop, options));
+        const { client } = await connectOne(hop, options, sock ?? startProxyCommand(hop, options));
         hops.push(client);
         sock = await forward(client, hop, host.proxyJump[hops.length] ?? host);
       }
-      const client = await connectOne(host, options, sock ?? startProxyCommand(host, options));
-      const connection = new SshConnection(host, client, forwarded.has(client));
+      const { client, forwardsAgent } = await connectOne(host, options, sock ?? startProxyCommand(host, options));
+      const connection = new SshConnection(host, client, forwardsAgent, facts);
       connection.hops.push(...hops);
       const onGone = (): void => connection.markClosed();
       client.on('close', onGone);
@@ -185,9 +188,6 @@ function describe(host: ResolvedHost): string {
   return `${host.user}@${host.hostName}:${host.port}`;
 }
 
-/** Clients connected with agent forwarding on. */
-const forwarded = new WeakSet<Client>();
-
 function startProxyCommand(host: ResolvedHost, options: ConnectionOptions): ProxyCommandSocket | undefined {
   if (!host.proxyCommand) return undefined;
   try {
@@ -198,7 +198,8 @@ function startProxyCommand(host: ResolvedHost, options: ConnectionOptions): Prox
   }
 }
 
-async function connectOne(host: ResolvedHost, options: ConnectionOptions, sock?: Duplex): Promise<Client> {
+/** A logged-in client, and whether it forwards the agent. */
+async function connectOne(host: ResolvedHost, options: ConnectionOptions, sock?: Duplex): Promise<{ client: Client; forwardsAgent: boolean }> {
   const env = options.env ?? process.env;
   const proxy = sock instanceof ProxyCommandSocket ? sock : undefined;
   // HostKeyAlias replaces "[host]:port" in known_hosts lookups by the bare alias (OpenSSH
@@ -242,7 +243,6 @@ async function connectOne(host: ResolvedHost, options: ConnectionOptions, sock?:
     if (forwardedAgent.agent) {
       config.agent = forwardedAgent.agent;
       config.agentForward = true;
-      forwarded.add(client);
     } else {
       options.log.warn(`ssh: ${host.label}: agent forwarding is on but there is no agent to forward (${forwardedAgent.source})`);
     }
@@ -280,7 +280,7 @@ async function connectOne(host: ResolvedHost, options: ConnectionOptions, sock?:
       auth.onReady();
       options.log.info(`ssh: connected to ${host.label}`);
       client.on('error', (error) => options.log.warn(`ssh: ${host.label}: ${error.message}`));
-      resolve(client);
+      resolve({ client, forwardsAgent: config.agentForward === true });
     });
     client.on('error', (error: Error & { level?: string; code?: string }) => {
       if (settled) return;
@@ -293,7 +293,7 @@ async function connectOne(host: ResolvedHost, options: ConnectionOptions, sock?:
         fail(new ConnectError('host-key', check.failure.message, check.failure));
       } else if (error.level === 'client-authentication') {
         fail(new ConnectError('auth', `${host.label}: ${auth.describeFailure()}`));
-      } else if (error.level === 'client-timeout' || /timed out/i.test(error.message)) {
+      } else if (error.level === 'client-timeout') {
         fail(new ConnectError('timeout', withProxy(`${host.label} (${describe(host)}) did not answer in time`)));
       } else {
         fail(new ConnectError('unreachable', withProxy(`cannot reach ${host.label} (${describe(host)}): ${error.message}`)));
@@ -327,6 +327,8 @@ export const TERMINALS_PER_CONNECTION = 8;
 export class ConnectionPool {
   /** Per host (keyOf): tmux work that must not overlap (see controlStartsNeedSerialising). */
   readonly tmuxStarts = new KeyedMutex();
+  /** What each host runs and the like, learned once per host (hostFacts.ts). */
+  readonly facts = new HostFacts(ConnectionPool.keyOf);
   private readonly live = new Map<string, SshConnection[]>();
   /** Connects under way per host; more than one when more tabs wait than one connection holds. */
   private readonly connecting = new Map<string, Promise<SshConnection>[]>();
@@ -379,7 +381,7 @@ export class ConnectionPool {
       if (rest.length > 0) this.connecting.set(key, rest);
       else this.connecting.delete(key);
     };
-    const attempt: Promise<SshConnection> = SshConnection.open(host, this.options).then(
+    const attempt: Promise<SshConnection> = SshConnection.open(host, this.options, this.facts).then(
       (connection) => {
         done();
         this.live.set(key, [...(this.live.get(key) ?? []), connection]);

@@ -10,7 +10,6 @@ import { readFileSync } from 'node:fs';
 import { Client } from 'ssh2';
 import { openScriptChannel } from '../../src/ssh/remoteExec';
 import { SshConnection } from '../../src/ssh/sshConnection';
-import { forgetHostCapabilities } from '../../src/multiplexer/hostCapabilities';
 import { SshHost, testKeys } from '../support/sshHost';
 import { HostSuite, eventually, sleep, testPool } from './fixtures/sessionHarness';
 
@@ -28,7 +27,9 @@ describe(`round trips per operation (tmux ${tmuxMode} mode)`, function () {
   });
 
   it('a new tab: detect once per host, then one exec (create, check and attach in one script)', async () => {
-    forgetHostCapabilities(suite.resolved());
+    // A new window: its pool knows nothing about the host yet.
+    suite.pool.dispose();
+    suite.pool = testPool();
     const first = suite.open();
     await first.waitForState('attached');
     assert.equal(connection().execChannels, 2, 'detect + the attach script');
@@ -67,18 +68,28 @@ describe(`round trips per operation (tmux ${tmuxMode} mode)`, function () {
     await made.waitForState('attached');
     made.type('echo history-line-$((1+1))\r');
     await made.waitFor(/history-line-2/);
+    // What the tab snapshot records, then a restart: a new pool that knows nothing of the host.
+    const tmuxVersion = made.session.tmuxVersion;
+    assert.match(tmuxVersion ?? '', /^\d+\.\d+/, 'the tab knows its tmux version for the snapshot');
     made.session.detach();
     suite.pool.dispose();
     suite.pool = testPool();
-    const restored = suite.open({ id: made.session.id, mode: 'attach', multiplexer: 'tmux', replayLines: 100 });
+    const restored = suite.open({ id: made.session.id, mode: 'attach', multiplexer: 'tmux', tmuxVersion, replayLines: 100 });
     await restored.waitForState('attached');
     await restored.waitFor(/history-line-2/);
-    assert.equal(connection().execChannels, 1);
+    assert.equal(connection().execChannels, 1, 'the recorded version spares the detect');
     restored.session.detach();
+    // A snapshot from before versions were recorded: detect, then the one attach script.
+    suite.pool.dispose();
+    suite.pool = testPool();
+    const older = suite.open({ id: made.session.id, mode: 'attach', multiplexer: 'tmux', replayLines: 100 });
+    await older.waitForState('attached');
+    assert.equal(connection().execChannels, 2, 'detect + the attach script');
+    older.session.detach();
     suite.pool.dispose();
     suite.pool = testPool();
     suite.host.tmux(`kill-session -t '=${made.session.name}'`);
-    const gone = suite.open({ id: made.session.id, mode: 'attach', multiplexer: 'tmux', replayLines: 100 });
+    const gone = suite.open({ id: made.session.id, mode: 'attach', multiplexer: 'tmux', tmuxVersion, replayLines: 100 });
     assert.equal(await gone.exited, 1);
     assert.match(gone.plain, /no longer exists on host/);
     assert.equal(connection().execChannels, 1);

@@ -28,6 +28,20 @@ describe('tab snapshot', () => {
     assert.equal(encodeSnapshot(tabs).format, SNAPSHOT_FORMAT);
   });
 
+  it('keeps a tmux tab\'s tmux version, and drops one that is not a version or not a tmux tab\'s', () => {
+    const tabs = [
+      record({ tmuxVersion: '3.3a' }),
+      record({ tmuxVersion: '99.0master' }),
+      record({ tmuxVersion: '3.3a; rm -rf ~' }),
+      record({ multiplexer: 'screen', tmuxVersion: '3.3a' }),
+      record({ tmuxVersion: 33 as unknown as string }),
+      record(),
+    ];
+    const decoded = decodeSnapshot(JSON.parse(JSON.stringify(encodeSnapshot(tabs))));
+    assert.equal(decoded.dropped, 0, 'a bad version costs the version, not the tab');
+    assert.deepEqual(decoded.tabs.map((tab) => tab.tmuxVersion), ['3.3a', '99.0master', undefined, undefined, undefined, undefined]);
+  });
+
   it('treats a missing snapshot as empty, not corrupt', () => {
     assert.deepEqual(decodeSnapshot(undefined), { tabs: [], dropped: 0, corrupt: false });
     assert.deepEqual(decodeSnapshot({ format: SNAPSHOT_FORMAT, tabs: [] }), { tabs: [], dropped: 0, corrupt: false });
