@@ -48,7 +48,8 @@ export async function atRtt(hosts: [BenchHost, BenchHost], rttMs: number, option
   const host = hosts[0];
   const pool = benchPool();
   try {
-    // Warm the per-host capability cache, as any earlier tab of the editor would have.
+    // Warm the pool's capability cache, as any earlier tab of the window would have. dispose()
+    // closes the pool's connections and keeps what it learned: each trial below connects afresh.
     const warm = openTetherTab(pool, host, { mode: 'create', port: proxy.port });
     await waitAttached(warm, 60_000);
     await warm.session.kill();
@@ -59,14 +60,13 @@ export async function atRtt(hosts: [BenchHost, BenchHost], rttMs: number, option
     const newSsh: number[] = [];
     let newExecs = 0;
     for (let trial = 0; trial < trials; trial++) {
-      const fresh = benchPool();
       takeCounts();
       const startedAt = performance.now();
-      const tab = openTetherTab(fresh, host, { mode: 'create', port: proxy.port });
+      const tab = openTetherTab(pool, host, { mode: 'create', port: proxy.port });
       newTether.push(await tetherCommandVisible(tab, startedAt));
       if (trial === 0) newExecs = takeCounts().execTotal;
       await tab.session.kill();
-      fresh.dispose();
+      pool.dispose();
       const ssh = openSshAttach(host, '', { cols: 120, rows: 40 }, [], 'exec tmux -L bench new-session', proxy.port);
       try {
         newSsh.push(await sshCommandVisible(ssh));

@@ -24,6 +24,7 @@ import { quoteForMessage } from '../common/displayText';
 import { RemoteCommandError } from '../ssh/remoteExec';
 import type { AgentLinkResult } from '../ssh/agentForwarding';
 import { exitFileLines } from './multiplexer';
+import { hostLockLines, releaseWhenAttachedLines } from './tmuxCommands';
 import { assertSessionId } from '../common/sessionId';
 
 export type AttachStatus =
@@ -158,6 +159,9 @@ export interface AttachScriptParts {
   capture?: string;
   /** Wait for the client's go-ahead line before the attach (see the module comment). */
   goAhead?: boolean;
+  /** Hold the host's tmux lock (tmuxCommands.ts hostLockLines) from before the create until the
+   * client is attached: control mode on tmux 3.2 to 3.6. */
+  hostLock?: boolean;
 }
 
 /** The one script of a tab's attach channel (see the module comment). Parts run in subshells, so
@@ -175,6 +179,7 @@ export function attachChannelScript(parts: AttachScriptParts): string {
     '  exit 0',
     'fi',
   ];
+  if (parts.hostLock) lines.push(...hostLockLines());
   let agent = '';
   if (parts.agentLink !== undefined) {
     lines.push(`a=$( ( ${subshell(parts.agentLink)} ) 2>/dev/null | grep -E '^(linked|no-agent)$' | tail -n 1)`, '[ -n "$a" ] || a=failed');
@@ -200,6 +205,7 @@ export function attachChannelScript(parts: AttachScriptParts): string {
     lines.push(`echo "$m attached${agent}"`);
   }
   if (parts.goAhead) lines.push('IFS= read -r go || exit 0');
+  if (parts.hostLock) lines.push(...releaseWhenAttachedLines(parts.id));
   lines.push(parts.attach);
   return lines.join('\n');
 }

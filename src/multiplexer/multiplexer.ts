@@ -169,7 +169,8 @@ export interface MultiplexerScripts {
   /** Prints `alive`, `exited <code>` or `gone`. */
   status(id: string): string;
   /** Kills only if at most `maxClients` clients are attached; echoes `sentinel` once the session is gone. */
-  kill(id: string, maxClients: number, sentinel: string): string;
+  /** `hostLock` (tmux): hold the host's tmux lock around the kill (tmuxCommands.ts hostLockLines). */
+  kill(id: string, maxClients: number, sentinel: string, hostLock?: boolean): string;
   /** Prints the last `lines` lines of scrollback and screen, with colours. */
   capture(id: string, lines: number): string;
   /** Prints `<id> <cwd>` for each listed session that exists. */

@@ -18,6 +18,45 @@ function paneTarget(id: string): string {
 
 const TMUX_FN = `t() { tmux -L ${TMUX_SOCKET} "$@"; }`;
 
+/**
+ * A lock on the host around tmux work that fires control notifications (a create, a kill, a control
+ * client starting), for tmux 3.2 to 3.6: there a notification that reaches a control client still
+ * identifying crashes the server (docs/reliability.md). Taken by the scripts themselves, so it
+ * holds across devices and costs no round trip. A directory holding its owner's pid; `unlock`
+ * removes only our own; a holder that has not let go after 3 s is presumed gone and the lock is
+ * broken. The EXIT trap lets go on every way out but `exec`, after which releaseWhenAttachedLines
+ * does.
+ */
+export function hostLockLines(): string[] {
+  return [
+    'lock="$HOME/.tether/tmux-notify.lock"',
+    `unlock() { [ "$(cat "$lock/pid" 2>/dev/null)" = "$$" ] && rm -rf "$lock"; }`,
+    'mkdir -p "$HOME/.tether" 2>/dev/null',
+    'n=0',
+    'until mkdir "$lock" 2>/dev/null; do',
+    '  n=$((n + 1)); [ "$n" -ge 150 ] && { rm -rf "$lock"; n=0; }',
+    '  sleep 0.02',
+    'done',
+    'echo $$ > "$lock/pid"',
+    "trap 'unlock' EXIT",
+    "trap 'unlock; exit 129' HUP",
+    "trap 'unlock; exit 143' TERM",
+  ];
+}
+
+/**
+ * Before `exec tmux … attach` with the lock held: a background watcher lets go once tmux lists our
+ * client (the shell's pid, which the client keeps through exec) attached to the session, that is,
+ * identified; after 3 s at the latest.
+ */
+export function releaseWhenAttachedLines(id: string): string[] {
+  const client = shellQuote(`${sessionName(assertSessionId(id))}`);
+  return [
+    TMUX_FN,
+    `( i=0; while [ "$i" -lt 300 ]; do t list-clients -F '#{client_pid} #{session_name}' 2>/dev/null | grep -qx "$$ "${client} && break; i=$((i + 1)); sleep 0.01; done; unlock ) </dev/null >/dev/null 2>&1 &`,
+  ];
+}
+
 export class TmuxScripts implements MultiplexerScripts {
   readonly kind = 'tmux' as const;
 
@@ -108,7 +147,8 @@ export class TmuxScripts implements MultiplexerScripts {
     ].join('\n');
   }
 
-  kill(id: string, maxClients: number, sentinel: string): string {
+  /** `hostLock`: take hostLockLines around the kill (control mode on tmux 3.2 to 3.6). */
+  kill(id: string, maxClients: number, sentinel: string, hostLock = false): string {
     const max = clampInt(maxClients, 0, 1000);
     const killOnlyIfUnused = versionAtLeast(this.version, 3, 1)
       // Count and kill inside the tmux server in one command: nothing can attach in between.
@@ -118,6 +158,7 @@ export class TmuxScripts implements MultiplexerScripts {
     return [
       TMUX_FN,
       'command -v tmux >/dev/null 2>&1 || { echo no-tmux; exit 0; }',
+      ...(hostLock ? hostLockLines() : []),
       killOnlyIfUnused,
       `if t has-session -t ${sessionTarget(id)} 2>/dev/null; then echo "in-use $(t list-clients -t ${sessionTarget(id)} 2>/dev/null | wc -l | tr -d ' ')"`,
       // Name the devices of the clients that keep it alive (the marks clientMarkLines set).

@@ -144,8 +144,6 @@ export interface ControlDriverOptions {
   openTimeoutMs?: number;
   /** This device's name: marks our client on the host, so a refused kill elsewhere can name it. */
   device?: string;
-  /** Called once tmux has identified our control client (or the start failed). */
-  onIdentified?: () => void;
 }
 
 /** The script run on the host: the same environment as the attach script, in control mode. */
@@ -421,7 +419,6 @@ export class ControlDriver implements SessionDriver {
       case 'notification':
         if (event.name === 'session-changed' && !this.ready) {
           this.ready = true;
-          this.options.onIdentified?.();
           this.log.debug(`tmux control ${this.name}: control mode ready`);
           this.requestSync();
         } else if (event.name === 'layout-change' && this.live) {

@@ -207,7 +207,8 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
         this.finish(undefined);
         await delay(300);
       }
-      const result = await this.tmuxExclusive(connection, () => connection.runScript(scripts.kill(this.id, maxClients, sentinel), this.options.probeTimeoutMs));
+      const hostLock = scripts.kind === 'tmux' && (await this.locksHost(connection));
+      const result = await connection.runScript(scripts.kill(this.id, maxClients, sentinel, hostLock), this.options.probeTimeoutMs);
       // While our own client is attached, the host lists it too: leave one of our device out.
       const ownAttached = scripts.kind === 'tmux' && this.driver?.isOpen === true;
       const outcome = parseKillOutput(result.output, sentinel, ownAttached ? this.options.deviceName : undefined);
@@ -285,7 +286,7 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
       const capabilities = await this.capabilitiesVia(via);
       this.scripts ??= scriptsFor(this.kind ?? 'tmux', capabilities);
       this.control ??= this.scripts.kind === 'tmux' && this.options.tmuxMode === 'control' && controlModeSupported(capabilities.tmux);
-      opened = await this.onSomeConnection(via, (connection) => this.tmuxExclusive(connection, (release) => this.openAttachChannel(connection, create, release)));
+      opened = await this.onSomeConnection(via, (connection) => this.openAttachChannel(connection, create));
     }
     const status = opened.status;
     if (status && status.state !== 'attached') return this.notAttached(via, status, create, retried);
@@ -328,18 +329,18 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
   }
 
   /**
-   * Runs tmux work that fires control notifications (create, kill, a control client starting) one
-   * at a time per host, on tmux versions that crash when they meet an identifying control client
-   * (controlStartsNeedSerialising). `work` may release early: a control client once identified.
+   * Whether this tab's tmux work that fires control notifications (create, kill, its control
+   * client starting) takes the host's lock: control mode on tmux 3.2 to 3.6, which crash when a
+   * notification meets a control client still identifying (controlStartsNeedSerialising). The
+   * scripts take the lock on the host (tmuxCommands.ts hostLockLines), so it holds across devices.
    */
-  private async tmuxExclusive<T>(connection: SshConnection, work: (release: () => void) => Promise<T>): Promise<T> {
-    if (this.kind !== 'tmux' || this.options.tmuxMode !== 'control') return work(() => undefined);
+  private async locksHost(connection: SshConnection): Promise<boolean> {
+    if (this.kind !== 'tmux' || this.options.tmuxMode !== 'control') return false;
     const capabilities = await this.capabilitiesVia(connection);
-    if (!controlModeSupported(capabilities.tmux) || !controlStartsNeedSerialising(capabilities.tmux)) return work(() => undefined);
-    return this.options.pool.tmuxStarts.run(ConnectionPool.keyOf(this.options.host), work);
+    return controlModeSupported(capabilities.tmux) && controlStartsNeedSerialising(capabilities.tmux);
   }
 
-  private async openAttachChannel(connection: SshConnection, create: boolean, release: () => void = () => undefined): Promise<Opened> {
+  private async openAttachChannel(connection: SshConnection, create: boolean): Promise<Opened> {
     const scripts = this.scripts!;
     const marker = newAttachMarker();
     const replay = this.replayPending && !this.control;
@@ -365,6 +366,7 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
       agentLink: connection.forwardsAgent ? agentLinkScript(this.id) : undefined,
       capture: replay ? scripts.capture(this.id, this.options.replayLines ?? 0) : undefined,
       goAhead,
+      hostLock: this.control === true && (await this.locksHost(connection)),
     });
     const channel = await connection.openTerminal(script, this.pty());
     const preamble = await readAttachPreamble(channel, marker, this.options.probeTimeoutMs ?? 15_000, connection);
@@ -395,7 +397,6 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
         // a restoring tab blank (seen now and then when 20 tabs attach at once).
         openTimeoutMs: 6000,
         device: this.options.deviceName,
-        onIdentified: release,
       }, preamble.rest);
       return { status, driver, connection };
     } catch (error) {

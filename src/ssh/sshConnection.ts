@@ -1,5 +1,4 @@
 import { EventEmitter } from 'node:events';
-import { KeyedMutex } from '../common/keyedMutex';
 import type { Client, ClientChannel, ConnectConfig } from 'ssh2';
 import type { Duplex } from 'node:stream';
 import { existsSync } from 'node:fs';
@@ -325,8 +324,6 @@ function forward(client: Client, from: ResolvedHost, to: ResolvedHost): Promise<
 export const TERMINALS_PER_CONNECTION = 8;
 
 export class ConnectionPool {
-  /** Per host (keyOf): tmux work that must not overlap (see controlStartsNeedSerialising). */
-  readonly tmuxStarts = new KeyedMutex();
   /** What each host runs and the like, learned once per host (hostFacts.ts). */
   readonly facts = new HostFacts(ConnectionPool.keyOf);
   private readonly live = new Map<string, SshConnection[]>();

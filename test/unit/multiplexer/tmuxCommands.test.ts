@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { CreateOptions, Version, parseKillOutput, parseStatusOutput, versionAtLeast } from '../../../src/multiplexer/multiplexer';
 import { MAX_REMOTE_COMMAND_BYTES, shellQuote, wrapScript } from '../../../src/common/quoting';
 import { InvalidSessionIdError, newSessionId } from '../../../src/common/sessionId';
-import { TMUX_SOCKET, TmuxScripts, clampInt, parseSessionLines } from '../../../src/multiplexer/tmuxCommands';
+import { TMUX_SOCKET, TmuxScripts, clampInt, hostLockLines, parseSessionLines } from '../../../src/multiplexer/tmuxCommands';
 import { HostSession, inventoryScript, parseInventory } from '../../../src/multiplexer/hostInventory';
 import { cleanMetaText } from '../../../src/multiplexer/sessionMetadata';
 
@@ -495,5 +495,45 @@ describe('tmuxCommands', () => {
       await new Promise((resolve) => setTimeout(resolve, 500));
       assert.equal(run(scripts.status(id), dashEnv).stdout, 'gone\n');
     });
+  });
+});
+
+describe('the host lock for tmux work that fires control notifications (tmux 3.2 to 3.6), run by sh', () => {
+  const lockScript = (body: string): string => [...hostLockLines(), body].join('\n');
+  const home = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'tether-lock-'));
+  const start = (script: string, env: NodeJS.ProcessEnv): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const child = spawn('sh', ['-c', script], { env });
+      let out = '';
+      child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+      child.on('error', reject);
+      child.on('close', () => resolve(out));
+    });
+
+  it('lets one script in at a time, and lets go on exit', async () => {
+    const env = { PATH: process.env.PATH, HOME: home() };
+    const log = path.join(env.HOME, 'log');
+    const body = (name: string): string => `echo ${name}-in >> ${shellQuote(log)}; sleep 0.2; echo ${name}-out >> ${shellQuote(log)}`;
+    await Promise.all(['a', 'b', 'c'].map((name) => start(lockScript(body(name)), env)));
+    const lines = fs.readFileSync(log, 'utf8').trim().split('\n');
+    assert.equal(lines.length, 6);
+    for (let i = 0; i < 6; i += 2) assert.equal(lines[i].replace('-in', ''), lines[i + 1].replace('-out', ''), `no overlap: ${lines.join(' ')}`);
+    assert.ok(!fs.existsSync(path.join(env.HOME, '.tether', 'tmux-notify.lock')), 'released');
+  });
+
+  it('breaks a lock whose holder has not let go for 3 s, and never removes a lock it does not own', async function () {
+    this.timeout(10_000);
+    const env = { PATH: process.env.PATH, HOME: home() };
+    const lock = path.join(env.HOME, '.tether', 'tmux-notify.lock');
+    fs.mkdirSync(lock, { recursive: true });
+    fs.writeFileSync(path.join(lock, 'pid'), '999999\n');
+    const began = Date.now();
+    assert.equal(await start(lockScript('echo in'), env), 'in\n');
+    assert.ok(Date.now() - began >= 2500, 'it waited for the holder first');
+    // unlock only removes our own lock: another holder's stays.
+    fs.mkdirSync(lock, { recursive: true });
+    fs.writeFileSync(path.join(lock, 'pid'), '999999\n');
+    await start(`lock=${shellQuote(lock)}\n${hostLockLines()[1]}\nunlock; echo done`, env);
+    assert.ok(fs.existsSync(lock));
   });
 });
