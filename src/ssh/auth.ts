@@ -4,6 +4,7 @@ import {
   agentKeyBlobs, certificateAgent, certificateProblem, parseCertificate, readCertificateFile, type Certificate, type OfferedCertificate,
 } from './certificates';
 import type { ResolvedHost } from './sshConfig';
+import { isEncryptedPrivateKey } from './privateKeyFile';
 
 /** How the connection layer asks the user for secrets. The VS Code layer backs it with input boxes
  * and SecretStorage; tests back it with fixed answers. Returning undefined means "cancelled". */
@@ -175,7 +176,7 @@ async function loadKey(keyPath: string, prompter: AuthPrompter): Promise<LoadedK
   const { utils } = require('ssh2') as typeof import('ssh2');
   const parsed = utils.parseKey(data);
   if (!(parsed instanceof Error)) return Array.isArray(parsed) ? undefined : { data, parsed };
-  if (!/encrypted/i.test(parsed.message) && !/passphrase/i.test(parsed.message)) return undefined;
+  if (!isEncryptedPrivateKey(data)) return undefined;
   for (let attempt = 1; attempt <= 3; attempt++) {
     const passphrase = await prompter.keyPassphrase(keyPath, attempt).catch(() => undefined);
     if (passphrase === undefined) return undefined;
