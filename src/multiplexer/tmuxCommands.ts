@@ -24,20 +24,21 @@ const TMUX_FN = `t() { tmux -L ${TMUX_SOCKET} "$@"; }`;
  * identifying crashes the server (docs/reliability.md). Taken by the scripts themselves, so it
  * holds across devices and costs no round trip. A directory holding its owner's pid; `unlock`
  * removes only our own; a holder that has not let go after 3 s is presumed gone and the lock is
- * broken. The EXIT trap lets go on every way out but `exec`, after which releaseWhenAttachedLines
- * does.
+ * broken, and a lock that still cannot be made 3 s later (no writable home) is done without. The
+ * EXIT trap lets go on every way out but `exec`, after which releaseWhenAttachedLines does.
  */
 export function hostLockLines(): string[] {
   return [
     'lock="$HOME/.tether/tmux-notify.lock"',
     `unlock() { [ "$(cat "$lock/pid" 2>/dev/null)" = "$$" ] && rm -rf "$lock"; }`,
     'mkdir -p "$HOME/.tether" 2>/dev/null',
+    // 3 s: break a stale lock; 6 s: a lock that cannot be made (no writable home) is done without.
     'n=0',
     'until mkdir "$lock" 2>/dev/null; do',
-    '  n=$((n + 1)); [ "$n" -ge 150 ] && { rm -rf "$lock"; n=0; }',
+    '  n=$((n + 1)); [ "$n" -eq 150 ] && rm -rf "$lock"; [ "$n" -ge 300 ] && break',
     '  sleep 0.02',
     'done',
-    'echo $$ > "$lock/pid"',
+    '[ "$n" -lt 300 ] && echo $$ > "$lock/pid"',
     "trap 'unlock' EXIT",
     "trap 'unlock; exit 129' HUP",
     "trap 'unlock; exit 143' TERM",

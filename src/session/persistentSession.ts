@@ -340,6 +340,7 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
     return controlModeSupported(capabilities.tmux) && controlStartsNeedSerialising(capabilities.tmux);
   }
 
+  /** Runs the one-exec attach script on a pty channel and starts the tab's driver on it. */
   private async openAttachChannel(connection: SshConnection, create: boolean): Promise<Opened> {
     const scripts = this.scripts!;
     const marker = newAttachMarker();

@@ -536,4 +536,14 @@ describe('the host lock for tmux work that fires control notifications (tmux 3.2
     await start(`lock=${shellQuote(lock)}\n${hostLockLines()[1]}\nunlock; echo done`, env);
     assert.ok(fs.existsSync(lock));
   });
+
+  it('goes on without the lock where none can be made (no writable ~/.tether), rather than hang', async function () {
+    this.timeout(15_000);
+    const env = { PATH: process.env.PATH, HOME: home() };
+    fs.writeFileSync(path.join(env.HOME, '.tether'), 'a file where the folder should be');
+    const began = Date.now();
+    assert.equal(await start(lockScript('echo in'), env), 'in\n');
+    const waited = Date.now() - began;
+    assert.ok(waited >= 5000 && waited < 12_000, `gave up after ${waited} ms`);
+  });
 });
