@@ -1,7 +1,7 @@
 /** What a host offers (tmux and screen versions, OS), detected once per host and shared by every caller. */
 import type { SshConnection } from '../ssh/sshConnection';
 import { HostFact } from '../ssh/hostFacts';
-import { type HostCapabilities, type MultiplexerScripts, type Version, detectScript, parseDetectOutput } from './multiplexer';
+import { type HostCapabilities, type MultiplexerScripts, detectScript, parseDetectOutput } from './multiplexer';
 import { ScreenScripts } from './screenCommands';
 import { TmuxScripts } from './tmuxCommands';
 
@@ -23,11 +23,6 @@ export function knownHostCapabilities(connection: SshConnection): Promise<HostCa
 /** Drops the host's cached capabilities: the next use detects again. */
 export function forgetHostCapabilities(connection: SshConnection): void {
   connection.facts.forget(connection.host, CAPABILITIES);
-}
-
-/** A version as a tab snapshot keeps it ("3.3a"); undefined for anything else. */
-export function formatVersion(version: Version | undefined): string | undefined {
-  return version ? `${version.major}.${version.minor}${version.suffix}` : undefined;
 }
 
 export function scriptsFor(kind: 'tmux' | 'screen', capabilities: Pick<HostCapabilities, 'tmux'>): MultiplexerScripts {

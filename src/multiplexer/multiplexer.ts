@@ -38,6 +38,7 @@ export function versionAtLeast(version: Version, major: number, minor: number): 
   return version.major > major || (version.major === major && version.minor >= minor);
 }
 
+/** "3.3a": for reports, and as the tab snapshot keeps a tmux version (parseTmuxVersion(`tmux ${it}`) reads it back). */
 export function formatVersion(version: Version): string {
   return `${version.major}.${version.minor}${version.suffix}`;
 }

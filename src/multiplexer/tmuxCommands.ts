@@ -51,7 +51,7 @@ export function hostLockLines(): string[] {
  * identified; after 3 s at the latest.
  */
 export function releaseWhenAttachedLines(id: string): string[] {
-  const client = shellQuote(`${sessionName(assertSessionId(id))}`);
+  const client = shellQuote(sessionName(assertSessionId(id)));
   return [
     TMUX_FN,
     `( i=0; while [ "$i" -lt 300 ]; do t list-clients -F '#{client_pid} #{session_name}' 2>/dev/null | grep -qx "$$ "${client} && break; i=$((i + 1)); sleep 0.01; done; unlock ) </dev/null >/dev/null 2>&1 &`,

@@ -7,7 +7,6 @@ import { TetherServer } from './server';
 
 /** Entry point of dist/server.js: parse the CLI, open the store, serve until SIGTERM/SIGINT. */
 async function main(): Promise<void> {
-  let logger = createJsonLogger();
   let config: ServerConfig;
   try {
     const parsed = parseServerArgs(process.argv.slice(2), process.env);
@@ -16,7 +15,6 @@ async function main(): Promise<void> {
       return;
     }
     config = parsed.config;
-    logger = createJsonLogger(undefined, config.logLevel);
   } catch (error) {
     if (ConfigError.is(error)) {
       process.stderr.write(`${error.message}\n`);
@@ -26,6 +24,7 @@ async function main(): Promise<void> {
     throw error;
   }
 
+  const logger = createJsonLogger(undefined, config.logLevel);
   const store: BlobStore =
     config.storage.kind === 'postgres'
       ? new PostgresBlobStore(config.storage.databaseUrl, { onLog: (level, msg, fields) => logger.log(level, msg, fields) })

@@ -4,7 +4,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from '../common/logger';
 import {
   FORCE_KILL_CLIENTS, HostCapabilities, KillOutcome, MultiplexerKind, MultiplexerPreference, MultiplexerScripts, SessionStatus,
-  Version, chooseMultiplexer, parseKillOutput, parseTmuxVersion,
+  Version, chooseMultiplexer, formatVersion, parseKillOutput, parseTmuxVersion,
 } from '../multiplexer/multiplexer';
 import { TmuxScripts } from '../multiplexer/tmuxCommands';
 import { OutputBatcher } from './outputBatcher';
@@ -20,7 +20,7 @@ import { boundReplay } from './scrollback';
 import { RemoteCommandError } from '../ssh/remoteExec';
 import { ControlError, controlAttachScript, controlModeSupported, controlStartsNeedSerialising, startControlDriver } from './controlDriver';
 import { ReasonError } from '../common/reasonError';
-import { forgetHostCapabilities, formatVersion, hostCapabilities, knownHostCapabilities, scriptsFor } from '../multiplexer/hostCapabilities';
+import { forgetHostCapabilities, hostCapabilities, knownHostCapabilities, scriptsFor } from '../multiplexer/hostCapabilities';
 
 export type SessionState = 'connecting' | 'attached' | 'reconnecting' | 'waiting-for-user' | 'ended';
 
@@ -207,8 +207,7 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
         this.finish(undefined);
         await delay(300);
       }
-      const hostLock = scripts.kind === 'tmux' && (await this.locksHost(connection));
-      const result = await connection.runScript(scripts.kill(this.id, maxClients, sentinel, hostLock), this.options.probeTimeoutMs);
+      const result = await connection.runScript(scripts.kill(this.id, maxClients, sentinel, this.locksHost(scripts)), this.options.probeTimeoutMs);
       // While our own client is attached, the host lists it too: leave one of our device out.
       const ownAttached = scripts.kind === 'tmux' && this.driver?.isOpen === true;
       const outcome = parseKillOutput(result.output, sentinel, ownAttached ? this.options.deviceName : undefined);
@@ -334,10 +333,9 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
    * notification meets a control client still identifying (controlStartsNeedSerialising). The
    * scripts take the lock on the host (tmuxCommands.ts hostLockLines), so it holds across devices.
    */
-  private async locksHost(connection: SshConnection): Promise<boolean> {
-    if (this.kind !== 'tmux' || this.options.tmuxMode !== 'control') return false;
-    const capabilities = await this.capabilitiesVia(connection);
-    return controlModeSupported(capabilities.tmux) && controlStartsNeedSerialising(capabilities.tmux);
+  private locksHost(scripts: MultiplexerScripts): boolean {
+    if (!(scripts instanceof TmuxScripts) || this.options.tmuxMode !== 'control') return false;
+    return controlModeSupported(scripts.version) && controlStartsNeedSerialising(scripts.version);
   }
 
   /** Runs the one-exec attach script on a pty channel and starts the tab's driver on it. */
@@ -367,7 +365,7 @@ export class PersistentSession extends EventEmitter<SessionEvents> {
       agentLink: connection.forwardsAgent ? agentLinkScript(this.id) : undefined,
       capture: replay ? scripts.capture(this.id, this.options.replayLines ?? 0) : undefined,
       goAhead,
-      hostLock: this.control === true && (await this.locksHost(connection)),
+      hostLock: this.control === true && this.locksHost(scripts),
     });
     const channel = await connection.openTerminal(script, this.pty());
     const preamble = await readAttachPreamble(channel, marker, this.options.probeTimeoutMs ?? 15_000, connection);
