@@ -13,7 +13,7 @@ import { writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { BenchHost } from './lib/hosts';
-import { fmt, machineInfo, table } from './lib/util';
+import { fmt, machineInfo, median, table } from './lib/util';
 
 const ALL = ['throughput', 'echo', 'reconnect', 'restore', 'counts', 'rtt', 'maxsessions', 'crossdevice', 'sshsync', 'sse', 'scale', 'activation', 'vsix'] as const;
 type Name = (typeof ALL)[number];
@@ -141,6 +141,16 @@ async function main(): Promise<void> {
         if (!hosts.includes(countHost)) hosts.push(countHost);
         results[key('counts')] = await terminal!.countOperations(countHost, log);
       });
+    }
+    // Issue 17: a program that floods a control-mode tab runs about as fast as in attach mode.
+    const controlRun = results.throughput as { tetherSeconds?: number[]; bytes?: number } | undefined;
+    const attachRun = results.throughput_attach as { tetherSeconds?: number[] } | undefined;
+    if (controlRun?.tetherSeconds?.length && attachRun?.tetherSeconds?.length) {
+      const controlSeconds = median(controlRun.tetherSeconds);
+      const attachSeconds = median(attachRun.tetherSeconds);
+      const ratio = controlSeconds / attachSeconds;
+      results.controlVsAttach = { controlSeconds, attachSeconds, ratio };
+      rows.push([`yes | head -c ${controlRun.bytes}: run time, control / attach mode`, `${fmt(controlSeconds, 2)} s`, `${fmt(attachSeconds, 2)} s attach`, `${fmt(ratio, 3)}x`, '<= 1.1x', ok(ratio <= 1.1)]);
     }
     await run('maxsessions', async () => {
       const defaultsHost = await BenchHost.start('tbenchm');

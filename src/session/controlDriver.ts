@@ -35,6 +35,20 @@
  *   `refresh-client -A '%<pane>:continue'` and a fresh state sync on the same line, so a flood
  *   never builds an unbounded backlog. pause()/resume() pause the SSH channel (back-pressure from
  *   the OutputBatcher), which is what makes our client fall behind in the first place.
+ * - Floods (floodControl.ts): a pane whose output stays above 2 MB/s for 200 ms stops being
+ *   streamed. A state line marks the point in our stream (its reply comes in order with %output;
+ *   output after it is dropped), then `refresh-client -A '%<pane>:pause'`; tmux discards what it had
+ *   queued for us, so the pause cannot itself be the mark. While paused, the visible screen is
+ *   polled (state + capture, at most every 33 ms, one in flight) and painted in place. Once a poll
+ *   estimates the pane below 500 KB/s, one line resumes (`continue`) and reads the state and the
+ *   history rows that scrolled by since the mark, which are appended (renderAppend): the
+ *   scrollback stays complete without tmux escaping every byte for us. Where an exact append is
+ *   impossible (history trimmed or cleared, more rows than the replay limit, a resize) the
+ *   flood ends with a full sync instead.
+ * - Nudge: tmux 3.3a can leave a `%pause` queued and unsent (control.c queues a notification
+ *   behind pending blocks, and after the pause discards them nothing flushes it until the client's
+ *   next command), so a long run of output that stops dead is followed by one cheap command
+ *   (NUDGE_COMMAND); its reply flushes anything tmux holds, and a pause then arrives and is handled.
  * - Geometry (`window-size latest`): tmux makes a client the window's latest when it presses a key,
  *   attaches, resizes its tty (attach clients only) or runs `select-window`; `send-keys` and
  *   `refresh-client -C` from a control client do not count. So when a sync or `%layout-change` shows
@@ -51,6 +65,7 @@
 
 import type { ClientChannel, PseudoTtyOptions } from 'ssh2';
 import type { Logger } from '../common/logger';
+import type { PaneState } from '../multiplexer/controlMode/screenState';
 import { Version, versionAtLeast } from '../multiplexer/multiplexer';
 import { shellQuote } from '../common/quoting';
 import { ChannelLifecycle, type DriverClose, type SessionDriver, type TerminalSize } from './sessionDriver';
@@ -58,7 +73,10 @@ import { assertSessionId, sessionName } from '../common/sessionId';
 import type { SshConnection } from '../ssh/sshConnection';
 import { TMUX_SOCKET, clientMarkLines } from '../multiplexer/tmuxCommands';
 import { ControlEvent, ControlModeFlavour, ControlParser } from '../multiplexer/controlMode/parser';
-import { SyncCommands, SyncReply, parseSyncReplies, renderSync, syncCommands } from '../multiplexer/controlMode/screenState';
+import {
+  SyncCommands, SyncReply, parseStateReply, parseSyncReplies, renderAppend, renderPaint, renderSync, screenCommand, stateCommand, syncCommands,
+} from '../multiplexer/controlMode/screenState';
+import { DEFAULT_FLOOD_OPTIONS, FloodMark, FloodOptions, OutputRate, PollSample, estimatedRate, resumeRows, rowsToAppend } from './floodControl';
 
 /** Raw input bytes taken from the queue per round of encoding. */
 export const INPUT_BYTES_PER_ROUND = 3600;
@@ -114,6 +132,13 @@ export function encodeInput(bytes: Buffer, pane: number): InputLine[] {
   return lines;
 }
 
+/** A command with a one-line reply: sent after a long run of output stops, it makes tmux write
+ * whatever notification it holds queued (see Nudge above). */
+export const NUDGE_COMMAND = "display-message -p ''";
+/** A run of output at least this long, followed by this much silence, gets a nudge. */
+const NUDGE_RUN_MS = 500;
+const NUDGE_SILENCE_MS = 250;
+
 /** Control mode with pause-after flow control and control-client sizes (`refresh-client -C`) need tmux 3.2. */
 export function controlModeSupported(version: Version | undefined): boolean {
   return version !== undefined && versionAtLeast(version, 3, 2);
@@ -144,6 +169,8 @@ export interface ControlDriverOptions {
   openTimeoutMs?: number;
   /** This device's name: marks our client on the host, so a refused kill elsewhere can name it. */
   device?: string;
+  /** When a pane counts as flooding, and how a paused pane is polled (floodControl.ts). */
+  flood?: Partial<FloodOptions>;
 }
 
 /** The script run on the host: the same environment as the attach script, in control mode. */
@@ -163,6 +190,33 @@ export class ControlError extends Error {
   static is(error: unknown): error is ControlError {
     return error instanceof ControlError;
   }
+}
+
+/** A flood in progress (see Floods above). */
+interface Flood {
+  phase: 'marking' | 'paused' | 'resuming';
+  /** Set by the mark's reply: where the terminal stands in tmux's history. */
+  mark: FloodMark | undefined;
+  /** An exact append is ruled out already: the flood ends with a full sync. */
+  needsFull: boolean;
+  /** A poll saw the history size change. */
+  moved: boolean;
+  last: PollSample | undefined;
+  polling: boolean;
+  timer: NodeJS.Timeout | undefined;
+  /** The terminal shows the alternate screen (what the last paint left). */
+  onAlternate: boolean;
+  lastPaint: string | undefined;
+  /** The size tmux last heard from us. */
+  told: TerminalSize;
+  startedAt: number;
+}
+
+/** A sync that ends a flood by appending history rows rather than rewriting everything. */
+interface AppendPlan {
+  mark: FloodMark;
+  rows: number;
+  moved: boolean;
 }
 
 interface PendingLine {
@@ -224,6 +278,14 @@ export class ControlDriver implements SessionDriver {
   /** The window is not at our size: the next input claims it first (see Geometry above). */
   private claimWanted = false;
   private queued: { pane: number; data: Buffer }[] = [];
+  /** The terminal no longer follows the stream (a flood was marked): output waits for a sync. */
+  private dropping = false;
+  private flood: Flood | undefined;
+  private readonly floodOptions: FloodOptions;
+  private readonly outputRate: OutputRate;
+  private runStartedAt = 0;
+  private lastOutputAt = -Infinity;
+  private nudgeTimer: NodeJS.Timeout | undefined;
   private input: Buffer[] = [];
   private inputInFlight = 0;
   private preamble: Buffer[] = [];
@@ -243,6 +305,8 @@ export class ControlDriver implements SessionDriver {
     this.size = { ...size };
     this.log = options.log;
     this.parser = new ControlParser(options.flavour ?? '-CC');
+    this.floodOptions = { ...DEFAULT_FLOOD_OPTIONS, ...options.flood };
+    this.outputRate = new OutputRate(this.floodOptions.windowMs);
     this.started = new Promise<void>((resolve, reject) => {
       this.startResolve = resolve;
       this.startReject = reject;
@@ -326,9 +390,23 @@ export class ControlDriver implements SessionDriver {
     this.lifecycle.onClose(listener);
   }
 
+  /** A flood is being shown at display rate, or its closing sync has yet to arrive (Floods above). */
+  get flooding(): boolean {
+    return this.flood !== undefined || this.dropping;
+  }
+
   /** Re-reads the pane's whole state from tmux and rewrites the terminal with it. */
   requestSync(): void {
     if (!this.lifecycle.isOpen || !this.ready) return;
+    if (this.flood) {
+      // The flood ends with a sync; it can no longer be an append.
+      this.flood.needsFull = true;
+      return;
+    }
+    this.startSync(undefined);
+  }
+
+  private startSync(append: AppendPlan | undefined): void {
     if (this.syncing) {
       this.resyncWanted = true;
       return;
@@ -344,18 +422,18 @@ export class ControlDriver implements SessionDriver {
     }
     if (!this.live) pre.push(`refresh-client -f ${shellQuote(`pause-after=${Math.max(1, Math.trunc(this.options.pauseAfterSeconds ?? 5))}`)}`);
     const target = this.paneId === undefined ? `=${this.name}:` : `%${this.paneId}`;
-    const sync = syncCommands(target, this.options.historyLines);
+    const sync = append ? syncCommands(target, append.rows, { rows: true }) : syncCommands(target, this.options.historyLines);
     this.syncing = true;
     this.syncStarted = false;
     this.send([...pre, ...sync.commands], () => {
       this.syncStarted = true;
     }).then(
-      (replies) => this.applySync(sync, replies.slice(pre.length), replies.length === 1 && replies[0].error ? replies[0] : undefined, continuing),
+      (replies) => this.applySync(sync, replies.slice(pre.length), replies.length === 1 && replies[0].error ? replies[0] : undefined, continuing, append),
       () => undefined,
     );
   }
 
-  private applySync(sync: SyncCommands, replies: SyncReply[], lineError: SyncReply | undefined, continuing: boolean): void {
+  private applySync(sync: SyncCommands, replies: SyncReply[], lineError: SyncReply | undefined, continuing: boolean, append: AppendPlan | undefined): void {
     this.syncing = false;
     if (!this.lifecycle.isOpen) return;
     let state: Buffer | undefined;
@@ -364,12 +442,26 @@ export class ControlDriver implements SessionDriver {
       const snapshot = parseSyncReplies(sync, replies);
       this.paneId = snapshot.state.paneId;
       this.paneSize = { cols: snapshot.state.width, rows: snapshot.state.height };
-      snapshot.history = tailWithin(snapshot.history, this.options.historyMaxBytes ?? 1024 * 1024);
       this.claimWanted = snapshot.state.width !== this.size.cols || snapshot.state.height !== this.size.rows;
       if (this.claimWanted) {
         this.log.debug(`tmux control ${this.name}: pane is ${snapshot.state.width}x${snapshot.state.height}, terminal ${this.size.cols}x${this.size.rows}`);
       }
-      state = Buffer.from(renderSync(snapshot, this.size.rows), 'utf8');
+      if (append) {
+        const rows = this.appendableRows(append, snapshot.state, snapshot.history);
+        if (rows) {
+          this.log.info(`tmux control ${this.name}: flood over; ${rows.length} history rows appended`);
+          state = Buffer.from(renderAppend(snapshot, rows, this.size.rows), 'utf8');
+        } else {
+          // Output after this line's first reply follows a state we do not show: a full sync
+          // (next) draws everything again.
+          this.log.info(`tmux control ${this.name}: flood over; the history cannot be appended exactly, so a full sync follows`);
+          this.queued = [];
+          this.resyncWanted = true;
+        }
+      } else {
+        snapshot.history = tailWithin(snapshot.history, this.options.historyMaxBytes ?? 1024 * 1024);
+        state = Buffer.from(renderSync(snapshot, this.size.rows), 'utf8');
+      }
     } catch (error) {
       this.log.warn(`tmux control ${this.name}: state sync failed: ${(error as Error).message}`);
       if (!this.live) {
@@ -390,6 +482,8 @@ export class ControlDriver implements SessionDriver {
     }
     if (state) {
       this.syncFailures = 0;
+      this.dropping = false;
+      this.outputRate.reset();
       this.emit(state);
     }
     const queued = this.queued;
@@ -410,7 +504,10 @@ export class ControlDriver implements SessionDriver {
       case 'output':
         if (this.paneId !== undefined && event.pane !== this.paneId) return;
         if (this.syncing && this.syncStarted) this.queued.push({ pane: event.pane, data: event.data });
-        else if (this.live) this.emit(event.data);
+        else if (this.live && !this.dropping) {
+          this.emit(event.data);
+          this.measure(event.data.length);
+        }
         return;
       case 'reply':
         if (event.flags !== 1) return; // not a command of ours (the attach itself, hooks)
@@ -432,6 +529,12 @@ export class ControlDriver implements SessionDriver {
         return;
       case 'pause':
         if (event.pane !== this.paneId) return;
+        if (this.flood) {
+          // Ours, or tmux's own before our mark's reply: then the mark may count output that tmux
+          // discarded, and the flood must end with a full sync.
+          if (this.flood.phase === 'marking') this.flood.needsFull = true;
+          return;
+        }
         this.log.info(`tmux control ${this.name}: output paused by tmux (client behind); resyncing`);
         this.continueWanted = true;
         this.requestSync();
@@ -482,6 +585,160 @@ export class ControlDriver implements SessionDriver {
       this.parser.expectEcho(text);
       this.channel.write(`${text}\n`);
     });
+  }
+
+  /** Counts streamed output; output that stays fast starts a flood (Floods above). */
+  private measure(bytes: number): void {
+    const now = performance.now();
+    if (now - this.lastOutputAt >= NUDGE_SILENCE_MS) this.runStartedAt = now;
+    this.lastOutputAt = now;
+    this.nudgeTimer ??= setTimeout(() => this.nudgeAfterRun(), NUDGE_SILENCE_MS);
+    if (this.floodOptions.enterBytesPerSecond <= 0 || this.flood || this.syncing || this.paneId === undefined) return;
+    this.outputRate.add(bytes, now);
+    if (this.outputRate.sustained(this.floodOptions.enterBytesPerSecond, now)) this.startFlood(this.paneId, now);
+  }
+
+  /** Sends NUDGE_COMMAND once a long run of output has gone silent (see Nudge above). */
+  private nudgeAfterRun(): void {
+    this.nudgeTimer = undefined;
+    if (!this.lifecycle.isOpen) return;
+    const silent = performance.now() - this.lastOutputAt;
+    if (silent < NUDGE_SILENCE_MS) {
+      this.nudgeTimer = setTimeout(() => this.nudgeAfterRun(), NUDGE_SILENCE_MS - silent);
+      return;
+    }
+    if (this.lastOutputAt - this.runStartedAt < NUDGE_RUN_MS || this.flood || this.syncing) return;
+    this.send([NUDGE_COMMAND]).catch(() => undefined);
+  }
+
+  private startFlood(pane: number, now: number): void {
+    const flood: Flood = {
+      phase: 'marking', mark: undefined, needsFull: false, moved: false, last: undefined, polling: false, timer: undefined,
+      onAlternate: false, lastPaint: undefined, told: { ...this.size }, startedAt: now,
+    };
+    this.flood = flood;
+    this.log.info(`tmux control ${this.name}: output above ${this.floodOptions.enterBytesPerSecond / 1e6} MB/s; showing the screen at display rate until it calms`);
+    // The terminal stops following the stream exactly where this reply arrives.
+    this.send([stateCommand(`%${pane}`)], () => {
+      this.dropping = true;
+    }).then(
+      (replies) => this.onFloodMark(flood, pane, replies),
+      () => undefined,
+    );
+  }
+
+  private onFloodMark(flood: Flood, pane: number, replies: SyncReply[]): void {
+    if (this.flood !== flood || !this.lifecycle.isOpen) return;
+    try {
+      const state = parseStateReply(replies[0]);
+      flood.mark = { historySize: state.historySize, historyLimit: state.historyLimit };
+      flood.onAlternate = state.alternate;
+      if (state.width !== this.size.cols || state.height !== this.size.rows) flood.needsFull = true;
+    } catch (error) {
+      this.log.warn(`tmux control ${this.name}: flood mark failed: ${(error as Error).message}`);
+      this.endFlood(flood);
+      return;
+    }
+    flood.phase = 'paused';
+    this.send([`refresh-client -A '%${pane}:pause'`]).then(
+      (reply) => {
+        if (reply.some((r) => r.error)) this.log.warn(`tmux control ${this.name}: pause failed: ${reply.map((r) => r.lines.join(' ')).join(' ').slice(0, 200)}`);
+      },
+      () => undefined,
+    );
+    this.pollFlood(flood);
+  }
+
+  /** One poll of a paused pane: its state and visible screen (at most one in flight). */
+  private pollFlood(flood: Flood): void {
+    if (this.flood !== flood || flood.phase !== 'paused' || flood.polling || !this.lifecycle.isOpen || this.paneId === undefined) return;
+    if (flood.timer) clearTimeout(flood.timer);
+    flood.timer = undefined;
+    flood.polling = true;
+    const target = `%${this.paneId}`;
+    const pre = this.tellSize(flood);
+    const sentAt = performance.now();
+    this.send([...pre, stateCommand(target), screenCommand(target)]).then(
+      (replies) => this.onFloodPoll(flood, sentAt, replies.slice(pre.length)),
+      () => undefined,
+    );
+  }
+
+  private onFloodPoll(flood: Flood, sentAt: number, replies: SyncReply[]): void {
+    flood.polling = false;
+    if (this.flood !== flood || flood.phase !== 'paused' || !this.lifecycle.isOpen || !flood.mark) return;
+    let sample: PollSample;
+    try {
+      if (replies.length !== 2) throw new ControlError(`tmux refused the poll: ${replies.map((r) => r.lines.join(' ')).join(' ').slice(0, 200)}`);
+      const state = parseStateReply(replies[0]);
+      if (replies[1].error) throw new ControlError(`capture-pane failed: ${replies[1].lines.join(' ').slice(0, 200)}`);
+      const screen = replies[1].lines;
+      sample = { at: performance.now(), historySize: state.historySize, cursorX: state.cursorX, cursorY: state.cursorY, alternate: state.alternate, screen };
+      if (state.historySize !== flood.mark.historySize) flood.moved = true;
+      // History that shrank was trimmed or cleared: which rows scrolled by is unknown.
+      if (state.historySize < (flood.last?.historySize ?? flood.mark.historySize)) flood.needsFull = true;
+      if (state.width !== this.size.cols || state.height !== this.size.rows) flood.needsFull = true;
+      const paint = renderPaint(state, screen, this.size.rows, flood.onAlternate);
+      if (paint !== flood.lastPaint) {
+        flood.lastPaint = paint;
+        flood.onAlternate = state.alternate;
+        this.emit(Buffer.from(paint, 'utf8'));
+      }
+    } catch (error) {
+      this.log.warn(`tmux control ${this.name}: flood poll failed: ${(error as Error).message}`);
+      this.endFlood(flood);
+      return;
+    }
+    const rate = flood.last ? estimatedRate(flood.last, sample) : Infinity;
+    flood.last = sample;
+    if (rate < this.floodOptions.exitBytesPerSecond) {
+      this.resumeFlood(flood);
+      return;
+    }
+    const wait = Math.max(0, sentAt + this.floodOptions.pollIntervalMs - performance.now());
+    flood.timer = setTimeout(() => this.pollFlood(flood), wait);
+  }
+
+  /** Ends a flood: one line continues the pane and appends what scrolled by (or syncs fully). */
+  private resumeFlood(flood: Flood): void {
+    if (flood.timer) clearTimeout(flood.timer);
+    flood.timer = undefined;
+    flood.phase = 'resuming';
+    this.flood = undefined;
+    const seconds = ((performance.now() - flood.startedAt) / 1000).toFixed(1);
+    this.log.info(`tmux control ${this.name}: output calm after ${seconds} s; resuming`);
+    this.continueWanted = true;
+    const mark = flood.mark;
+    const scrolled = mark && flood.last ? flood.last.historySize - mark.historySize : 0;
+    if (!mark || flood.needsFull || scrolled > this.options.historyLines || this.syncing) {
+      this.requestSync();
+      return;
+    }
+    this.startSync({ mark, rows: resumeRows(mark, flood.last?.historySize ?? mark.historySize, this.size.rows), moved: flood.moved });
+  }
+
+  /** A flood that cannot go on (a failed mark or poll): resume with a full sync. */
+  private endFlood(flood: Flood): void {
+    flood.needsFull = true;
+    this.resumeFlood(flood);
+  }
+
+  /** The rows an append sync may write, or undefined when only a full sync is exact. */
+  private appendableRows(append: AppendPlan, state: PaneState, captured: string[]): string[] | undefined {
+    if (state.width !== this.size.cols || state.height !== this.size.rows) return undefined;
+    const rows = rowsToAppend(append.mark, state, captured, append.rows, append.moved);
+    if (!rows || rows.length > this.options.historyLines) return undefined;
+    const maxBytes = this.options.historyMaxBytes ?? 1024 * 1024;
+    let bytes = 0;
+    for (const row of rows) if ((bytes += Buffer.byteLength(row) + 2) > maxBytes) return undefined;
+    return rows;
+  }
+
+  /** `refresh-client -C` when the terminal was resized during a flood (polls then paint at the new size). */
+  private tellSize(flood: Flood): string[] {
+    if (flood.told.cols === this.size.cols && flood.told.rows === this.size.rows) return [];
+    flood.told = { ...this.size };
+    return [`refresh-client -C ${clamp(this.size.cols)},${clamp(this.size.rows)}`];
   }
 
   private pumpInput(): void {
@@ -561,6 +818,10 @@ export class ControlDriver implements SessionDriver {
     if (this.startTimer) clearTimeout(this.startTimer);
     if (this.resyncTimer) clearTimeout(this.resyncTimer);
     this.resyncTimer = undefined;
+    if (this.flood?.timer) clearTimeout(this.flood.timer);
+    this.flood = undefined;
+    if (this.nudgeTimer) clearTimeout(this.nudgeTimer);
+    this.nudgeTimer = undefined;
     const pending = this.pending.splice(0);
     for (const line of pending) line.reject(new ControlError('the control channel closed'));
     this.input = [];

@@ -47,6 +47,8 @@ export interface PaneState {
   mouseSgr: boolean;
   mouseUtf8: boolean;
   historySize: number;
+  /** The pane's history-limit: tmux drops the oldest tenth of the history when it reaches this. */
+  historyLimit: number;
   /** Tab stop columns (`pane_tabs`); undefined when tmux did not say. */
   tabStops: number[] | undefined;
   /** Bracketed paste (`bracketed_paste`, newer tmux; undefined on tmux that lacks the format). */
@@ -76,7 +78,7 @@ const FIELDS = [
   'keypad_cursor_flag', 'keypad_flag', 'wrap_flag', 'origin_flag', 'scroll_region_upper',
   'scroll_region_lower', 'alternate_on', 'alternate_saved_x', 'alternate_saved_y',
   'mouse_standard_flag', 'mouse_button_flag', 'mouse_all_flag', 'mouse_sgr_flag', 'mouse_utf8_flag',
-  'history_size', 'pane_tabs', 'bracketed_paste', 'cursor_shape', 'cursor_blinking',
+  'history_size', 'history_limit', 'pane_tabs', 'bracketed_paste', 'cursor_shape', 'cursor_blinking',
 ] as const;
 
 export const STATE_FORMAT = `${STATE_TAG} ${FIELDS.map((field) => `${field}=#{${field}}`).join(' ')}`;
@@ -85,17 +87,36 @@ export interface SyncCommands {
   /** tmux commands, to be joined with ` ; ` (possibly after other commands) on one line. */
   commands: string[];
   historyLines: number;
+  /** History captured as rows (no -J): one line per row, so rows can be counted. */
+  rows: boolean;
 }
 
-/** The commands that read the state of `target` (a pane id such as `%3`, or `=tether_<id>:`). */
-export function syncCommands(target: string, historyLines: number): SyncCommands {
+/** Most history lines one sync reads. */
+export const MAX_SYNC_HISTORY_LINES = 10_000_000;
+
+/**
+ * The commands that read the state of `target` (a pane id such as `%3`, or `=tether_<id>:`).
+ * History comes as logical lines (wrapped rows joined, so the terminal rewraps them), or with
+ * `rows`, as one line per row of tmux's grid (an append sync counts rows).
+ */
+export function syncCommands(target: string, historyLines: number, options: { rows?: boolean } = {}): SyncCommands {
   const t = shellQuote(target);
-  const lines = Math.max(0, Math.min(1_000_000, Math.trunc(Number.isFinite(historyLines) ? historyLines : 0)));
-  const commands = [`display-message -p -t ${t} ${shellQuote(STATE_FORMAT)}`];
-  if (lines > 0) commands.push(`capture-pane -p -e -J -t ${t} -S -${lines} -E -1`);
+  const lines = Math.max(0, Math.min(MAX_SYNC_HISTORY_LINES, Math.trunc(Number.isFinite(historyLines) ? historyLines : 0)));
+  const commands = [stateCommand(target)];
+  if (lines > 0) commands.push(`capture-pane -p -e${options.rows ? '' : ' -J'} -t ${t} -S -${lines} -E -1`);
   commands.push(`capture-pane -a -q -p -e -t ${t}`);
-  commands.push(`capture-pane -p -e -t ${t} -S 0 -E -`);
-  return { commands, historyLines: lines };
+  commands.push(screenCommand(target));
+  return { commands, historyLines: lines, rows: options.rows ?? false };
+}
+
+/** `display-message` of the pane's state (parsePaneState reads its reply). */
+export function stateCommand(target: string): string {
+  return `display-message -p -t ${shellQuote(target)} ${shellQuote(STATE_FORMAT)}`;
+}
+
+/** `capture-pane` of the visible screen, one line per row, with escapes. */
+export function screenCommand(target: string): string {
+  return `capture-pane -p -e -t ${shellQuote(target)} -S 0 -E -`;
 }
 
 export class SyncError extends Error {
@@ -110,11 +131,17 @@ export function parseSyncReplies(sync: SyncCommands, replies: readonly SyncReply
   if (replies.length !== sync.commands.length) throw new SyncError(`expected ${sync.commands.length} replies, got ${replies.length}`);
   const failed = replies.findIndex((reply, index) => reply.error && !(index === replies.length - 2));
   if (failed >= 0) throw new SyncError(`${sync.commands[failed].split(' ')[0]} failed: ${replies[failed].lines.join(' ').slice(0, 200)}`);
-  const state = parsePaneState(replies[0].lines.find((line) => line.startsWith(`${STATE_TAG} `)) ?? '');
-  const history = sync.historyLines > 0 && state.historySize > 0 ? replies[1].lines.slice(-sync.historyLines) : [];
+  const state = parseStateReply(replies[0]);
+  const history = sync.historyLines > 0 && state.historySize > 0 ? (sync.rows ? replies[1].lines : replies[1].lines.slice(-sync.historyLines)) : [];
   const normalReply = replies[replies.length - 2];
   const normal = state.alternate && !normalReply.error ? normalReply.lines : undefined;
   return { state, history, normal, screen: replies[replies.length - 1].lines };
+}
+
+/** The pane state in a `stateCommand` reply. */
+export function parseStateReply(reply: SyncReply): PaneState {
+  if (reply.error) throw new SyncError(`display-message failed: ${reply.lines.join(' ').slice(0, 200)}`);
+  return parsePaneState(reply.lines.find((line) => line.startsWith(`${STATE_TAG} `)) ?? '');
 }
 
 export function parsePaneState(line: string): PaneState {
@@ -163,6 +190,7 @@ export function parsePaneState(line: string): PaneState {
     mouseSgr: flag('mouse_sgr_flag'),
     mouseUtf8: flag('mouse_utf8_flag'),
     historySize: num('history_size', 0),
+    historyLimit: num('history_limit', 0),
     tabStops: tabStops(values.get('pane_tabs')),
     bracketedPaste: known(values.get('bracketed_paste')),
     cursorShape: cursorShape(values.get('cursor_shape')),
@@ -212,11 +240,13 @@ class SgrCarry {
   }
 }
 
-/** Writes lines top to bottom; each break resets SGR, goes to the next line and re-applies it. */
-function writeLines(lines: readonly string[], carry: SgrCarry): string {
+/** Writes lines top to bottom; each break resets SGR, goes to the next line and re-applies it.
+ * With `erase`, each line is cleared first (it may be overwriting a row that shows something). */
+function writeLines(lines: readonly string[], carry: SgrCarry, erase = false): string {
+  const clear = erase ? `${CSI}2K` : '';
   let out = '';
   lines.forEach((line, index) => {
-    if (index > 0) out += `${CSI}0m\r\n${carry.reapply}`;
+    out += index > 0 ? `${CSI}0m\r\n${clear}${carry.reapply}` : clear;
     carry.feed(line);
     out += line;
   });
@@ -230,18 +260,64 @@ function fit(lines: readonly string[], rows: number): string[] {
 }
 
 /**
+ * What a render may assume of the modes it does not turn on: after RIS they are all off ('reset');
+ * after an append (no RIS) each known mode is written either way ('explicit').
+ */
+type ModeBase = 'reset' | 'explicit';
+
+/** Modes an append turns off before it writes the ones the pane has on (bracketed paste and the
+ * cursor shape only when tmux reports them: see renderTail). */
+const MODES_OFF = `${CSI}0m${CSI}?6l${CSI}r${CSI}?7h${CSI}4l${CSI}?1l${ESC}>${CSI}?1000l${CSI}?1002l${CSI}?1003l${CSI}?1005l${CSI}?1006l${CSI}?25h`;
+
+/**
  * The bytes that rebuild a snapshot in a terminal of `rows` rows. The terminal is assumed to have
  * the pane's width (the driver sizes the pane to the terminal before it syncs).
  */
 export function renderSync(snapshot: SyncSnapshot, rows: number = snapshot.state.height): string {
+  return `${ESC}c${renderContent(snapshot, snapshot.history, rows, 'reset')}`;
+}
+
+/**
+ * The bytes that bring a terminal up to a snapshot without RIS, keeping its scrollback: the
+ * terminal's scrollback holds tmux's history rows up to some row H, and its screen rows H and on
+ * (or anything else: a flood's paints). `appended` are history rows H … H+n-1, one line per row,
+ * n being the rows that scrolled into tmux's history since. The screen is rewritten from its top
+ * row (rows H on), so exactly those n rows scroll into the scrollback, after what it held.
+ */
+export function renderAppend(snapshot: SyncSnapshot, appended: readonly string[], rows: number = snapshot.state.height): string {
+  return `${CSI}?1049l${MODES_OFF}${CSI}H${renderContent(snapshot, appended, rows, 'explicit')}`;
+}
+
+/**
+ * A repaint of the visible screen only (a flood's display-rate poll): each row is cleared and
+ * written in place, so nothing scrolls and the scrollback is untouched; then the cursor. Modes,
+ * the scroll region and the history are left to the sync that ends the flood.
+ */
+export function renderPaint(state: PaneState, screen: readonly string[], rows: number, onAlternate: boolean): string {
+  let out = state.alternate === onAlternate ? '' : `${CSI}?1049${state.alternate ? 'h' : 'l'}`;
+  out += `${CSI}0m${CSI}?6l`;
+  const shift = Math.max(0, screen.length - rows);
+  const shown = screen.slice(shift);
+  const carry = new SgrCarry();
+  for (let row = 0; row < rows; row++) {
+    out += `${CSI}${row + 1};1H${CSI}2K`;
+    if (row >= shown.length) continue;
+    out += carry.reapply;
+    carry.feed(shown[row]);
+    out += `${shown[row]}${CSI}0m`;
+  }
+  out += cup(state.cursorY - shift, state.cursorX, rows);
+  out += `${CSI}?25${state.cursorVisible ? 'h' : 'l'}`;
+  return out;
+}
+
+function renderContent(snapshot: SyncSnapshot, history: readonly string[], rows: number, base: ModeBase): string {
   const { state } = snapshot;
   const carry = new SgrCarry();
-  let out = `${ESC}c`;
   const normal = state.alternate && snapshot.normal ? snapshot.normal : state.alternate ? [] : snapshot.screen;
   // Rows beyond the terminal's height scroll off the top (into scrollback): shift the cursor.
   const extra = Math.max(0, normal.length - rows);
-  const lines = [...snapshot.history, ...fit(normal, rows)];
-  out += writeLines(lines, carry);
+  let out = writeLines([...history, ...fit(normal, rows)], carry, base === 'explicit');
   out += `${CSI}0m`;
   carry.reset();
   let shift = extra;
@@ -253,7 +329,12 @@ export function renderSync(snapshot: SyncSnapshot, rows: number = snapshot.state
     out += writeLines(screen, carry);
     out += `${CSI}0m`;
   }
-  out += tabStopBytes(state.tabStops, state.width);
+  return out + renderTail(state, shift, rows, base);
+}
+
+/** Tab stops, scroll region, cursor and modes, after the contents. */
+function renderTail(state: PaneState, shift: number, rows: number, base: ModeBase): string {
+  let out = base === 'reset' ? tabStopBytes(state.tabStops, state.width) : explicitTabStops(state.tabStops, state.width);
   const top = Math.max(0, state.scrollTop - shift);
   const bottom = Math.min(rows - 1, state.scrollBottom - shift);
   if (top !== 0 || bottom !== rows - 1) out += `${CSI}${top + 1};${bottom + 1}r`;
@@ -270,8 +351,10 @@ export function renderSync(snapshot: SyncSnapshot, rows: number = snapshot.state
   if (state.mouseUtf8) out += `${CSI}?1005h`;
   if (state.mouseSgr) out += `${CSI}?1006h`;
   if (!state.cursorVisible) out += `${CSI}?25l`;
+  // Unknown (a tmux without the format) is left as the terminal has it.
   if (state.bracketedPaste) out += `${CSI}?2004h`;
-  out += cursorStyle(state);
+  else if (state.bracketedPaste === false && base === 'explicit') out += `${CSI}?2004l`;
+  out += cursorStyle(state, base);
   return out;
 }
 
@@ -284,12 +367,19 @@ function tabStopBytes(stops: readonly number[] | undefined, width: number): stri
   return `${CSI}3g${inside.map((column) => `${CSI}${column + 1}G${ESC}H`).join('')}`;
 }
 
-/** DECSCUSR for the pane's cursor; nothing when tmux did not say (or says default). */
-function cursorStyle(state: PaneState): string {
-  if (state.cursorShape === undefined || state.cursorShape === 'default') return '';
+/** Every tab stop written: all cleared, then each set (an append cannot rely on RIS's). */
+function explicitTabStops(stops: readonly number[] | undefined, width: number): string {
+  if (stops === undefined) return '';
+  return `${CSI}3g${stops.filter((column) => column > 0 && column < width).map((column) => `${CSI}${column + 1}G${ESC}H`).join('')}`;
+}
+
+/** DECSCUSR for the pane's cursor; nothing when tmux did not say, or says default after RIS. */
+function cursorStyle(state: PaneState, base: ModeBase): string {
+  if (state.cursorShape === undefined) return '';
+  if (state.cursorShape === 'default') return base === 'explicit' ? `${CSI}0 q` : '';
   const steady = state.cursorBlinking === false ? 1 : 0;
-  const base = { block: 1, underline: 3, bar: 5 }[state.cursorShape];
-  return `${CSI}${base + steady} q`;
+  const shape = { block: 1, underline: 3, bar: 5 }[state.cursorShape];
+  return `${CSI}${shape + steady} q`;
 }
 
 function cup(y: number, x: number, rows: number): string {

@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { Terminal } from '@xterm/headless';
 import {
-  PaneState, STATE_FORMAT, SyncError, parsePaneState, parseSyncReplies, renderSync, syncCommands,
+  PaneState, STATE_FORMAT, SyncError, parsePaneState, parseSyncReplies, renderAppend, renderPaint, renderSync, syncCommands,
 } from '../../../../src/multiplexer/controlMode/screenState';
 
 const E = '\x1b';
@@ -12,7 +12,7 @@ function stateLine(overrides: Record<string, string> = {}): string {
     insert_flag: '0', keypad_cursor_flag: '0', keypad_flag: '0', wrap_flag: '1', origin_flag: '0',
     scroll_region_upper: '0', scroll_region_lower: '3', alternate_on: '0', alternate_saved_x: '4294967295',
     alternate_saved_y: '4294967295', mouse_standard_flag: '0', mouse_button_flag: '0', mouse_all_flag: '0',
-    mouse_sgr_flag: '0', mouse_utf8_flag: '', history_size: '2', pane_tabs: '8,16',
+    mouse_sgr_flag: '0', mouse_utf8_flag: '', history_size: '2', history_limit: '5000', pane_tabs: '8,16',
     // tmux 3.3a has no bracketed_paste, cursor_shape or cursor_blinking: they expand to nothing.
     bracketed_paste: '', cursor_shape: '', cursor_blinking: '', ...overrides,
   };
@@ -40,7 +40,7 @@ describe('control mode state sync', () => {
       'capture-pane -a -q -p -e -t %3',
       'capture-pane -p -e -t %3 -S 0 -E -',
     ]);
-    assert.match(sync.commands[0], /^display-message -p -t %3 'tether-state pane_id=#\{pane_id\} .*history_size=#\{history_size\} pane_tabs=#\{pane_tabs\} .*cursor_blinking=#\{cursor_blinking\}'$/);
+    assert.match(sync.commands[0], /^display-message -p -t %3 'tether-state pane_id=#\{pane_id\} .*history_size=#\{history_size\} history_limit=#\{history_limit\} pane_tabs=#\{pane_tabs\} .*cursor_blinking=#\{cursor_blinking\}'$/);
     assert.equal(syncCommands('=tether_x:', 0).commands.length, 3);
     assert.equal(syncCommands("a'b", 0).commands[1], `capture-pane -a -q -p -e -t 'a'\\''b'`);
   });
@@ -176,6 +176,101 @@ describe('control mode state sync', () => {
 
   it('keeps PaneState keys in step with the format', () => {
     const state: PaneState = parsePaneState(stateLine());
-    assert.equal(Object.keys(state).length, 26);
+    assert.equal(Object.keys(state).length, 27);
+  });
+
+  describe('after a flood (paints, then an append that keeps the scrollback)', () => {
+    const write = (terminal: Terminal, bytes: string): Promise<void> => new Promise<void>((resolve) => terminal.write(bytes, resolve));
+    const rowsSync = syncCommands('%3', 6, { rows: true });
+
+    it('captures history as rows when asked, and keeps every captured row', () => {
+      assert.equal(rowsSync.commands[1], 'capture-pane -p -e -t %3 -S -6 -E -1');
+      const snapshot = parseSyncReplies(rowsSync, [
+        { error: false, lines: [stateLine({ history_size: '9' })] },
+        { error: false, lines: ['a', 'b', '', 'd', 'e', 'f'] },
+        { error: false, lines: [''] },
+        { error: false, lines: ['1', '2', '3', '4'] },
+      ]);
+      assert.deepEqual(snapshot.history, ['a', 'b', '', 'd', 'e', 'f']);
+    });
+
+    it('paints the screen in place: nothing scrolls, the scrollback stays', async () => {
+      const terminal = new Terminal({ cols: 20, rows: 4, allowProposedApi: true, scrollback: 1000 });
+      await write(terminal, 'h1\r\nh2\r\ns1\r\ns2\r\ns3\r\n$ ');
+      await write(terminal, renderPaint(parsePaneState(stateLine({ cursor_x: '1', cursor_y: '1' })), ['x', `${E}[31my`, 'z'], 4, false));
+      assert.deepEqual(lines(terminal), ['h1', 'h2', 'x', 'y', 'z', '']);
+      assert.equal(terminal.buffer.active.getLine(4)!.getCell(0)!.getFgColor(), 1, 'SGR carried to the next row as tmux -e means');
+      assert.equal(terminal.buffer.active.cursorY, 1);
+      // A full-screen program: the paint moves to the alternate screen and back.
+      await write(terminal, renderPaint(parsePaneState(stateLine({ alternate_on: '1', cursor_flag: '0' })), ['vim', '~', '~', '~'], 4, false));
+      assert.equal(terminal.buffer.active.type, 'alternate');
+      await write(terminal, renderPaint(parsePaneState(stateLine()), ['p', 'q', 'r', 's'], 4, true));
+      assert.equal(terminal.buffer.active.type, 'normal');
+      assert.deepEqual(lines(terminal), ['h1', 'h2', 'p', 'q', 'r', 's']);
+    });
+
+    it('appends exactly the rows that scrolled by, so the buffer equals a full sync of the new state', async () => {
+      // Before: tmux history rows 0-1, screen rows 2-5; the terminal has it (a sync), with modes on.
+      const before = parseSyncReplies(syncCommands('%3', 100), [
+        { error: false, lines: [stateLine({ mouse_sgr_flag: '1', mouse_all_flag: '1', keypad_cursor_flag: '1', scroll_region_upper: '1', pane_tabs: '4,8' })] },
+        { error: false, lines: ['h1', 'h2'] },
+        { error: false, lines: [''] },
+        { error: false, lines: ['s1', 's2', 's3', '$ seq'] },
+      ]);
+      const terminal = new Terminal({ cols: 20, rows: 4, allowProposedApi: true, scrollback: 1000 });
+      await write(terminal, renderSync(before, 4));
+      // The flood's paints leave the screen showing anything, in any buffer.
+      await write(terminal, renderPaint(parsePaneState(stateLine({ alternate_on: '1' })), ['junk', 'junk', 'junk', 'junk'], 4, false));
+      // After: 6 more rows went into tmux's history (rows 2-7), screen rows 8-11, the modes off.
+      const after = { history_size: '8', cursor_x: '2', cursor_y: '3', pane_tabs: '8,16' };
+      const appendSync = syncCommands('%3', 9, { rows: true });
+      const captured = parseSyncReplies(appendSync, [
+        { error: false, lines: [stateLine(after)] },
+        { error: false, lines: ['h1', 'h2', 's1', 's2', 's3', '$ seq', `${E}[1m1`, '2'] },
+        { error: false, lines: [''] },
+        { error: false, lines: ['3', '4', '5', '$ '] },
+      ]);
+      await write(terminal, renderAppend(captured, captured.history.slice(-6), 4));
+
+      const fresh = new Terminal({ cols: 20, rows: 4, allowProposedApi: true, scrollback: 1000 });
+      const full = parseSyncReplies(syncCommands('%3', 100), [
+        { error: false, lines: [stateLine(after)] },
+        { error: false, lines: ['h1', 'h2', 's1', 's2', 's3', '$ seq', `${E}[1m1`, '2'] },
+        { error: false, lines: [''] },
+        { error: false, lines: ['3', '4', '5', '$ '] },
+      ]);
+      await write(fresh, renderSync(full, 4));
+      assert.deepEqual(lines(terminal), ['h1', 'h2', 's1', 's2', 's3', '$ seq', '1', '2', '3', '4', '5', '$ ']);
+      assert.deepEqual(lines(terminal), lines(fresh));
+      assert.equal(terminal.buffer.active.type, 'normal');
+      const bold = (t: Terminal): number[] => Array.from({ length: 12 }, (_, i) => t.buffer.active.getLine(i)!.getCell(0)!.isBold());
+      assert.deepEqual(bold(terminal), bold(fresh), 'SGR carried across rows as in a full sync');
+      assert.deepEqual([terminal.buffer.active.cursorX, terminal.buffer.active.cursorY], [fresh.buffer.active.cursorX, fresh.buffer.active.cursorY]);
+      assert.deepEqual(terminal.modes, fresh.modes, 'modes the pane turned off are off, as after RIS');
+      // Tab stops are the pane's (8, 16), not the ones set before the flood (4, 8).
+      await write(terminal, '\r\t');
+      assert.equal(terminal.buffer.active.cursorX, 8);
+      // The scroll region is the whole screen again: a line feed at the bottom scrolls everything.
+      await write(terminal, '\r\n');
+      assert.deepEqual(lines(terminal).slice(-4), ['4', '5', '$ ', '']);
+    });
+
+    it('ends an append on the alternate screen when the pane is in a full-screen program', async () => {
+      const terminal = new Terminal({ cols: 20, rows: 4, allowProposedApi: true, scrollback: 1000 });
+      await write(terminal, 'h1\r\nh2\r\ns1\r\ns2\r\ns3\r\n$ vim');
+      const captured = parseSyncReplies(syncCommands('%3', 3, { rows: true }), [
+        { error: false, lines: [stateLine({ history_size: '3', alternate_on: '1', alternate_saved_x: '5', alternate_saved_y: '3', cursor_x: '0', cursor_y: '0', bracketed_paste: '0', cursor_shape: 'default' })] },
+        { error: false, lines: ['h1', 'h2', 's1'] },
+        { error: false, lines: ['s2', 's3', '$ vim', ''] },
+        { error: false, lines: ['text', '~', '~', ':q'] },
+      ]);
+      const bytes = renderAppend(captured, captured.history.slice(-1), 4);
+      assert.ok(bytes.endsWith(`${E}[?2004l${E}[0 q`), 'known modes are written either way');
+      await write(terminal, bytes);
+      assert.equal(terminal.buffer.active.type, 'alternate');
+      assert.deepEqual(lines(terminal), ['text', '~', '~', ':q']);
+      await write(terminal, `${E}[?1049l`);
+      assert.deepEqual(lines(terminal), ['h1', 'h2', 's1', 's2', 's3', '$ vim', '']);
+    });
   });
 });
