@@ -40,10 +40,15 @@ export class OutputRate {
   /** When the current run of output began (the window was empty before it). */
   private since: number | undefined;
 
+  private readonly slotMs: number;
+
+  /** `slotMs` is shrunk to a quarter of the window at most, so a window spans several slots. */
   constructor(
     readonly windowMs: number,
-    readonly slotMs = 20,
-  ) {}
+    slotMs = 20,
+  ) {
+    this.slotMs = Math.max(1, Math.min(slotMs, windowMs / 4));
+  }
 
   add(bytes: number, now: number): void {
     const index = Math.floor(now / this.slotMs);

@@ -84,6 +84,15 @@ function started(): { channel: FakeChannel; driver: ControlDriver; output: Buffe
   return { channel, driver, output };
 }
 
+/** Streams output in 5 ms steps until the driver sends its flood mark (the rate needs a whole window). */
+async function floodUntilMarked(channel: FakeChannel, driver: ControlDriver, sent: number): Promise<void> {
+  for (let i = 0; i < 40 && channel.lines.length === sent; i++) {
+    channel.tmux('%output %4 flood\r\n');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  assert.equal(driver.flooding, true);
+}
+
 describe('control mode driver (against a scripted tmux)', () => {
   it('runs tmux in -CC control mode on the session, with TMUX unset', () => {
     assert.equal(controlAttachScript(ID), `unset TMUX TMUX_PANE\nexec tmux -u -L tether -CC attach-session -t =tether_${ID}`);
@@ -176,6 +185,87 @@ describe('control mode driver (against a scripted tmux)', () => {
     assert.match(Buffer.concat(output).toString(), /^\x1bcpaused/);
     const next = channel.lines[channel.lines.length - 1];
     assert.match(next, /^refresh-client -C 120,6 ; display-message /);
+  });
+
+  it('floods: marks its place, drops output after the mark, pauses, paints polls, and resumes with an append', async () => {
+    const channel = new FakeChannel();
+    const driver = new ControlDriver(channel as unknown as ClientChannel, ID, { cols: 80, rows: 3 }, {
+      historyLines: 100, log: silentLogger, flood: { enterBytesPerSecond: 1, exitBytesPerSecond: 1, windowMs: 20, pollIntervalMs: 1 },
+    });
+    const output: Buffer[] = [];
+    driver.onOutput((chunk) => output.push(chunk));
+    channel.tmux(`\x1bP1000p%session-changed $1 x\r\n`);
+    channel.tmux(syncReplies(channel, channel.lines[0], ['', '', '']));
+    await driver.started;
+    const sent = channel.lines.length;
+    await floodUntilMarked(channel, driver, sent);
+    assert.equal(channel.lines.length, sent + 1, 'the flood starts with one mark');
+    output.length = 0;
+    assert.match(channel.lines[sent], /^display-message -p -t %4 'tether-state /);
+    assert.equal(driver.flooding, true);
+    // In one chunk: output before the mark's reply is shown, output after it is not.
+    channel.tmux(`%output %4 before-mark\r\n${channel.block([stateLine({ history_size: '7', history_limit: '5000' })])}%output %4 after-mark\r\n`);
+    await tick();
+    assert.equal(Buffer.concat(output).toString(), 'before-mark');
+    assert.equal(channel.lines[sent + 1], "refresh-client -A '%4:pause'");
+    assert.match(channel.lines[sent + 2], /^display-message -p -t %4 '.*' ; capture-pane -p -e -t %4 -S 0 -E -$/);
+    channel.tmux(`%pause %4\r\n${channel.block()}`);
+    // Poll 1: painted in place; poll 2 sees nothing change, so the flood ends.
+    channel.tmux(channel.block([stateLine({ history_size: '9', history_limit: '5000', cursor_y: '2' })]) + channel.block(['x', 'y', '$ ']));
+    await tick();
+    assert.match(Buffer.concat(output).toString(), /^before-mark\x1b\[0m\x1b\[\?6l\x1b\[1;1H\x1b\[2Kx/);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    const poll2 = channel.lines[channel.lines.length - 1];
+    assert.match(poll2, /^display-message .* ; capture-pane -p -e -t %4 -S 0 -E -$/);
+    channel.tmux(channel.block([stateLine({ history_size: '9', history_limit: '5000', cursor_y: '2' })]) + channel.block(['x', 'y', '$ ']));
+    await tick();
+    const resume = channel.lines[channel.lines.length - 1];
+    // 2 rows seen to scroll since the mark, plus two screens of margin.
+    assert.equal(resume.split(' ; ').slice(0, 2).join(' ; '), "refresh-client -C 80,3 ; refresh-client -A '%4:continue'");
+    assert.match(resume, / ; capture-pane -p -e -t %4 -S -8 -E -1 ; /);
+    output.length = 0;
+    channel.tmux(channel.block() + channel.block(['%continue %4']) + '%output %4 after-continue\r\n' +
+      channel.block([stateLine({ history_size: '9', history_limit: '5000', cursor_y: '2' })]) +
+      channel.block(['h2', 'h3', 'h4', 'h5', 'h6', 'h7', 'row7', 'row8']) + channel.block(['']) + channel.block(['x', 'y', '$ ']));
+    await tick();
+    const text = Buffer.concat(output).toString();
+    assert.ok(text.startsWith('\x1b[?1049l') && !text.includes('\x1bc'), 'an append, not RIS');
+    assert.ok(text.includes('\x1b[2Krow7\x1b[0m\r\n\x1b[2Krow8\x1b[0m\r\n\x1b[2Kx'), JSON.stringify(text));
+    assert.ok(!text.includes('h7'), 'rows from before the mark are not appended again');
+    assert.ok(text.endsWith('after-continue'), 'output after the resume follows the append');
+    assert.equal(driver.flooding, false);
+  });
+
+  it('ends a flood with a full sync when the terminal was resized meanwhile', async () => {
+    const channel = new FakeChannel();
+    const driver = new ControlDriver(channel as unknown as ClientChannel, ID, { cols: 80, rows: 3 }, {
+      historyLines: 100, log: silentLogger, flood: { enterBytesPerSecond: 1, exitBytesPerSecond: 1, windowMs: 20, pollIntervalMs: 1 },
+    });
+    const output: Buffer[] = [];
+    driver.onOutput((chunk) => output.push(chunk));
+    channel.tmux(`\x1bP1000p%session-changed $1 x\r\n`);
+    channel.tmux(syncReplies(channel, channel.lines[0], ['', '', '']));
+    await driver.started;
+    await floodUntilMarked(channel, driver, channel.lines.length);
+    channel.tmux(channel.block([stateLine({ history_size: '7' })]));
+    await tick();
+    driver.resize({ cols: 90, rows: 4 });
+    channel.tmux(channel.block());
+    const poll = (): void => channel.tmux(channel.block([stateLine({ history_size: '9', pane_width: '90', pane_height: '4' })]) + channel.block(['x', 'y', 'z', '$ ']));
+    assert.match(channel.lines[channel.lines.length - 1], /^display-message /, 'the first poll was sent before the resize');
+    poll();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.match(channel.lines[channel.lines.length - 1], /^refresh-client -C 90,4 ; display-message /, 'the next poll tells tmux the new size');
+    channel.tmux(channel.block());
+    poll();
+    await tick();
+    const resume = channel.lines[channel.lines.length - 1];
+    assert.match(resume, /^refresh-client -C 90,4 ; refresh-client -A '%4:continue' ; display-message .* ; capture-pane -p -e -J -t %4 -S -100 -E -1 ; /);
+    output.length = 0;
+    channel.tmux(syncReplies(channel, resume, ['x', 'y', 'z', '$ '], stateLine({ history_size: '0', pane_width: '90', pane_height: '4' })));
+    await tick();
+    assert.ok(Buffer.concat(output).toString().startsWith('\x1bc'), 'RIS: a full sync');
+    assert.equal(driver.flooding, false);
   });
 
   it('retries a failed sync and keeps the continue of a paused pane', async () => {
