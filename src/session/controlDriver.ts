@@ -76,7 +76,9 @@ import { ControlEvent, ControlModeFlavour, ControlParser } from '../multiplexer/
 import {
   SyncCommands, SyncReply, parseStateReply, parseSyncReplies, renderAppend, renderPaint, renderSync, screenCommand, stateCommand, syncCommands,
 } from '../multiplexer/controlMode/screenState';
-import { DEFAULT_FLOOD_OPTIONS, FloodMark, FloodOptions, OutputRate, PollSample, estimatedRate, resumeRows, rowsToAppend } from './floodControl';
+import {
+  DEFAULT_FLOOD_OPTIONS, FloodMark, FloodOptions, OutputRate, PollSample, calmPollsNeeded, estimatedRate, resumeRows, rowsToAppend,
+} from './floodControl';
 
 /** Raw input bytes taken from the queue per round of encoding. */
 export const INPUT_BYTES_PER_ROUND = 3600;
@@ -210,6 +212,9 @@ interface Flood {
   /** The size tmux last heard from us. */
   told: TerminalSize;
   startedAt: number;
+  /** Calm polls in a row so far, and how many end the flood (calmPollsNeeded). */
+  calmPolls: number;
+  calmNeeded: number;
 }
 
 /** A sync that ends a flood by appending history rows rather than rewriting everything. */
@@ -284,6 +289,8 @@ export class ControlDriver implements SessionDriver {
   private readonly floodOptions: FloodOptions;
   private readonly outputRate: OutputRate;
   private runStartedAt = 0;
+  private lastFloodEndedAt = -Infinity;
+  private calmNeeded = 1;
   private lastOutputAt = -Infinity;
   private nudgeTimer: NodeJS.Timeout | undefined;
   private input: Buffer[] = [];
@@ -506,7 +513,7 @@ export class ControlDriver implements SessionDriver {
         if (this.syncing && this.syncStarted) this.queued.push({ pane: event.pane, data: event.data });
         else if (this.live && !this.dropping) {
           this.emit(event.data);
-          this.measure(event.data.length);
+          this.measure(event.data.length, event.age);
         }
         return;
       case 'reply':
@@ -588,14 +595,17 @@ export class ControlDriver implements SessionDriver {
   }
 
   /** Counts streamed output; output that stays fast starts a flood (Floods above). */
-  private measure(bytes: number): void {
+  private measure(bytes: number, age: number | undefined): void {
     const now = performance.now();
     if (now - this.lastOutputAt >= NUDGE_SILENCE_MS) this.runStartedAt = now;
     this.lastOutputAt = now;
     this.nudgeTimer ??= setTimeout(() => this.nudgeAfterRun(), NUDGE_SILENCE_MS);
     if (this.floodOptions.enterBytesPerSecond <= 0 || this.flood || this.syncing || this.paneId === undefined) return;
     this.outputRate.add(bytes, now);
-    if (this.outputRate.sustained(this.floodOptions.enterBytesPerSecond, now)) this.startFlood(this.paneId, now);
+    // Either trigger: output that stays fast, or output tmux says has waited long for us (we are
+    // the bottleneck, whatever the rate we manage).
+    const behind = age !== undefined && age >= this.floodOptions.behindMs;
+    if (behind || this.outputRate.sustained(this.floodOptions.enterBytesPerSecond, now)) this.startFlood(this.paneId, now);
   }
 
   /** Sends NUDGE_COMMAND once a long run of output has gone silent (see Nudge above). */
@@ -614,7 +624,8 @@ export class ControlDriver implements SessionDriver {
   private startFlood(pane: number, now: number): void {
     const flood: Flood = {
       phase: 'marking', mark: undefined, needsFull: false, moved: false, last: undefined, polling: false, timer: undefined,
-      onAlternate: false, lastPaint: undefined, told: { ...this.size }, startedAt: now,
+      onAlternate: false, lastPaint: undefined, told: { ...this.size }, startedAt: now, calmPolls: 0,
+      calmNeeded: (this.calmNeeded = calmPollsNeeded(this.calmNeeded, now - this.lastFloodEndedAt)),
     };
     this.flood = flood;
     this.log.info(`tmux control ${this.name}: output above ${this.floodOptions.enterBytesPerSecond / 1e6} MB/s; showing the screen at display rate until it calms`);
@@ -673,7 +684,7 @@ export class ControlDriver implements SessionDriver {
       const state = parseStateReply(replies[0]);
       if (replies[1].error) throw new ControlError(`capture-pane failed: ${replies[1].lines.join(' ').slice(0, 200)}`);
       const screen = replies[1].lines;
-      sample = { at: performance.now(), historySize: state.historySize, cursorX: state.cursorX, cursorY: state.cursorY, alternate: state.alternate, screen };
+      sample = { at: performance.now(), historySize: state.historySize, historyLimit: state.historyLimit, cursorX: state.cursorX, cursorY: state.cursorY, alternate: state.alternate, screen };
       if (state.historySize !== flood.mark.historySize) flood.moved = true;
       // History that shrank was trimmed or cleared: which rows scrolled by is unknown.
       if (state.historySize < (flood.last?.historySize ?? flood.mark.historySize)) flood.needsFull = true;
@@ -691,7 +702,8 @@ export class ControlDriver implements SessionDriver {
     }
     const rate = flood.last ? estimatedRate(flood.last, sample) : Infinity;
     flood.last = sample;
-    if (rate < this.floodOptions.exitBytesPerSecond) {
+    flood.calmPolls = rate < this.floodOptions.exitBytesPerSecond ? flood.calmPolls + 1 : 0;
+    if (flood.calmPolls >= flood.calmNeeded) {
       this.resumeFlood(flood);
       return;
     }
@@ -705,6 +717,7 @@ export class ControlDriver implements SessionDriver {
     flood.timer = undefined;
     flood.phase = 'resuming';
     this.flood = undefined;
+    this.lastFloodEndedAt = performance.now();
     const seconds = ((performance.now() - flood.startedAt) / 1000).toFixed(1);
     this.log.info(`tmux control ${this.name}: output calm after ${seconds} s; resuming`);
     this.continueWanted = true;

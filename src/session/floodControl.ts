@@ -22,6 +22,8 @@ export interface FloodOptions {
   /** A paused pane is resumed once its estimated rate is below this. */
   exitBytesPerSecond: number;
   windowMs: number;
+  /** A pane whose output tmux says waited this long for us (`%extended-output` age) is paused too. */
+  behindMs: number;
   /** Least time between two polls of a paused pane (33 ms: at most 30 a second). */
   pollIntervalMs: number;
 }
@@ -30,6 +32,7 @@ export const DEFAULT_FLOOD_OPTIONS: FloodOptions = {
   enterBytesPerSecond: 2_000_000,
   exitBytesPerSecond: 500_000,
   windowMs: 200,
+  behindMs: 300,
   pollIntervalMs: 33,
 };
 
@@ -84,6 +87,7 @@ export class OutputRate {
 export interface PollSample {
   at: number;
   historySize: number;
+  historyLimit: number;
   cursorX: number;
   cursorY: number;
   alternate: boolean;
@@ -94,7 +98,8 @@ export interface PollSample {
  * Bytes per second a paused pane wrote between two polls, as far as tmux's state shows: the rows
  * that scrolled into history, each at the screen's mean row length, plus the rows of the screen
  * that changed. Infinity when history shrank (trimmed or cleared: the scrolled rows are unknown)
- * and the screen changed.
+ * and the screen changed. Near history-limit, where tmux trims a tenth at a time, a small growth
+ * may hide thousands of rows: it counts only if the screen moved up by exactly that many rows.
  */
 export function estimatedRate(previous: PollSample, next: PollSample): number {
   const seconds = Math.max(0.001, (next.at - previous.at) / 1000);
@@ -102,12 +107,33 @@ export function estimatedRate(previous: PollSample, next: PollSample): number {
   const same = scrolled === 0 && next.alternate === previous.alternate && next.cursorX === previous.cursorX && next.cursorY === previous.cursorY && sameRows(previous.screen, next.screen);
   if (same) return 0;
   if (scrolled < 0) return Infinity;
+  if (mayHaveTrimmed(next.historySize, next.historyLimit) && !shiftedBy(previous.screen, next.screen, scrolled)) return Infinity;
   const rowBytes = next.screen.reduce((sum, row) => sum + Buffer.byteLength(row) + 1, 0) / Math.max(1, next.screen.length);
   let changed = 0;
   next.screen.forEach((row, index) => {
     if (previous.screen[index + scrolled] !== row) changed += Buffer.byteLength(row) + 1;
   });
   return (scrolled * rowBytes + changed) / seconds;
+}
+
+/** The screen moved up by `rows` rows: each row of `next` but the last few is the row `rows` below
+ * it in `previous` (its last row may have been half written then). */
+function shiftedBy(previous: readonly string[], next: readonly string[], rows: number): boolean {
+  const compared = Math.min(previous.length, next.length) - rows - 1;
+  if (compared <= 0) return false;
+  for (let index = 0; index < compared; index++) if (next[index] !== previous[index + rows]) return false;
+  return true;
+}
+
+/**
+ * How many calm polls in a row end a flood. A flood that starts again within a second of the last
+ * one ending was not over (the estimate can mistake a flood for calm, e.g. rows all alike while
+ * tmux trims), so each quick return doubles the polls asked for, up to 16 (about half a second);
+ * after 5 s without a flood it is back to one.
+ */
+export function calmPollsNeeded(previousNeed: number, sinceLastFloodMs: number): number {
+  if (sinceLastFloodMs < 1000) return Math.min(16, previousNeed * 2);
+  return sinceLastFloodMs > 5000 ? 1 : previousNeed;
 }
 
 function sameRows(a: readonly string[], b: readonly string[]): boolean {

@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { OutputRate, PollSample, estimatedRate, mayHaveTrimmed, resumeRows, rowsToAppend } from '../../../src/session/floodControl';
+import { OutputRate, PollSample, calmPollsNeeded, estimatedRate, mayHaveTrimmed, resumeRows, rowsToAppend } from '../../../src/session/floodControl';
 import { PaneState, STATE_FORMAT, parsePaneState } from '../../../src/multiplexer/controlMode/screenState';
 
 function paneState(historySize: number, historyLimit = 5000): PaneState {
@@ -7,8 +7,8 @@ function paneState(historySize: number, historyLimit = 5000): PaneState {
   return parsePaneState(line);
 }
 
-function sample(at: number, historySize: number, screen: string[], cursor: [number, number] = [0, 0]): PollSample {
-  return { at, historySize, cursorX: cursor[0], cursorY: cursor[1], alternate: false, screen };
+function sample(at: number, historySize: number, screen: string[], cursor: [number, number] = [0, 0], historyLimit = 50_000): PollSample {
+  return { at, historySize, historyLimit, cursorX: cursor[0], cursorY: cursor[1], alternate: false, screen };
 }
 
 describe('flood control', () => {
@@ -58,6 +58,25 @@ describe('flood control', () => {
       assert.ok(estimatedRate(before, sample(1000, 5, ['aaaa', 'bbbb', 'cccc'], [1, 0])) === 0, 'a moved cursor alone is no output to speak of');
       // Rows that only moved up by the scroll are not counted again.
       assert.equal(estimatedRate(before, sample(1000, 6, ['bbbb', 'cccc', 'dd'])), (5 + 5 + 3) / 3 + 3);
+    });
+
+    it('near history-limit, believes a small growth only if the screen moved up by as many rows', () => {
+      const before = sample(0, 45_100, ['r1', 'r2', 'r3', 'r4', 'r5']);
+      // Grew by 2 and the screen moved up 2 rows (the bottom row was half written): 2 rows.
+      assert.ok(estimatedRate(before, sample(100, 45_102, ['r3', 'r4', 'r5', 'r6', 'r7'])) < 1000);
+      // Grew by 2 but the screen shows other rows: 5000 were trimmed and 5002 scrolled by.
+      assert.equal(estimatedRate(before, sample(100, 45_102, ['x1', 'x2', 'x3', 'x4', 'x5'])), Infinity);
+      // Far from the limit the growth is exact.
+      assert.ok(estimatedRate(sample(0, 100, ['r1', 'r2', 'r3', 'r4', 'r5']), sample(100, 102, ['x1', 'x2', 'x3', 'x4', 'x5'])) < 1000);
+    });
+
+    it('asks for more calm polls each time a flood comes straight back', () => {
+      assert.equal(calmPollsNeeded(1, Infinity), 1);
+      assert.equal(calmPollsNeeded(1, 300), 2);
+      assert.equal(calmPollsNeeded(8, 300), 16);
+      assert.equal(calmPollsNeeded(16, 300), 16);
+      assert.equal(calmPollsNeeded(8, 2000), 8, 'a pause of a few seconds keeps the need');
+      assert.equal(calmPollsNeeded(8, 6000), 1);
     });
 
     it('is unbounded when history shrank while the screen changed (trimmed: rows unknown)', () => {
