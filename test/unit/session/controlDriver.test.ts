@@ -84,6 +84,20 @@ function started(): { channel: FakeChannel; driver: ControlDriver; output: Buffe
   return { channel, driver, output };
 }
 
+/** A started driver whose flood path reacts at once: any output starts a flood, any calm poll ends it. */
+async function startedForFloods(): Promise<{ channel: FakeChannel; driver: ControlDriver; output: Buffer[] }> {
+  const channel = new FakeChannel();
+  const driver = new ControlDriver(channel as unknown as ClientChannel, ID, { cols: 80, rows: 3 }, {
+    historyLines: 100, log: silentLogger, flood: { enterBytesPerSecond: 1, exitBytesPerSecond: 1, windowMs: 20, pollIntervalMs: 1 },
+  });
+  const output: Buffer[] = [];
+  driver.onOutput((chunk) => output.push(chunk));
+  channel.tmux(`\x1bP1000p%session-changed $1 x\r\n`);
+  channel.tmux(syncReplies(channel, channel.lines[0], ['', '', '']));
+  await driver.started;
+  return { channel, driver, output };
+}
+
 /** Streams output in 5 ms steps until the driver sends its flood mark (the rate needs a whole window). */
 async function floodUntilMarked(channel: FakeChannel, driver: ControlDriver, sent: number): Promise<void> {
   for (let i = 0; i < 40 && channel.lines.length === sent; i++) {
@@ -188,15 +202,7 @@ describe('control mode driver (against a scripted tmux)', () => {
   });
 
   it('floods: marks its place, drops output after the mark, pauses, paints polls, and resumes with an append', async () => {
-    const channel = new FakeChannel();
-    const driver = new ControlDriver(channel as unknown as ClientChannel, ID, { cols: 80, rows: 3 }, {
-      historyLines: 100, log: silentLogger, flood: { enterBytesPerSecond: 1, exitBytesPerSecond: 1, windowMs: 20, pollIntervalMs: 1 },
-    });
-    const output: Buffer[] = [];
-    driver.onOutput((chunk) => output.push(chunk));
-    channel.tmux(`\x1bP1000p%session-changed $1 x\r\n`);
-    channel.tmux(syncReplies(channel, channel.lines[0], ['', '', '']));
-    await driver.started;
+    const { channel, driver, output } = await startedForFloods();
     const sent = channel.lines.length;
     await floodUntilMarked(channel, driver, sent);
     assert.equal(channel.lines.length, sent + 1, 'the flood starts with one mark');
@@ -237,15 +243,7 @@ describe('control mode driver (against a scripted tmux)', () => {
   });
 
   it('ends a flood with a full sync when the terminal was resized meanwhile', async () => {
-    const channel = new FakeChannel();
-    const driver = new ControlDriver(channel as unknown as ClientChannel, ID, { cols: 80, rows: 3 }, {
-      historyLines: 100, log: silentLogger, flood: { enterBytesPerSecond: 1, exitBytesPerSecond: 1, windowMs: 20, pollIntervalMs: 1 },
-    });
-    const output: Buffer[] = [];
-    driver.onOutput((chunk) => output.push(chunk));
-    channel.tmux(`\x1bP1000p%session-changed $1 x\r\n`);
-    channel.tmux(syncReplies(channel, channel.lines[0], ['', '', '']));
-    await driver.started;
+    const { channel, driver, output } = await startedForFloods();
     await floodUntilMarked(channel, driver, channel.lines.length);
     channel.tmux(channel.block([stateLine({ history_size: '7' })]));
     await tick();
