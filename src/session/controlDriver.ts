@@ -19,7 +19,8 @@
  *   arrives before the first reply block of the sync line is already part of the captured state,
  *   and every `%output` after it is not. Before the first sync: dropped. Between the first block
  *   and the end of the line: queued, and written right after the state bytes. Once live, output
- *   is forwarded (a later sync starts with RIS, so output shown before it is never doubled).
+ *   is forwarded (a later sync starts with RIS, so output shown before it is never doubled; an
+ *   append after a flood rewrites from the row where the stream was cut, see Floods).
  * - Resize: the next sync line carries the new `refresh-client -C`; the sync rebuilds the screen
  *   as tmux reflowed it (tmux's and xterm's reflow differ). At most one sync is in flight, and
  *   resizes during it coalesce into one more.
@@ -39,8 +40,9 @@
  *   streamed. A state line marks the point in our stream (its reply comes in order with %output;
  *   output after it is dropped), then `refresh-client -A '%<pane>:pause'`; tmux discards what it had
  *   queued for us, so the pause cannot itself be the mark. While paused, the visible screen is
- *   polled (state + capture, at most every 33 ms, one in flight) and painted in place. Once a poll
- *   estimates the pane below 500 KB/s, one line resumes (`continue`) and reads the state and the
+ *   polled (state + capture, at most every 33 ms, one in flight) and painted in place. Once polls
+ *   estimate the pane below 500 KB/s (1 to 16 in a row: calmPollsNeeded), one line resumes
+ *   (`continue`) and reads the state and the
  *   history rows that scrolled by since the mark, which are appended (renderAppend): the
  *   scrollback stays complete without tmux escaping every byte for us. Where an exact append is
  *   impossible (history trimmed or cleared, more rows than the replay limit, a resize) the
@@ -74,7 +76,7 @@ import type { SshConnection } from '../ssh/sshConnection';
 import { TMUX_SOCKET, clientMarkLines } from '../multiplexer/tmuxCommands';
 import { ControlEvent, ControlModeFlavour, ControlParser } from '../multiplexer/controlMode/parser';
 import {
-  SyncCommands, SyncReply, parseStateReply, parseSyncReplies, renderAppend, renderPaint, renderSync, screenCommand, stateCommand, syncCommands,
+  SyncCommands, SyncReply, carriedSgr, parseStateReply, parseSyncReplies, renderAppend, renderPaint, renderSync, screenCommand, stateCommand, syncCommands,
 } from '../multiplexer/controlMode/screenState';
 import {
   DEFAULT_FLOOD_OPTIONS, FloodMark, FloodOptions, OutputRate, PollSample, calmPollsNeeded, estimatedRate, resumeRows, rowsToAppend,
@@ -457,7 +459,8 @@ export class ControlDriver implements SessionDriver {
         const rows = this.appendableRows(append, snapshot.state, snapshot.history);
         if (rows) {
           this.log.info(`tmux control ${this.name}: flood over; ${rows.length} history rows appended`);
-          state = Buffer.from(renderAppend(snapshot, rows, this.size.rows), 'utf8');
+          const before = snapshot.history.slice(0, snapshot.history.length - rows.length);
+          state = Buffer.from(renderAppend({ ...snapshot, historySgr: carriedSgr([snapshot.historySgr ?? '', ...before]) }, rows, this.size.rows), 'utf8');
         } else {
           // Output after this line's first reply follows a state we do not show: a full sync
           // (next) draws everything again.
@@ -466,7 +469,9 @@ export class ControlDriver implements SessionDriver {
           this.resyncWanted = true;
         }
       } else {
-        snapshot.history = tailWithin(snapshot.history, this.options.historyMaxBytes ?? 1024 * 1024);
+        const kept = tailWithin(snapshot.history, this.options.historyMaxBytes ?? 1024 * 1024);
+        snapshot.historySgr = carriedSgr([snapshot.historySgr ?? '', ...snapshot.history.slice(0, snapshot.history.length - kept.length)]);
+        snapshot.history = kept;
         state = Buffer.from(renderSync(snapshot, this.size.rows), 'utf8');
       }
     } catch (error) {

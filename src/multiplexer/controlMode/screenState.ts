@@ -9,17 +9,22 @@
  *      modes, history size and pane size, as `key=value` words after a `tether-state` tag;
  *   2. `capture-pane -p -e -J -S -<N> -E -1`: up to N lines of history, wrapped lines joined, so
  *      the terminal rewraps them itself (left out when N is 0; ignored when history_size is 0,
- *      because tmux then captures visible row 0 instead);
+ *      because tmux then captures visible row 0 instead). An append after a flood reads rows
+ *      instead (no -J), so that rows can be counted;
  *   3. `capture-pane -a -q -p -e`: the saved normal screen while the alternate screen is on (tmux
  *      3.3a: `-a` reads the saved grid; `-q` makes it empty rather than an error without one);
  *   4. `capture-pane -p -e -S 0 -E -`: the visible screen, without -J, one line per row.
  *
- * The writer emits: RIS (the terminal becomes exactly the host's state, its old scrollback
+ * renderSync emits: RIS (the terminal becomes exactly the host's state, its old scrollback
  * included), the history lines (they scroll into real scrollback), the normal screen padded to the
  * terminal's rows; for the alternate screen, the cursor saved by tmux, `CSI ?1049h` and the
  * alternate contents; then SGR reset, scroll region, origin mode, cursor position, and the modes.
- * tmux's `-e` output carries SGR state from one line to the next, so each line break resets SGR
- * before CR LF (a scrolled-in line must not take a background colour) and re-applies it after.
+ * renderAppend (the end of a flood) does the same without RIS, keeping the scrollback, and
+ * renderPaint repaints the visible rows only (during a flood).
+ * tmux's `-e` output carries SGR state from one line to the next within one capture (each capture
+ * starts from the default), so each line break resets SGR before CR LF (a scrolled-in line must
+ * not take a background colour) and re-applies it after; lines cut off the front of a capture
+ * still count (`historySgr`).
  */
 
 import { shellQuote } from '../../common/quoting';
@@ -61,6 +66,8 @@ export interface PaneState {
 export interface SyncSnapshot {
   state: PaneState;
   history: string[];
+  /** The SGR in force before the first history line, from capture lines cut off before it. */
+  historySgr?: string;
   /** The normal screen, when the alternate screen is on. */
   normal: string[] | undefined;
   screen: string[];
@@ -132,10 +139,11 @@ export function parseSyncReplies(sync: SyncCommands, replies: readonly SyncReply
   const failed = replies.findIndex((reply, index) => reply.error && !(index === replies.length - 2));
   if (failed >= 0) throw new SyncError(`${sync.commands[failed].split(' ')[0]} failed: ${replies[failed].lines.join(' ').slice(0, 200)}`);
   const state = parseStateReply(replies[0]);
-  const history = sync.historyLines > 0 && state.historySize > 0 ? (sync.rows ? replies[1].lines : replies[1].lines.slice(-sync.historyLines)) : [];
+  const captured = sync.historyLines > 0 && state.historySize > 0 ? replies[1].lines : [];
+  const history = sync.rows ? captured : captured.slice(-sync.historyLines);
   const normalReply = replies[replies.length - 2];
   const normal = state.alternate && !normalReply.error ? normalReply.lines : undefined;
-  return { state, history, normal, screen: replies[replies.length - 1].lines };
+  return { state, history, historySgr: carriedSgr(captured.slice(0, captured.length - history.length)), normal, screen: replies[replies.length - 1].lines };
 }
 
 /** The pane state in a `stateCommand` reply. */
@@ -240,13 +248,22 @@ class SgrCarry {
   }
 }
 
+/** The SGR that tmux's `-e` capture carries into the line after `lines`. */
+export function carriedSgr(lines: readonly string[]): string {
+  const carry = new SgrCarry();
+  for (const line of lines) carry.feed(line);
+  return carry.reapply;
+}
+
 /** Writes lines top to bottom; each break resets SGR, goes to the next line and re-applies it.
- * With `erase`, each line is cleared first (it may be overwriting a row that shows something). */
-function writeLines(lines: readonly string[], carry: SgrCarry, erase = false): string {
+ * With `erase`, each line is cleared first (it may be overwriting a row that shows something).
+ * At index `freshAt` another capture begins: it carries nothing from the lines before. */
+function writeLines(lines: readonly string[], carry: SgrCarry, erase = false, freshAt = -1): string {
   const clear = erase ? `${CSI}2K` : '';
   let out = '';
   lines.forEach((line, index) => {
-    out += index > 0 ? `${CSI}0m\r\n${clear}${carry.reapply}` : clear;
+    if (index === freshAt) carry.reset();
+    out += index > 0 ? `${CSI}0m\r\n${clear}${carry.reapply}` : `${clear}${carry.reapply}`;
     carry.feed(line);
     out += line;
   });
@@ -265,9 +282,13 @@ function fit(lines: readonly string[], rows: number): string[] {
  */
 type ModeBase = 'reset' | 'explicit';
 
-/** Modes an append turns off before it writes the ones the pane has on (bracketed paste and the
- * cursor shape only when tmux reports them: see renderTail). */
-const MODES_OFF = `${CSI}0m${CSI}?6l${CSI}r${CSI}?7h${CSI}4l${CSI}?1l${ESC}>${CSI}?1000l${CSI}?1002l${CSI}?1003l${CSI}?1005l${CSI}?1006l${CSI}?25h`;
+/** What an append resets in place of RIS before it writes the modes the pane has on (bracketed
+ * paste and the cursor shape only when tmux reports them: see renderTail): also modes tmux does
+ * not report, which the stream cut at the flood's mark may have left on (charset, reverse video,
+ * focus events, other mouse encodings, synchronized output). */
+const MODES_OFF =
+  `${CSI}0m${ESC}(B\x0f${CSI}?6l${CSI}r${CSI}?7h${CSI}4l${CSI}?1l${ESC}>${CSI}?5l${CSI}?1004l${CSI}?2026l` +
+  `${CSI}?9l${CSI}?1000l${CSI}?1001l${CSI}?1002l${CSI}?1003l${CSI}?1005l${CSI}?1006l${CSI}?1015l${CSI}?25h`;
 
 /**
  * The bytes that rebuild a snapshot in a terminal of `rows` rows. The terminal is assumed to have
@@ -290,12 +311,13 @@ export function renderAppend(snapshot: SyncSnapshot, appended: readonly string[]
 
 /**
  * A repaint of the visible screen only (a flood's display-rate poll): each row is cleared and
- * written in place, so nothing scrolls and the scrollback is untouched; then the cursor. Modes,
+ * written in place with autowrap off (a row the terminal measures wider than tmux did must not
+ * wrap and scroll), so nothing scrolls and the scrollback is untouched; then the cursor. Modes,
  * the scroll region and the history are left to the sync that ends the flood.
  */
 export function renderPaint(state: PaneState, screen: readonly string[], rows: number, onAlternate: boolean): string {
   let out = state.alternate === onAlternate ? '' : `${CSI}?1049${state.alternate ? 'h' : 'l'}`;
-  out += `${CSI}0m${CSI}?6l`;
+  out += `${CSI}0m${CSI}?6l${CSI}?7l`;
   const shift = Math.max(0, screen.length - rows);
   const shown = screen.slice(shift);
   const carry = new SgrCarry();
@@ -307,17 +329,18 @@ export function renderPaint(state: PaneState, screen: readonly string[], rows: n
     out += `${shown[row]}${CSI}0m`;
   }
   out += cup(state.cursorY - shift, state.cursorX, rows);
-  out += `${CSI}?25${state.cursorVisible ? 'h' : 'l'}`;
+  out += `${CSI}?7h${CSI}?25${state.cursorVisible ? 'h' : 'l'}`;
   return out;
 }
 
 function renderContent(snapshot: SyncSnapshot, history: readonly string[], rows: number, base: ModeBase): string {
   const { state } = snapshot;
   const carry = new SgrCarry();
+  carry.feed(snapshot.historySgr ?? '');
   const normal = state.alternate && snapshot.normal ? snapshot.normal : state.alternate ? [] : snapshot.screen;
   // Rows beyond the terminal's height scroll off the top (into scrollback): shift the cursor.
   const extra = Math.max(0, normal.length - rows);
-  let out = writeLines([...history, ...fit(normal, rows)], carry, base === 'explicit');
+  let out = writeLines([...history, ...fit(normal, rows)], carry, base === 'explicit', history.length);
   out += `${CSI}0m`;
   carry.reset();
   let shift = extra;

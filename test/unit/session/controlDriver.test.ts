@@ -219,7 +219,7 @@ describe('control mode driver (against a scripted tmux)', () => {
     // Poll 1: painted in place; poll 2 sees nothing change, so the flood ends.
     channel.tmux(channel.block([stateLine({ history_size: '9', history_limit: '5000', cursor_y: '2' })]) + channel.block(['x', 'y', '$ ']));
     await tick();
-    assert.match(Buffer.concat(output).toString(), /^before-mark\x1b\[0m\x1b\[\?6l\x1b\[1;1H\x1b\[2Kx/);
+    assert.match(Buffer.concat(output).toString(), /^before-mark\x1b\[0m\x1b\[\?6l\x1b\[\?7l\x1b\[1;1H\x1b\[2Kx/);
     await new Promise((resolve) => setTimeout(resolve, 10));
     const poll2 = channel.lines[channel.lines.length - 1];
     assert.match(poll2, /^display-message .* ; capture-pane -p -e -t %4 -S 0 -E -$/);

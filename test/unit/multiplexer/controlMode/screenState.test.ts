@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { Terminal } from '@xterm/headless';
 import {
-  PaneState, STATE_FORMAT, SyncError, parsePaneState, parseSyncReplies, renderAppend, renderPaint, renderSync, syncCommands,
+  PaneState, STATE_FORMAT, SyncError, carriedSgr, parsePaneState, parseSyncReplies, renderAppend, renderPaint, renderSync, syncCommands,
 } from '../../../../src/multiplexer/controlMode/screenState';
 
 const E = '\x1b';
@@ -66,8 +66,9 @@ describe('control mode state sync', () => {
     const bytes = renderSync(snapshot);
     assert.equal(
       bytes,
-      `${E}cold 1${E}[0m\r\n${E}[31mred${E}[0m\r\n${E}[31mstill red${E}[0m\r\n${E}[31m$ ls${E}[0m\r\n${E}[31m${E}[42mgreen bg` +
-        `${E}[0m\r\n${E}[31m${E}[42m${E}[0m\r\n${E}[31m${E}[42m$ ${E}[0m${E}[4;3H`,
+      // The screen is another capture: it starts from the default, not from the history's red.
+      `${E}cold 1${E}[0m\r\n${E}[31mred${E}[0m\r\n${E}[31mstill red${E}[0m\r\n$ ls${E}[0m\r\n${E}[42mgreen bg` +
+        `${E}[0m\r\n${E}[42m${E}[0m\r\n${E}[42m$ ${E}[0m${E}[4;3H`,
     );
     const terminal = await render(bytes);
     assert.deepEqual(lines(terminal), ['old 1', 'red', 'still red', '$ ls', 'green bg', '', '$ ']);
@@ -253,6 +254,21 @@ describe('control mode state sync', () => {
       // The scroll region is the whole screen again: a line feed at the bottom scrolls everything.
       await write(terminal, '\r\n');
       assert.deepEqual(lines(terminal).slice(-4), ['4', '5', '$ ', '']);
+    });
+
+    it('keeps the colour that rows cut off the front of a capture carried into the rows kept', async () => {
+      // tmux writes an SGR only where attributes change: every row of a blue flood but the first is bare.
+      const captured = parseSyncReplies(syncCommands('%3', 6, { rows: true }), [
+        { error: false, lines: [stateLine({ history_size: '6', cursor_x: '0', cursor_y: '0' })] },
+        { error: false, lines: [`${E}[44mA`, 'B', 'C', 'D', 'E', 'F'] },
+        { error: false, lines: [''] },
+        { error: false, lines: ['s1', 's2', 's3', 's4'] },
+      ]);
+      const terminal = new Terminal({ cols: 20, rows: 4, allowProposedApi: true, scrollback: 1000 });
+      await write(terminal, renderAppend({ ...captured, historySgr: carriedSgr(captured.history.slice(0, 3)) }, captured.history.slice(3), 4));
+      const bg = (row: number): number => terminal.buffer.active.getLine(row)!.getCell(0)!.getBgColor();
+      assert.deepEqual([bg(0), bg(1), bg(2)], [4, 4, 4], 'D, E and F are blue, as in tmux');
+      assert.equal(terminal.buffer.active.getLine(3)!.getCell(0)!.isBgDefault(), true, 'the screen capture starts from the default');
     });
 
     it('ends an append on the alternate screen when the pane is in a full-screen program', async () => {
