@@ -76,7 +76,7 @@ import type { SshConnection } from '../ssh/sshConnection';
 import { TMUX_SOCKET, clientMarkLines } from '../multiplexer/tmuxCommands';
 import { ControlEvent, ControlModeFlavour, ControlParser } from '../multiplexer/controlMode/parser';
 import {
-  SyncCommands, SyncReply, carriedSgr, parseStateReply, parseSyncReplies, renderAppend, renderPaint, renderSync, screenCommand, stateCommand, syncCommands,
+  SyncCommands, SyncReply, keepHistoryTail, parseStateReply, parseSyncReplies, renderAppend, renderPaint, renderSync, screenCommand, stateCommand, syncCommands,
 } from '../multiplexer/controlMode/screenState';
 import {
   DEFAULT_FLOOD_OPTIONS, FloodMark, FloodOptions, OutputRate, PollSample, calmPollsNeeded, estimatedRate, resumeRows, rowsToAppend,
@@ -139,8 +139,10 @@ export function encodeInput(bytes: Buffer, pane: number): InputLine[] {
 /** A command with a one-line reply: sent after a long run of output stops, it makes tmux write
  * whatever notification it holds queued (see Nudge above). */
 export const NUDGE_COMMAND = "display-message -p ''";
-/** A run of output at least this long, followed by this much silence, gets a nudge. */
+/** A run of output at least this long or this large, followed by this much silence, gets a nudge
+ * (size too: after our channel was paused, a backlog arrives in well under the time). */
 const NUDGE_RUN_MS = 500;
+const NUDGE_RUN_BYTES = 256 * 1024;
 const NUDGE_SILENCE_MS = 250;
 
 /** Control mode with pause-after flow control and control-client sizes (`refresh-client -C`) need tmux 3.2. */
@@ -198,8 +200,8 @@ export class ControlError extends Error {
 
 /** A flood in progress (see Floods above). */
 interface Flood {
-  phase: 'marking' | 'paused' | 'resuming';
-  /** Set by the mark's reply: where the terminal stands in tmux's history. */
+  /** Set by the mark's reply (until then the flood is marking, after it paused): where the
+   * terminal stands in tmux's history. */
   mark: FloodMark | undefined;
   /** An exact append is ruled out already: the flood ends with a full sync. */
   needsFull: boolean;
@@ -291,6 +293,7 @@ export class ControlDriver implements SessionDriver {
   private readonly floodOptions: FloodOptions;
   private readonly outputRate: OutputRate;
   private runStartedAt = 0;
+  private runBytes = 0;
   private lastFloodEndedAt = -Infinity;
   private calmNeeded = 1;
   private lastOutputAt = -Infinity;
@@ -421,8 +424,7 @@ export class ControlDriver implements SessionDriver {
       return;
     }
     this.resyncWanted = false;
-    // W,H: the form every tmux with control-mode sizes accepts (3.3 also takes WxH).
-    const pre = [`refresh-client -C ${clamp(this.size.cols)},${clamp(this.size.rows)}`];
+    const pre = [this.sizeCommand()];
     const continuing = this.continueWanted && this.paneId !== undefined;
     if (continuing) {
       // tmux's parser refuses `%5:continue` unquoted; the pane number is an integer we parsed.
@@ -459,8 +461,7 @@ export class ControlDriver implements SessionDriver {
         const rows = this.appendableRows(append, snapshot.state, snapshot.history);
         if (rows) {
           this.log.info(`tmux control ${this.name}: flood over; ${rows.length} history rows appended`);
-          const before = snapshot.history.slice(0, snapshot.history.length - rows.length);
-          state = Buffer.from(renderAppend({ ...snapshot, historySgr: carriedSgr([snapshot.historySgr ?? '', ...before]) }, rows, this.size.rows), 'utf8');
+          state = Buffer.from(renderAppend(keepHistoryTail(snapshot, rows.length), this.size.rows), 'utf8');
         } else {
           // Output after this line's first reply follows a state we do not show: a full sync
           // (next) draws everything again.
@@ -469,10 +470,8 @@ export class ControlDriver implements SessionDriver {
           this.resyncWanted = true;
         }
       } else {
-        const kept = tailWithin(snapshot.history, this.options.historyMaxBytes ?? 1024 * 1024);
-        snapshot.historySgr = carriedSgr([snapshot.historySgr ?? '', ...snapshot.history.slice(0, snapshot.history.length - kept.length)]);
-        snapshot.history = kept;
-        state = Buffer.from(renderSync(snapshot, this.size.rows), 'utf8');
+        const kept = tailWithin(snapshot.history, this.options.historyMaxBytes ?? 1024 * 1024).length;
+        state = Buffer.from(renderSync(keepHistoryTail(snapshot, kept), this.size.rows), 'utf8');
       }
     } catch (error) {
       this.log.warn(`tmux control ${this.name}: state sync failed: ${(error as Error).message}`);
@@ -544,7 +543,7 @@ export class ControlDriver implements SessionDriver {
         if (this.flood) {
           // Ours, or tmux's own before our mark's reply: then the mark may count output that tmux
           // discarded, and the flood must end with a full sync.
-          if (this.flood.phase === 'marking') this.flood.needsFull = true;
+          if (!this.flood.mark) this.flood.needsFull = true;
           return;
         }
         this.log.info(`tmux control ${this.name}: output paused by tmux (client behind); resyncing`);
@@ -602,8 +601,12 @@ export class ControlDriver implements SessionDriver {
   /** Counts streamed output; output that stays fast starts a flood (Floods above). */
   private measure(bytes: number, age: number | undefined): void {
     const now = performance.now();
-    if (now - this.lastOutputAt >= NUDGE_SILENCE_MS) this.runStartedAt = now;
+    if (now - this.lastOutputAt >= NUDGE_SILENCE_MS) {
+      this.runStartedAt = now;
+      this.runBytes = 0;
+    }
     this.lastOutputAt = now;
+    this.runBytes += bytes;
     this.nudgeTimer ??= setTimeout(() => this.nudgeAfterRun(), NUDGE_SILENCE_MS);
     if (this.floodOptions.enterBytesPerSecond <= 0 || this.flood || this.syncing || this.paneId === undefined) return;
     this.outputRate.add(bytes, now);
@@ -622,13 +625,14 @@ export class ControlDriver implements SessionDriver {
       this.nudgeTimer = setTimeout(() => this.nudgeAfterRun(), NUDGE_SILENCE_MS - silent);
       return;
     }
-    if (this.lastOutputAt - this.runStartedAt < NUDGE_RUN_MS || this.flood || this.syncing) return;
+    const longRun = this.lastOutputAt - this.runStartedAt >= NUDGE_RUN_MS || this.runBytes >= NUDGE_RUN_BYTES;
+    if (!longRun || this.flood || this.syncing) return;
     this.send([NUDGE_COMMAND]).catch(() => undefined);
   }
 
   private startFlood(pane: number, now: number): void {
     const flood: Flood = {
-      phase: 'marking', mark: undefined, needsFull: false, moved: false, last: undefined, polling: false, timer: undefined,
+      mark: undefined, needsFull: false, moved: false, last: undefined, polling: false, timer: undefined,
       onAlternate: false, lastPaint: undefined, told: { ...this.size }, startedAt: now, calmPolls: 0,
       calmNeeded: (this.calmNeeded = calmPollsNeeded(this.calmNeeded, now - this.lastFloodEndedAt)),
     };
@@ -655,7 +659,6 @@ export class ControlDriver implements SessionDriver {
       this.endFlood(flood);
       return;
     }
-    flood.phase = 'paused';
     this.send([`refresh-client -A '%${pane}:pause'`]).then(
       (reply) => {
         if (reply.some((r) => r.error)) this.log.warn(`tmux control ${this.name}: pause failed: ${reply.map((r) => r.lines.join(' ')).join(' ').slice(0, 200)}`);
@@ -667,7 +670,7 @@ export class ControlDriver implements SessionDriver {
 
   /** One poll of a paused pane: its state and visible screen (at most one in flight). */
   private pollFlood(flood: Flood): void {
-    if (this.flood !== flood || flood.phase !== 'paused' || flood.polling || !this.lifecycle.isOpen || this.paneId === undefined) return;
+    if (this.flood !== flood || !flood.mark || flood.polling || !this.lifecycle.isOpen || this.paneId === undefined) return;
     if (flood.timer) clearTimeout(flood.timer);
     flood.timer = undefined;
     flood.polling = true;
@@ -682,7 +685,7 @@ export class ControlDriver implements SessionDriver {
 
   private onFloodPoll(flood: Flood, sentAt: number, replies: SyncReply[]): void {
     flood.polling = false;
-    if (this.flood !== flood || flood.phase !== 'paused' || !this.lifecycle.isOpen || !flood.mark) return;
+    if (this.flood !== flood || !this.lifecycle.isOpen || !flood.mark) return;
     let sample: PollSample;
     try {
       if (replies.length !== 2) throw new ControlError(`tmux refused the poll: ${replies.map((r) => r.lines.join(' ')).join(' ').slice(0, 200)}`);
@@ -720,7 +723,6 @@ export class ControlDriver implements SessionDriver {
   private resumeFlood(flood: Flood): void {
     if (flood.timer) clearTimeout(flood.timer);
     flood.timer = undefined;
-    flood.phase = 'resuming';
     this.flood = undefined;
     this.lastFloodEndedAt = performance.now();
     const seconds = ((performance.now() - flood.startedAt) / 1000).toFixed(1);
@@ -746,17 +748,19 @@ export class ControlDriver implements SessionDriver {
     if (state.width !== this.size.cols || state.height !== this.size.rows) return undefined;
     const rows = rowsToAppend(append.mark, state, captured, append.rows, append.moved);
     if (!rows || rows.length > this.options.historyLines) return undefined;
-    const maxBytes = this.options.historyMaxBytes ?? 1024 * 1024;
-    let bytes = 0;
-    for (const row of rows) if ((bytes += Buffer.byteLength(row) + 2) > maxBytes) return undefined;
-    return rows;
+    return tailWithin(rows, this.options.historyMaxBytes ?? 1024 * 1024).length === rows.length ? rows : undefined;
   }
 
   /** `refresh-client -C` when the terminal was resized during a flood (polls then paint at the new size). */
   private tellSize(flood: Flood): string[] {
     if (flood.told.cols === this.size.cols && flood.told.rows === this.size.rows) return [];
     flood.told = { ...this.size };
-    return [`refresh-client -C ${clamp(this.size.cols)},${clamp(this.size.rows)}`];
+    return [this.sizeCommand()];
+  }
+
+  /** Our client's size for tmux, as W,H: the form every tmux with control-mode sizes accepts (3.3 also takes WxH). */
+  private sizeCommand(): string {
+    return `refresh-client -C ${clamp(this.size.cols)},${clamp(this.size.rows)}`;
   }
 
   private pumpInput(): void {

@@ -139,11 +139,19 @@ export function parseSyncReplies(sync: SyncCommands, replies: readonly SyncReply
   const failed = replies.findIndex((reply, index) => reply.error && !(index === replies.length - 2));
   if (failed >= 0) throw new SyncError(`${sync.commands[failed].split(' ')[0]} failed: ${replies[failed].lines.join(' ').slice(0, 200)}`);
   const state = parseStateReply(replies[0]);
-  const captured = sync.historyLines > 0 && state.historySize > 0 ? replies[1].lines : [];
-  const history = sync.rows ? captured : captured.slice(-sync.historyLines);
+  const history = sync.historyLines > 0 && state.historySize > 0 ? replies[1].lines : [];
   const normalReply = replies[replies.length - 2];
   const normal = state.alternate && !normalReply.error ? normalReply.lines : undefined;
-  return { state, history, historySgr: carriedSgr(captured.slice(0, captured.length - history.length)), normal, screen: replies[replies.length - 1].lines };
+  const snapshot = { state, history, normal, screen: replies[replies.length - 1].lines };
+  return sync.rows ? snapshot : keepHistoryTail(snapshot, sync.historyLines);
+}
+
+/** The snapshot with only its last `count` history lines; the SGR that the lines cut off carried
+ * goes with it (`historySgr`). */
+export function keepHistoryTail(snapshot: SyncSnapshot, count: number): SyncSnapshot {
+  const cut = snapshot.history.length - Math.max(0, count);
+  if (cut <= 0) return snapshot;
+  return { ...snapshot, history: snapshot.history.slice(cut), historySgr: carriedSgr([snapshot.historySgr ?? '', ...snapshot.history.slice(0, cut)]) };
 }
 
 /** The pane state in a `stateCommand` reply. */
@@ -249,7 +257,7 @@ class SgrCarry {
 }
 
 /** The SGR that tmux's `-e` capture carries into the line after `lines`. */
-export function carriedSgr(lines: readonly string[]): string {
+function carriedSgr(lines: readonly string[]): string {
   const carry = new SgrCarry();
   for (const line of lines) carry.feed(line);
   return carry.reapply;
@@ -295,18 +303,19 @@ const MODES_OFF =
  * the pane's width (the driver sizes the pane to the terminal before it syncs).
  */
 export function renderSync(snapshot: SyncSnapshot, rows: number = snapshot.state.height): string {
-  return `${ESC}c${renderContent(snapshot, snapshot.history, rows, 'reset')}`;
+  return `${ESC}c${renderContent(snapshot, rows, 'reset')}`;
 }
 
 /**
  * The bytes that bring a terminal up to a snapshot without RIS, keeping its scrollback: the
  * terminal's scrollback holds tmux's history rows up to some row H, and its screen rows H and on
- * (or anything else: a flood's paints). `appended` are history rows H … H+n-1, one line per row,
- * n being the rows that scrolled into tmux's history since. The screen is rewritten from its top
- * row (rows H on), so exactly those n rows scroll into the scrollback, after what it held.
+ * (or anything else: a flood's paints). The snapshot's history is rows H … H+n-1, one line per
+ * row (keepHistoryTail), n being the rows that scrolled into tmux's history since. The screen is
+ * rewritten from its top row (rows H on), so exactly those n rows scroll into the scrollback,
+ * after what it held.
  */
-export function renderAppend(snapshot: SyncSnapshot, appended: readonly string[], rows: number = snapshot.state.height): string {
-  return `${CSI}?1049l${MODES_OFF}${CSI}H${renderContent(snapshot, appended, rows, 'explicit')}`;
+export function renderAppend(snapshot: SyncSnapshot, rows: number = snapshot.state.height): string {
+  return `${CSI}?1049l${MODES_OFF}${CSI}H${renderContent(snapshot, rows, 'explicit')}`;
 }
 
 /**
@@ -333,8 +342,8 @@ export function renderPaint(state: PaneState, screen: readonly string[], rows: n
   return out;
 }
 
-function renderContent(snapshot: SyncSnapshot, history: readonly string[], rows: number, base: ModeBase): string {
-  const { state } = snapshot;
+function renderContent(snapshot: SyncSnapshot, rows: number, base: ModeBase): string {
+  const { state, history } = snapshot;
   const carry = new SgrCarry();
   carry.feed(snapshot.historySgr ?? '');
   const normal = state.alternate && snapshot.normal ? snapshot.normal : state.alternate ? [] : snapshot.screen;
@@ -357,7 +366,7 @@ function renderContent(snapshot: SyncSnapshot, history: readonly string[], rows:
 
 /** Tab stops, scroll region, cursor and modes, after the contents. */
 function renderTail(state: PaneState, shift: number, rows: number, base: ModeBase): string {
-  let out = base === 'reset' ? tabStopBytes(state.tabStops, state.width) : explicitTabStops(state.tabStops, state.width);
+  let out = tabStopBytes(state.tabStops, state.width, base);
   const top = Math.max(0, state.scrollTop - shift);
   const bottom = Math.min(rows - 1, state.scrollBottom - shift);
   if (top !== 0 || bottom !== rows - 1) out += `${CSI}${top + 1};${bottom + 1}r`;
@@ -381,19 +390,14 @@ function renderTail(state: PaneState, shift: number, rows: number, base: ModeBas
   return out;
 }
 
-/** Tab stops other than RIS's every 8 columns: clear them, then set each (HTS at its column). */
-function tabStopBytes(stops: readonly number[] | undefined, width: number): string {
+/** The pane's tab stops: all cleared, then each set (HTS at its column). After RIS, nothing when
+ * they are RIS's own (every 8 columns); an append cannot rely on RIS, so it always writes them. */
+function tabStopBytes(stops: readonly number[] | undefined, width: number, base: ModeBase): string {
   if (stops === undefined) return '';
   const inside = stops.filter((column) => column > 0 && column < width);
   const standard = Array.from({ length: Math.ceil(width / 8) - 1 }, (_, index) => (index + 1) * 8).filter((column) => column < width);
-  if (inside.length === standard.length && inside.every((column, index) => column === standard[index])) return '';
+  if (base === 'reset' && inside.length === standard.length && inside.every((column, index) => column === standard[index])) return '';
   return `${CSI}3g${inside.map((column) => `${CSI}${column + 1}G${ESC}H`).join('')}`;
-}
-
-/** Every tab stop written: all cleared, then each set (an append cannot rely on RIS's). */
-function explicitTabStops(stops: readonly number[] | undefined, width: number): string {
-  if (stops === undefined) return '';
-  return `${CSI}3g${stops.filter((column) => column > 0 && column < width).map((column) => `${CSI}${column + 1}G${ESC}H`).join('')}`;
 }
 
 /** DECSCUSR for the pane's cursor; nothing when tmux did not say, or says default after RIS. */

@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { Terminal } from '@xterm/headless';
 import {
-  PaneState, STATE_FORMAT, SyncError, carriedSgr, parsePaneState, parseSyncReplies, renderAppend, renderPaint, renderSync, syncCommands,
+  PaneState, STATE_FORMAT, SyncError, keepHistoryTail, parsePaneState, parseSyncReplies, renderAppend, renderPaint, renderSync, syncCommands,
 } from '../../../../src/multiplexer/controlMode/screenState';
 
 const E = '\x1b';
@@ -231,7 +231,7 @@ describe('control mode state sync', () => {
         { error: false, lines: [''] },
         { error: false, lines: ['3', '4', '5', '$ '] },
       ]);
-      await write(terminal, renderAppend(captured, captured.history.slice(-6), 4));
+      await write(terminal, renderAppend(keepHistoryTail(captured, 6), 4));
 
       const fresh = new Terminal({ cols: 20, rows: 4, allowProposedApi: true, scrollback: 1000 });
       const full = parseSyncReplies(syncCommands('%3', 100), [
@@ -265,7 +265,7 @@ describe('control mode state sync', () => {
         { error: false, lines: ['s1', 's2', 's3', 's4'] },
       ]);
       const terminal = new Terminal({ cols: 20, rows: 4, allowProposedApi: true, scrollback: 1000 });
-      await write(terminal, renderAppend({ ...captured, historySgr: carriedSgr(captured.history.slice(0, 3)) }, captured.history.slice(3), 4));
+      await write(terminal, renderAppend(keepHistoryTail(captured, 3), 4));
       const bg = (row: number): number => terminal.buffer.active.getLine(row)!.getCell(0)!.getBgColor();
       assert.deepEqual([bg(0), bg(1), bg(2)], [4, 4, 4], 'D, E and F are blue, as in tmux');
       assert.equal(terminal.buffer.active.getLine(3)!.getCell(0)!.isBgDefault(), true, 'the screen capture starts from the default');
@@ -280,7 +280,7 @@ describe('control mode state sync', () => {
         { error: false, lines: ['s2', 's3', '$ vim', ''] },
         { error: false, lines: ['text', '~', '~', ':q'] },
       ]);
-      const bytes = renderAppend(captured, captured.history.slice(-1), 4);
+      const bytes = renderAppend(keepHistoryTail(captured, 1), 4);
       assert.ok(bytes.endsWith(`${E}[?2004l${E}[0 q`), 'known modes are written either way');
       await write(terminal, bytes);
       assert.equal(terminal.buffer.active.type, 'alternate');
